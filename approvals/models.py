@@ -1,0 +1,130 @@
+"""Approval gates (one row per opening of an approval node) and their decisions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from automations.models import Run
+from governance.models import Workspace
+
+
+class GateStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DECIDED = "decided", "Decided"
+    EXPIRED = "expired", "Expired"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class Gate(models.Model):
+    """One opening of an approval node in a run; `id` is the `approval_request_id` everywhere.
+
+    A rework, repair or reset that reaches the gate again opens a new row (next `round`), so a
+    decision of an earlier opening can never settle a later one.
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="gates")
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="gates")
+    node_id = models.CharField(max_length=128)
+    round = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=GateStatus.choices, default=GateStatus.OPEN)
+    title = models.CharField(max_length=300)
+    instructions = models.TextField(blank=True)
+    decisions = models.JSONField(default=list)
+    rework_targets = models.JSONField(default=list)
+    upstream_node_ids = models.JSONField(default=list)
+    policy = models.JSONField(default=dict)
+    expiry_policy = models.JSONField(default=dict)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="gates_requested",
+    )
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    reviewed_digest = models.CharField(max_length=64, blank=True)
+    reminder_count = models.PositiveIntegerField(default=0)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalated_to = models.JSONField(default=list, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "node_id", "round"], name="one_gate_per_round")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "status", "expires_at"], name="gate_ws_status_exp"),
+            models.Index(fields=["status", "expires_at"], name="gate_status_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.node_id}#{self.round}"
+
+    @property
+    def transition_id(self) -> str:
+        return f"{self.id}:decision"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REWORK = "rework", "Rework"
+    CANCEL = "cancel", "Cancel"
+    EXPIRED = "expired", "Expired"
+    GUARD_DENIED = "guard_denied", "Transition guard denied"
+
+
+# Decisions a human may submit; `expired` comes from the sweep, `guard_denied` is a record only.
+HUMAN_DECISIONS = ("approve", "rework", "cancel")
+
+
+class Surface(models.TextChoices):
+    API = "api", "API"
+    PAGE = "page", "Approval page"
+    ADMIN = "admin", "Admin"
+    SLACK = "slack", "Slack"
+    DISCORD = "discord", "Discord"
+    TELEGRAM = "telegram", "Telegram"
+    SYSTEM = "system", "System"
+
+
+class GateDecision(models.Model):
+    """An entry of a gate's history. At most one *settling* entry per gate (a DB constraint), so
+    of two concurrent decisions on one opening exactly one can commit; `guard_denied` entries are
+    recorded but settle nothing."""
+
+    gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="decision_records")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="gate_decisions")
+    node_id = models.CharField(max_length=128)
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    settles = models.BooleanField(default=True)
+    reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="gate_decisions",
+    )
+    decider_kind = models.CharField(max_length=16)
+    source = models.CharField(max_length=16, choices=Surface.choices)
+    reviewed_digest = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gate"],
+                condition=models.Q(settles=True),
+                name="one_settling_decision_per_gate",
+            )
+        ]
+        indexes = [models.Index(fields=["run", "decided_at", "id"], name="decision_run_at")]
+        ordering = ["decided_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.gate_id} {self.decision}"

@@ -1,0 +1,207 @@
+"""Automations (flow specs), their runs, per-node run state and the run lifecycle history."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from governance.models import Workspace
+
+
+class AutomationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    DRAFT = "draft", "Draft"
+
+
+class Automation(models.Model):
+    """A versioned DAG spec. `automation_id` is the client-facing id, unique per workspace.
+
+    Deleting an automation is a soft delete (`deleted_at`): its runs, gates and audit trail keep
+    pointing at it, and the id becomes free for a new automation.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="automations")
+    automation_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=AutomationStatus.choices, default=AutomationStatus.ACTIVE
+    )
+    flow = models.JSONField(default=dict)
+    agents = models.JSONField(default=list)
+    execution = models.JSONField(default=dict)
+    workspace_root = models.CharField(max_length=1024, blank=True)
+    handoff_config = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="automations_created"
+    )
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "automation_id"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="automation_id_unique_per_workspace",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "-created_at", "-id"], name="auto_ws_created")]
+        permissions = [
+            ("operate_automation", "Operate runs of the automation"),
+            ("review_automation", "Decide approval gates of the automation"),
+            ("review_elevated_automation", "Decide elevated approval gates of the automation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.automation_id
+
+
+class AutomationUserObjectPermission(UserObjectPermissionBase):
+    """Direct-FK guardian table: per-automation grants to users."""
+
+    content_object = models.ForeignKey(Automation, on_delete=models.CASCADE)
+
+
+class AutomationGroupObjectPermission(GroupObjectPermissionBase):
+    """Direct-FK guardian table: per-automation grants to groups."""
+
+    content_object = models.ForeignKey(Automation, on_delete=models.CASCADE)
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PAUSING = "pausing", "Pausing"
+    PAUSED = "paused", "Paused"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    COMPLETED = "completed", "Completed"
+    BLOCKED = "blocked", "Blocked"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Runs in these states have `finished_at` set; `blocked` is still recoverable and cancellable.
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED}
+)
+# Runs the engine may be executing (or about to): repair and task resets are refused here.
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSING})
+
+
+class StopKind(models.TextChoices):
+    CANCELLED = "cancelled", "Cancelled"
+    OPERATOR_STOPPED = "operator_stopped", "Operator stopped"
+    GUARDRAIL_STOPPED = "guardrail_stopped", "Guardrail stopped"
+    STALE_REAPED = "stale_reaped", "Stale reaped"
+    SERVER_RESTART = "server_restart", "Server restart"
+    PANIC = "panic", "Panic"
+    SHUTDOWN = "shutdown", "Shutdown"
+
+
+class Run(models.Model):
+    """One execution of an automation's snapshot. `version` increments on every state change.
+
+    Lease fields let one worker own execution at a time; `heartbeat_at` feeds the stale sweep.
+    """
+
+    run_id = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="runs")
+    automation = models.ForeignKey(Automation, on_delete=models.PROTECT, related_name="runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="runs_requested",
+    )
+    trigger_type = models.CharField(max_length=32, default="manual")
+    status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    automation_snapshot = models.JSONField(default=dict)
+    pause_reason = models.TextField(blank=True)
+    resume_reason = models.TextField(blank=True)
+    detail = models.TextField(blank=True)
+    stop_kind = models.CharField(max_length=32, choices=StopKind.choices, blank=True)
+    stop_reason = models.TextField(blank=True)
+    last_failure = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_epoch = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="run_ws_created"),
+            models.Index(fields=["automation", "-created_at", "-id"], name="run_auto_created"),
+            models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+            models.Index(
+                fields=["workspace", "status", "-created_at", "-id"], name="run_ws_status_created"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.run_id
+
+
+class NodeState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    BLOCKED = "blocked", "Blocked"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class RunNode(models.Model):
+    """Execution state of one flow node in one run.
+
+    `attempt_token` fences results: a node task's result is accepted only while the node still
+    holds the token the task was started with (pause, cancel, repair and reset replace it).
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
+    node_id = models.CharField(max_length=128)
+    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    output = models.JSONField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempt_token = models.UUIDField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "node_id"], name="one_node_row_per_run_node")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.node_id}"
+
+
+class LifecycleEvent(models.Model):
+    """Append-only history of a run (`run_paused`, `node_started`, `approval_gate_opened`, …)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="lifecycle_events")
+    event = models.CharField(max_length=64)
+    reason = models.TextField(blank=True)
+    stop_kind = models.CharField(max_length=32, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "at", "id"], name="lifecycle_run_at")]
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.event}"

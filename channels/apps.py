@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class ChannelsConfig(AppConfig):
+    """Chat channels. The explicit label keeps it apart from the unrelated `channels` package."""
+
+    name = "channels"
+    label = "flowgate_channels"
+    verbose_name = "Chat channels"

@@ -1,0 +1,128 @@
+"""Chat connections, chat identities, the card message map and interaction receipts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from approvals.models import Gate
+from channels.fields import EncryptedTextField
+from governance.models import Workspace
+
+
+class ChannelKind(models.TextChoices):
+    SLACK = "slack", "Slack"
+    DISCORD = "discord", "Discord"
+    TELEGRAM = "telegram", "Telegram"
+
+
+class ChannelConnection(models.Model):
+    """Where a workspace's approval cards go, and the secrets to post and verify clicks.
+
+    Slack: bot token, signing secret, channel id, team id. Discord: bot token, application public
+    key, channel id, guild id. Telegram: bot token, webhook secret, chat id. Secrets are encrypted
+    at rest and never rendered back.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="channel_connections"
+    )
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    name = models.CharField(max_length=100)
+    channel_id = models.CharField(max_length=128, help_text="Slack/Discord channel, Telegram chat.")
+    external_team_id = models.CharField(
+        max_length=128, blank=True, help_text="Slack team id or Discord guild id."
+    )
+    application_id = models.CharField(max_length=128, blank=True)
+    public_key = models.CharField(max_length=128, blank=True, help_text="Discord public key.")
+    bot_token = EncryptedTextField(blank=True)
+    signing_secret = EncryptedTextField(
+        blank=True, help_text="Slack signing secret or Telegram webhook secret."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "name"], name="connection_name_per_workspace_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class ChatIdentity(models.Model):
+    """Links a chat account to a Flowgate user; a chat click counts only through this link."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities"
+    )
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    external_team_id = models.CharField(max_length=128, blank=True)
+    external_user_id = models.CharField(max_length=128)
+    display_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "external_team_id", "external_user_id"],
+                name="one_identity_per_chat_account",
+            )
+        ]
+        verbose_name_plural = "chat identities"
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.external_user_id} → {self.user}"
+
+
+class MessageState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    POSTED = "posted", "Posted"
+    UPDATED = "updated", "Updated"
+    FAILED = "failed", "Failed"
+
+
+class ApprovalMessage(models.Model):
+    """One delivered card (or reminder/escalation) of a gate on one connection: the message map."""
+
+    gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="messages")
+    connection = models.ForeignKey(
+        ChannelConnection, on_delete=models.CASCADE, related_name="messages"
+    )
+    purpose = models.CharField(max_length=16, default="card")
+    recipient = models.CharField(max_length=128)
+    message_id = models.CharField(max_length=128, blank=True)
+    thread_id = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=16, choices=MessageState.choices, default=MessageState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    rendered_outcome = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gate", "connection", "purpose"], name="one_message_per_gate_purpose"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gate_id} → {self.connection}"
+
+
+class InteractionReceipt(models.Model):
+    """A processed chat delivery; the unique key makes platform retries no-ops across processes."""
+
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    delivery_key = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "delivery_key"], name="one_receipt_per_delivery")
+        ]

@@ -1,0 +1,25 @@
+"""Root URLs: admin, the API under /api, probes, and the approval pages."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from governance.api.errors import api_not_found
+from governance.api.health import healthz, readyz
+
+handler500 = "governance.api.errors.server_error"
+
+api_patterns = [
+    path("automations/v2", include("automations.api.urls")),
+    path("audit/", include("governance.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    re_path(r"^api(/.*)?$", api_not_found),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]

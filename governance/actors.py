@@ -1,0 +1,56 @@
+"""Who is acting: the principal, its kind, its workspace and role, and the surface used.
+
+Every service takes an `Actor`; it is built only from authenticated credentials (API token,
+session, linked chat account) or stands for the system itself (Celery sweeps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from governance.models import Membership, PrincipalKind, Role, User, Workspace
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # human | agent | service | system
+    workspace: Workspace
+    user: User | None = None
+    role: str | None = None
+    source: str = "api"  # api | page | admin | slack | discord | telegram | system
+
+    @classmethod
+    def for_member(cls, membership: Membership, *, source: str = "api") -> Actor:
+        return cls(
+            kind=membership.user.kind,
+            workspace=membership.workspace,
+            user=membership.user,
+            role=membership.role,
+            source=source,
+        )
+
+    @classmethod
+    def system(cls, workspace: Workspace, name: str = "flowgate") -> Actor:
+        return cls(kind=SYSTEM, workspace=workspace, user=None, role=None, source=f"system:{name}")
+
+    @property
+    def actor_id(self) -> str:
+        return self.user.username if self.user is not None else self.source
+
+    @property
+    def is_human(self) -> bool:
+        return self.kind == PrincipalKind.HUMAN
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind == PrincipalKind.AGENT
+
+    @property
+    def is_workspace_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def describe(self) -> dict[str, str]:
+        """The actor as recorded in audit payloads and decision records."""
+        return {"kind": self.kind, "actor_id": self.actor_id, "source": self.source}

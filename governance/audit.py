@@ -1,0 +1,244 @@
+"""The audit chain: one writer, one HMAC hash chain per workspace, verification.
+
+Invariants (see SPEC §7):
+- `audit_record` runs inside the caller's transaction, so an event commits with its change or
+  not at all. It refuses to run outside a transaction.
+- Appending locks the workspace's `AuditChainHead` row FOR UPDATE, reads seq/hash from it and
+  advances it: O(1) per event, and concurrent writers serialise on that one row, so seq is
+  contiguous with no fork. `(workspace, seq)` is also unique in the database.
+- Lock order: callers lock their own rows (run, then gate) before calling this; the chain head
+  is always the last lock taken.
+- `hash = HMAC-SHA256(key, canonical_json(event))` where the canonical event holds the type,
+  tenant, actor, payload, time, seq and prev_hash. The key id is stored so keys can rotate:
+  the first key of `AUDIT_HMAC_KEYS` signs, every listed key verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from governance.actors import Actor
+from governance.models import AuditChainHead, AuditEvent, Workspace
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditOutsideTransaction(RuntimeError):
+    """Raised when the writer is called without an open transaction to join."""
+
+
+@cache
+def _parse_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
+    keys = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id or not secret:
+            raise ImproperlyConfigured("AUDIT_HMAC_KEYS entries must be keyid:hexsecret")
+        try:
+            keys.append((key_id, bytes.fromhex(secret)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"AUDIT_HMAC_KEYS key {key_id!r} is not hex") from exc
+    if not keys:
+        raise ImproperlyConfigured("AUDIT_HMAC_KEYS is empty")
+    return tuple(keys)
+
+
+def signing_keys() -> tuple[tuple[str, bytes], ...]:
+    return _parse_keys(settings.AUDIT_HMAC_KEYS)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _normalise(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload exactly as it will read back from the JSON column (dates become strings)."""
+    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+
+
+def _canonical_event(
+    *,
+    workspace_id: int,
+    event_type: str,
+    actor_kind: str,
+    actor_id: str,
+    payload: dict[str, Any],
+    created_at,
+    seq: int,
+    prev_hash: str,
+) -> str:
+    return canonical_json(
+        {
+            "type": event_type,
+            "tenant": workspace_id,
+            "actor": {"kind": actor_kind, "id": actor_id},
+            "payload": payload,
+            "at": created_at.astimezone(timezone.UTC).isoformat(timespec="microseconds"),
+            "seq": seq,
+            "prev_hash": prev_hash,
+        }
+    )
+
+
+def _mac(key: bytes, message: str) -> str:
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _lock_head(workspace: Workspace) -> AuditChainHead:
+    """Lock the chain head, creating it first if this is the workspace's first event."""
+    head = AuditChainHead.objects.select_for_update().filter(workspace=workspace).first()
+    if head is None:
+        # Concurrent first appends: only one INSERT wins, the others wait on the lock below.
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(workspace=workspace, hash=GENESIS_HASH)], ignore_conflicts=True
+        )
+        head = AuditChainHead.objects.select_for_update().get(workspace=workspace)
+    return head
+
+
+def audit_record(
+    *, workspace: Workspace, event_type: str, actor: Actor, payload: dict[str, Any]
+) -> AuditEvent:
+    """Append one event to the workspace's chain, inside the caller's transaction."""
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction("audit_record must run inside the transaction of its change")
+    key_id, key = signing_keys()[0]
+    head = _lock_head(workspace)
+    seq = head.seq + 1
+    prev_hash = head.hash or GENESIS_HASH
+    created_at = timezone.now()
+    payload = _normalise(payload)
+    message = _canonical_event(
+        workspace_id=workspace.pk,
+        event_type=event_type,
+        actor_kind=actor.kind,
+        actor_id=actor.actor_id,
+        payload=payload,
+        created_at=created_at,
+        seq=seq,
+        prev_hash=prev_hash,
+    )
+    event = AuditEvent.objects.create(
+        workspace=workspace,
+        seq=seq,
+        event_type=event_type,
+        actor_kind=actor.kind,
+        actor_id=actor.actor_id,
+        payload=payload,
+        created_at=created_at,
+        prev_hash=prev_hash,
+        hash=_mac(key, message),
+        key_id=key_id,
+    )
+    head.seq = seq
+    head.hash = event.hash
+    head.save(update_fields=["seq", "hash", "updated_at"])
+    return event
+
+
+def audit_record_committed(**kwargs: Any) -> AuditEvent:
+    """Record an event in a transaction of its own (denials: kept although the request fails).
+
+    Callers must not be inside a transaction that will roll back, or the event goes with it.
+    """
+    with transaction.atomic():
+        return audit_record(**kwargs)
+
+
+@dataclass
+class ChainBreak:
+    seq: int
+    event_id: int | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "event_id": self.event_id, "reason": self.reason}
+
+
+@dataclass
+class VerifyResult:
+    workspace: str
+    events: int = 0
+    head: dict[str, Any] = field(default_factory=dict)
+    first_break: ChainBreak | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ok": self.ok,
+            "workspace": self.workspace,
+            "events": self.events,
+            "head": self.head,
+        }
+        if self.first_break is not None:
+            body["first_break"] = self.first_break.as_dict()
+        return body
+
+
+def verify_chain(workspace: Workspace, *, batch_size: int = 5000) -> VerifyResult:
+    """Walk the workspace's chain in seq order and report the first broken link.
+
+    Detects edited fields (MAC mismatch), deleted or reordered events (seq gap or prev_hash
+    mismatch) and a truncated tail (head row ahead of the last event).
+    """
+    keys = dict(signing_keys())
+    result = VerifyResult(workspace=workspace.path)
+    head = AuditChainHead.objects.filter(workspace=workspace).first()
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    rows = (
+        AuditEvent.objects.filter(workspace=workspace)
+        .order_by("seq")
+        .values_list(
+            "id", "seq", "event_type", "actor_kind", "actor_id", "payload", "created_at",
+            "prev_hash", "hash", "key_id",
+        )
+    )
+    for row in rows.iterator(chunk_size=batch_size):
+        pk, seq, event_type, actor_kind, actor_id, payload, created_at, prev, digest, key_id = row
+        result.events += 1
+        problem = None
+        if seq != expected_seq:
+            problem = f"expected seq {expected_seq}, found {seq} (event missing or reordered)"
+        elif prev != expected_prev:
+            problem = "prev_hash does not match the previous event's hash"
+        elif key_id not in keys:
+            problem = f"unknown key id {key_id!r}"
+        else:
+            message = _canonical_event(
+                workspace_id=workspace.pk, event_type=event_type, actor_kind=actor_kind,
+                actor_id=actor_id, payload=payload, created_at=created_at, seq=seq,
+                prev_hash=prev,
+            )
+            if not hmac.compare_digest(_mac(keys[key_id], message), digest):
+                problem = "hash does not match the event's contents (edited)"
+        if problem:
+            result.first_break = ChainBreak(seq=expected_seq, event_id=pk, reason=problem)
+            return result
+        expected_seq, expected_prev = seq + 1, digest
+    last_seq = expected_seq - 1
+    result.head = {"seq": last_seq, "hash": expected_prev if last_seq else None}
+    if head is not None and (head.seq != last_seq or (last_seq and head.hash != expected_prev)):
+        result.first_break = ChainBreak(
+            seq=last_seq + 1,
+            event_id=None,
+            reason=f"chain head is at seq {head.seq} but the last event is seq {last_seq} "
+            "(events missing from the tail)",
+        )
+    return result
