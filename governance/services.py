@@ -1,0 +1,122 @@
+"""Writes to tenancy and principals: workspaces, memberships, clearances, API tokens.
+
+These are used by the management commands, the admin and the demo seed. They are idempotent
+where an operator would expect it (creating what exists returns it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from governance.errors import InvalidRequest, NotFound
+from governance.models import (
+    DATA_CLASSES,
+    ApiToken,
+    AuditChainHead,
+    Membership,
+    Organization,
+    PrincipalKind,
+    Role,
+    User,
+    Workspace,
+    clearance_codename,
+)
+from governance.tenancy import _split_path
+from governance.tokens import generate_token, token_digest
+
+
+def workspace_get(path: str) -> Workspace:
+    org, ws = _split_path(path)
+    workspace = (
+        Workspace.objects.select_related("organization")
+        .filter(organization__slug=org, slug=ws)
+        .first()
+    )
+    if workspace is None:
+        raise NotFound(f"Workspace {path} does not exist", code="WORKSPACE_NOT_FOUND")
+    return workspace
+
+
+@transaction.atomic
+def workspace_create(*, path: str, name: str | None = None) -> tuple[Workspace, bool]:
+    """Create `<org>/<ws>` (and its organisation and audit chain head); idempotent."""
+    org_slug, ws_slug = _split_path(path)
+    organization, _ = Organization.objects.get_or_create(slug=org_slug, defaults={"name": org_slug})
+    workspace, created = Workspace.objects.get_or_create(
+        organization=organization, slug=ws_slug, defaults={"name": name or ws_slug}
+    )
+    AuditChainHead.objects.get_or_create(workspace=workspace, defaults={"hash": "0" * 64})
+    return workspace, created
+
+
+@dataclass
+class MemberResult:
+    user: User
+    membership: Membership
+    user_created: bool
+
+
+@transaction.atomic
+def member_add(
+    *,
+    workspace: Workspace,
+    username: str,
+    role: str,
+    kind: str = PrincipalKind.HUMAN,
+    password: str | None = None,
+    clearances: list[str] | tuple[str, ...] = (),
+    email: str = "",
+) -> MemberResult:
+    """Create the user if needed, set its role in the workspace and grant clearances.
+
+    Idempotent: re-running with the same arguments changes nothing; a different role or
+    password updates them. A user's kind is fixed once created.
+    """
+    if role not in Role.values:
+        raise InvalidRequest(f"Unknown role {role!r}")
+    if kind not in PrincipalKind.values:
+        raise InvalidRequest(f"Unknown principal kind {kind!r}")
+    unknown = sorted(set(clearances) - set(DATA_CLASSES))
+    if unknown:
+        raise InvalidRequest(f"Unknown data classes: {', '.join(unknown)}")
+    user, created = User.objects.get_or_create(
+        username=username, defaults={"kind": kind, "email": email}
+    )
+    if not created and user.kind != kind:
+        raise InvalidRequest(f"User {username} exists with kind {user.kind}, not {kind}")
+    if password is not None:
+        if kind != PrincipalKind.HUMAN:
+            raise InvalidRequest("Only human users log in with a password")
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    elif created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    membership, _ = Membership.objects.update_or_create(
+        user=user, workspace=workspace, defaults={"role": role}
+    )
+    for data_class in clearances:
+        assign_perm(f"governance.{clearance_codename(data_class)}", user, workspace)
+    return MemberResult(user=user, membership=membership, user_created=created)
+
+
+def token_issue(*, user: User, workspace: Workspace, name: str = "") -> tuple[ApiToken, str]:
+    """Issue a token for a member; returns the row and the raw secret (shown once)."""
+    if not Membership.objects.filter(user=user, workspace=workspace).exists():
+        raise InvalidRequest(f"{user.username} is not a member of {workspace.path}")
+    raw = generate_token()
+    token = ApiToken.objects.create(
+        user=user, workspace=workspace, name=name, prefix=raw[:10], digest=token_digest(raw)
+    )
+    return token, raw
+
+
+def token_revoke(*, token: ApiToken) -> ApiToken:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
