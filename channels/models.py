@@ -97,7 +97,9 @@ class ApprovalMessage(models.Model):
     recipient = models.CharField(max_length=128)
     message_id = models.CharField(max_length=128, blank=True)
     thread_id = models.CharField(max_length=128, blank=True)
-    state = models.CharField(max_length=16, choices=MessageState.choices, default=MessageState.PENDING)
+    state = models.CharField(
+        max_length=16, choices=MessageState.choices, default=MessageState.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     rendered_outcome = models.CharField(max_length=64, blank=True)
@@ -124,5 +126,7 @@ class InteractionReceipt(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["kind", "delivery_key"], name="one_receipt_per_delivery")
+            models.UniqueConstraint(
+                fields=["kind", "delivery_key"], name="one_receipt_per_delivery"
+            )
         ]

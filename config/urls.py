@@ -10,7 +10,7 @@ from governance.api.health import healthz, readyz
 handler500 = "governance.api.errors.server_error"
 
 api_patterns = [
-    path("automations/v2", include("automations.api.urls")),
+    path("", include("automations.api.urls")),
     path("audit/", include("governance.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -16,7 +16,9 @@ class PrincipalKind(models.TextChoices):
 class User(AbstractUser):
     """Every principal is a user with a kind; agents and services authenticate only by token."""
 
-    kind = models.CharField(max_length=16, choices=PrincipalKind.choices, default=PrincipalKind.HUMAN)
+    kind = models.CharField(
+        max_length=16, choices=PrincipalKind.choices, default=PrincipalKind.HUMAN
+    )
 
     @property
     def is_human(self) -> bool:
@@ -56,7 +58,9 @@ def clearance_codename(data_class: str) -> str:
 class Workspace(models.Model):
     """The tenant boundary: every automation, run, gate, audit event and connection has one."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="workspaces")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="workspaces"
+    )
     slug = models.SlugField(max_length=64)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -106,7 +110,9 @@ class Membership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "workspace"], name="one_membership_per_workspace")
+            models.UniqueConstraint(
+                fields=["user", "workspace"], name="one_membership_per_workspace"
+            )
         ]
 
     def __str__(self) -> str:
@@ -142,9 +148,12 @@ class AuditChainHead(models.Model):
     hash = models.CharField(max_length=64, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"{self.workspace_id}@{self.seq}"
+
 
 class AuditEvent(models.Model):
-    """One link of a workspace's hash chain. Append-only: a trigger refuses UPDATE/DELETE/TRUNCATE."""
+    """One link of a workspace's hash chain; a trigger refuses UPDATE, DELETE and TRUNCATE."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="audit_events")
     seq = models.BigIntegerField()

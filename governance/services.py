@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from governance.actors import Actor
+from governance.audit import audit_record
 from governance.errors import InvalidRequest, NotFound
 from governance.models import (
     DATA_CLASSES,
@@ -70,6 +72,7 @@ def member_add(
     password: str | None = None,
     clearances: list[str] | tuple[str, ...] = (),
     email: str = "",
+    actor: Actor | None = None,
 ) -> MemberResult:
     """Create the user if needed, set its role in the workspace and grant clearances.
 
@@ -101,10 +104,19 @@ def member_add(
     )
     for data_class in clearances:
         assign_perm(f"governance.{clearance_codename(data_class)}", user, workspace)
+    audit_record(
+        workspace=workspace,
+        event_type="governance.member.updated",
+        actor=actor or Actor.system(workspace, "cli"),
+        payload={"user": username, "kind": kind, "role": role, "clearances": sorted(clearances)},
+    )
     return MemberResult(user=user, membership=membership, user_created=created)
 
 
-def token_issue(*, user: User, workspace: Workspace, name: str = "") -> tuple[ApiToken, str]:
+@transaction.atomic
+def token_issue(
+    *, user: User, workspace: Workspace, name: str = "", actor: Actor | None = None
+) -> tuple[ApiToken, str]:
     """Issue a token for a member; returns the row and the raw secret (shown once)."""
     if not Membership.objects.filter(user=user, workspace=workspace).exists():
         raise InvalidRequest(f"{user.username} is not a member of {workspace.path}")
@@ -112,11 +124,25 @@ def token_issue(*, user: User, workspace: Workspace, name: str = "") -> tuple[Ap
     token = ApiToken.objects.create(
         user=user, workspace=workspace, name=name, prefix=raw[:10], digest=token_digest(raw)
     )
+    audit_record(
+        workspace=workspace,
+        event_type="governance.token.issued",
+        actor=actor or Actor.system(workspace, "cli"),
+        payload={"user": user.username, "token_prefix": token.prefix, "name": name},
+    )
     return token, raw
 
 
-def token_revoke(*, token: ApiToken) -> ApiToken:
+@transaction.atomic
+def token_revoke(*, token: ApiToken, actor: Actor | None = None) -> ApiToken:
+    """Revoke a token (idempotent); requests with it get 401 from then on."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit_record(
+            workspace=token.workspace,
+            event_type="governance.token.revoked",
+            actor=actor or Actor.system(token.workspace, "cli"),
+            payload={"user": token.user.username, "token_prefix": token.prefix},
+        )
     return token

@@ -22,7 +22,9 @@ class WorkspaceNotFound(NotFound):
 def _split_path(value: str) -> tuple[str, str]:
     org, sep, ws = value.strip().partition("/")
     if not sep or not org or not ws or "/" in ws:
-        raise InvalidRequest("X-Workspace must look like <org>/<workspace>", code="INVALID_WORKSPACE")
+        raise InvalidRequest(
+            "X-Workspace must look like <org>/<workspace>", code="INVALID_WORKSPACE"
+        )
     return org, ws
 
 
@@ -46,7 +48,9 @@ def resolve_actor(request) -> Actor:
         return Actor.for_member(membership)
     if requested:
         org, ws = _split_path(requested)
-        membership = memberships.filter(workspace__organization__slug=org, workspace__slug=ws).first()
+        membership = memberships.filter(
+            workspace__organization__slug=org, workspace__slug=ws
+        ).first()
         if membership is None:
             raise WorkspaceNotFound()
         return Actor.for_member(membership)

@@ -27,11 +27,20 @@ class Member:
 def make_member(db):
     """`make_member("acme/ops", "alice", role="operator", kind="human", clearances=[...])`."""
 
-    def make(path: str, username: str, *, role: str = Role.VIEWER,
-             kind: str = PrincipalKind.HUMAN, clearances=()) -> Member:
+    def make(
+        path: str,
+        username: str,
+        *,
+        role: str = Role.VIEWER,
+        kind: str = PrincipalKind.HUMAN,
+        clearances=(),
+    ) -> Member:
         workspace, _ = workspace_create(path=path)
         result = member_add(
-            workspace=workspace, username=username, role=role, kind=kind,
+            workspace=workspace,
+            username=username,
+            role=role,
+            kind=kind,
             password="pw-for-tests" if kind == PrincipalKind.HUMAN else None,
             clearances=list(clearances),
         )

@@ -1,1 +1,1 @@
-"""Settings modules: `base` (environment-driven), `local` (embedded default), `production`, `test`."""
+"""Settings modules: `base` (from the environment), `local`, `production`, `test`."""

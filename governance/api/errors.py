@@ -60,7 +60,9 @@ def api_not_found(request, *args, **kwargs):
 def server_error(request, *args, **kwargs):
     """Last resort for unhandled errors: JSON under /api, a plain page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": "Internal server error", "code": "INTERNAL_ERROR"}, status=500)
+        return JsonResponse(
+            {"error": "Internal server error", "code": "INTERNAL_ERROR"}, status=500
+        )
     from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request)

@@ -1,0 +1,61 @@
+"""Admin for automations, runs, run nodes and lifecycle events (operator actions come later)."""
+
+from django.contrib import admin
+from guardian.admin import GuardedModelAdmin
+
+from automations.models import Automation, LifecycleEvent, Run, RunNode
+
+
+@admin.register(Automation)
+class AutomationAdmin(GuardedModelAdmin):
+    list_display = (
+        "automation_id",
+        "name",
+        "workspace",
+        "status",
+        "version",
+        "created_by",
+        "updated_at",
+        "deleted_at",
+    )
+    list_filter = ("status", "workspace")
+    search_fields = ("automation_id", "name")
+    list_select_related = ("workspace__organization", "created_by")
+    readonly_fields = ("version", "created_at", "updated_at", "deleted_at")
+
+
+class RunNodeInline(admin.TabularInline):
+    model = RunNode
+    extra = 0
+    can_delete = False
+    readonly_fields = ("node_id", "state", "attempts", "output", "started_at", "finished_at")
+    fields = readonly_fields
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ("run_id", "automation", "workspace", "status", "created_at", "finished_at")
+    list_filter = ("status", "workspace")
+    search_fields = ("run_id", "automation__automation_id")
+    list_select_related = ("automation", "workspace__organization")
+    show_full_result_count = False
+    inlines = [RunNodeInline]
+    readonly_fields = [f.name for f in Run._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(LifecycleEvent)
+class LifecycleEventAdmin(admin.ModelAdmin):
+    list_display = ("run", "event", "reason", "at")
+    list_filter = ("event",)
+    search_fields = ("run__run_id", "event")
+    list_select_related = ("run",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

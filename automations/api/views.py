@@ -1,0 +1,141 @@
+"""Automation endpoints: thin views that parse input, call a selector or service, render JSON."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from automations import selectors, services
+from automations.api.serializers import (
+    AutomationInputSerializer,
+    AutomationListQuerySerializer,
+    AutomationListSerializer,
+    AutomationSerializer,
+    GrantInputSerializer,
+    GrantListSerializer,
+    GrantSerializer,
+    automation_json,
+)
+from governance.api.base import WorkspaceAPIView
+from governance.api.pagination import keyset_page
+from governance.policy import Action
+
+
+def _parse(serializer_class, data, **kwargs):
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class AutomationListView(WorkspaceAPIView):
+    """List (newest first, keyset-paginated) and create automations in the caller's workspace."""
+
+    @extend_schema(
+        parameters=[AutomationListQuerySerializer],
+        responses=AutomationListSerializer,
+        operation_id="automations_list",
+    )
+    def get(self, request):
+        query = _parse(AutomationListQuerySerializer, request.query_params)
+        queryset = selectors.automations_visible(request.actor)
+        if "status" in query:
+            queryset = queryset.filter(status=query["status"])
+        rows, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
+        return Response(
+            {
+                "automations": [automation_json(a) for a in rows],
+                "count": len(rows),
+                "next_cursor": next_cursor,
+            }
+        )
+
+    @extend_schema(
+        request=AutomationInputSerializer,
+        responses={201: AutomationSerializer},
+        operation_id="automations_create",
+    )
+    def post(self, request):
+        data = _parse(AutomationInputSerializer, request.data)
+        automation = services.automation_create(actor=request.actor, data=data)
+        automation = selectors.automation_get(request.actor, automation.automation_id)
+        return Response(automation_json(automation), status=status.HTTP_201_CREATED)
+
+
+class AutomationDetailView(WorkspaceAPIView):
+    """Read, update (validated, versioned) and delete one automation."""
+
+    @extend_schema(responses=AutomationSerializer, operation_id="automations_retrieve")
+    def get(self, request, automation_id: str):
+        return Response(automation_json(selectors.automation_get(request.actor, automation_id)))
+
+    @extend_schema(
+        request=AutomationInputSerializer,
+        responses=AutomationSerializer,
+        operation_id="automations_update",
+    )
+    def patch(self, request, automation_id: str):
+        automation = selectors.automation_get(request.actor, automation_id)
+        data = _parse(AutomationInputSerializer, request.data, partial=True)
+        if "automation_id" in data and data["automation_id"] != automation_id:
+            return Response(
+                {
+                    "error": "automation_id cannot be changed",
+                    "code": "INVALID_REQUEST",
+                    "fields": {"automation_id": ["Read-only."]},
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        updated = services.automation_update(actor=request.actor, automation=automation, data=data)
+        return Response(automation_json(updated))
+
+    @extend_schema(responses={204: None}, operation_id="automations_delete")
+    def delete(self, request, automation_id: str):
+        automation = selectors.automation_get(request.actor, automation_id)
+        services.automation_delete(actor=request.actor, automation=automation)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GrantListView(WorkspaceAPIView):
+    """Per-automation grants (guardian object permissions) to users or groups."""
+
+    @extend_schema(responses=GrantListSerializer, operation_id="automation_grants_list")
+    def get(self, request, automation_id: str):
+        automation = selectors.automation_get(
+            request.actor, automation_id, action=Action.MANAGE_GRANTS
+        )
+        grants = selectors.automation_grants(automation)
+        return Response({"grants": grants, "count": len(grants)})
+
+    @extend_schema(
+        request=GrantInputSerializer,
+        responses={201: GrantSerializer},
+        operation_id="automation_grants_create",
+    )
+    def post(self, request, automation_id: str):
+        automation = selectors.automation_get(request.actor, automation_id)
+        data = _parse(GrantInputSerializer, request.data)
+        row = services.grant_add(
+            actor=request.actor,
+            automation=automation,
+            permission=data["permission"],
+            username=data.get("user"),
+            group_name=data.get("group"),
+        )
+        prefix = "u" if data.get("user") else "g"
+        grant = selectors.grant_json(
+            f"{prefix}{row.pk}", data["permission"], user=data.get("user"), group=data.get("group")
+        )
+        return Response(grant, status=status.HTTP_201_CREATED)
+
+
+class GrantDetailView(WorkspaceAPIView):
+    @extend_schema(
+        responses={204: None},
+        parameters=[OpenApiParameter("grant_id", str, OpenApiParameter.PATH)],
+        operation_id="automation_grants_delete",
+    )
+    def delete(self, request, automation_id: str, grant_id: str):
+        automation = selectors.automation_get(request.actor, automation_id)
+        services.grant_revoke(actor=request.actor, automation=automation, grant_id=grant_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

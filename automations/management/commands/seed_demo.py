@@ -1,0 +1,135 @@
+"""`manage.py seed_demo` — a demo organisation to click through; safe to run again.
+
+Creates `demo/main` with an owner (workspace admin and Django superuser), a reviewer with
+clearances, an agent, and a demo automation with an approval gate. Each run replaces the demo
+users' API tokens (older demo tokens are revoked), since stored tokens cannot be shown again.
+"""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from automations.models import Automation
+from automations.services import automation_create
+from governance.actors import Actor
+from governance.models import ApiToken, Membership, PrincipalKind, Role
+from governance.services import member_add, token_issue, token_revoke, workspace_create
+
+WORKSPACE = "demo/main"
+TOKEN_NAME = "demo"
+USERS = [
+    # username, role, kind, password, clearances
+    ("owner", Role.ADMIN, PrincipalKind.HUMAN, "flowgate-owner", ["internal"]),
+    (
+        "reviewer",
+        Role.REVIEWER,
+        PrincipalKind.HUMAN,
+        "flowgate-reviewer",
+        ["internal", "financial_record"],
+    ),
+    ("agent", Role.OPERATOR, PrincipalKind.AGENT, None, []),
+]
+DEMO_AUTOMATION = {
+    "automation_id": "demo-weekly-report",
+    "name": "Weekly report",
+    "description": "Drafts the weekly finance report, asks a reviewer, then publishes it.",
+    "agents": [
+        {
+            "agent_id": "writer",
+            "template_id": "report-template",
+            "display_name": "Writer",
+            "model_policy": {"provider": "echo", "model": "echo-1"},
+        },
+    ],
+    "flow": {
+        "nodes": [
+            {
+                "node_id": "draft",
+                "kind": "agent",
+                "agent_id": "writer",
+                "objective": "Write the weekly report",
+                "metadata": {"builder": {"prompt": "Summarise this week's revenue and costs."}},
+                "retry": {"max_attempts": 2, "backoff_s": 1},
+            },
+            {
+                "node_id": "approval",
+                "kind": "approval",
+                "depends_on": ["draft"],
+                "objective": "Approve the weekly report",
+                "gate": {
+                    "decisions": ["approve", "rework", "cancel"],
+                    "rework_targets": ["draft"],
+                    "instructions": "Check the figures before the report goes out.",
+                    "policy": {
+                        "reviewer_eligibility": "any_human_reviewer",
+                        "risk_tier": "external_send",
+                        "data_classes": ["financial_record"],
+                    },
+                    "expiry": {"expires_after_s": 604800, "on_expiry": "cancel"},
+                },
+            },
+            {
+                "node_id": "publish",
+                "kind": "agent",
+                "agent_id": "writer",
+                "depends_on": ["approval"],
+                "objective": "Publish the approved report",
+            },
+        ]
+    },
+    "execution": {"max_parallel": 1},
+}
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo workspace, users, tokens and automation."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        workspace, _ = workspace_create(path=WORKSPACE, name="Demo")
+        tokens = {}
+        for username, role, kind, password, clearances in USERS:
+            result = member_add(
+                workspace=workspace,
+                username=username,
+                role=role,
+                kind=kind,
+                password=password,
+                clearances=clearances,
+            )
+            if username == "owner" and not result.user.is_superuser:
+                result.user.is_staff = result.user.is_superuser = True
+                result.user.save(update_fields=["is_staff", "is_superuser"])
+            for old in ApiToken.objects.filter(
+                user=result.user, name=TOKEN_NAME, revoked_at__isnull=True
+            ):
+                token_revoke(token=old)
+            tokens[username] = token_issue(user=result.user, workspace=workspace, name=TOKEN_NAME)[
+                1
+            ]
+        if not Automation.objects.filter(
+            workspace=workspace,
+            deleted_at__isnull=True,
+            automation_id=DEMO_AUTOMATION["automation_id"],
+        ).exists():
+            owner = Membership.objects.select_related("user", "workspace__organization").get(
+                workspace=workspace, user__username="owner"
+            )
+            automation_create(actor=Actor.for_member(owner, source="system"), data=DEMO_AUTOMATION)
+        self._print(tokens)
+
+    def _print(self, tokens: dict[str, str]) -> None:
+        base = settings.FLOWGATE_PUBLIC_URL.rstrip("/")
+        w = self.stdout.write
+        w(f"Demo workspace {WORKSPACE} is ready.")
+        w(f"  Admin console:  {base}/admin/")
+        w(f"  API docs:       {base}/api/docs/")
+        w(f"  Health:         {base}/healthz")
+        w("  Logins (password):")
+        for username, _, _, password, _ in USERS:
+            if password:
+                w(f"    {username:<9} {password}")
+        w("  API tokens (Authorization: Bearer <token>):")
+        for username, token in tokens.items():
+            w(f"    {username:<9} {token}")
+        w(f"  Demo automation: {DEMO_AUTOMATION['automation_id']}")

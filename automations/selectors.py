@@ -1,0 +1,59 @@
+"""Scoped reads of automations: tenant filtering happens in the query, before any limit."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from automations.models import Automation
+from governance.actors import Actor
+from governance.errors import AutomationNotFound
+from governance.policy import Action, authorize
+
+
+def automations_visible(actor: Actor) -> QuerySet[Automation]:
+    """Every live automation of the actor's workspace (all roles include `view`)."""
+    return Automation.objects.filter(
+        workspace=actor.workspace, deleted_at__isnull=True
+    ).select_related("created_by", "workspace__organization")
+
+
+def automation_get(actor: Actor, automation_id: str, *, action: Action = Action.VIEW) -> Automation:
+    """The automation if the actor may perform `action` on it; 404 when invisible, else 403."""
+    automation = automations_visible(actor).filter(automation_id=automation_id).first()
+    if automation is None:
+        raise AutomationNotFound(automation_id)
+    authorize(actor, action, automation)
+    return automation
+
+
+def automation_grants(automation: Automation) -> list[dict]:
+    """The guardian grants on one automation as API rows (two queries, whatever their number)."""
+    from automations.models import AutomationGroupObjectPermission, AutomationUserObjectPermission
+    from governance.policy import GRANTABLE
+
+    short = {codename: name for name, codename in GRANTABLE.items()}
+    rows = [
+        grant_json(
+            f"u{row.pk}",
+            short.get(row.permission.codename, row.permission.codename),
+            user=row.user.username,
+        )
+        for row in AutomationUserObjectPermission.objects.filter(content_object=automation)
+        .select_related("permission", "user")
+        .order_by("pk")
+    ]
+    rows += [
+        grant_json(
+            f"g{row.pk}",
+            short.get(row.permission.codename, row.permission.codename),
+            group=row.group.name,
+        )
+        for row in AutomationGroupObjectPermission.objects.filter(content_object=automation)
+        .select_related("permission", "group")
+        .order_by("pk")
+    ]
+    return rows
+
+
+def grant_json(grant_id: str, permission: str, *, user=None, group=None) -> dict:
+    return {"grant_id": grant_id, "permission": permission, "user": user, "group": group}

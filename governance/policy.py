@@ -1,0 +1,131 @@
+"""Who may do what: the one action → permission table, used by every surface.
+
+Permissions live on the automation (django-guardian object permissions). A caller holds one when:
+- they own the automation (`created_by`) or are a workspace admin: every permission;
+- their workspace role includes it (humans only, see below);
+- a guardian grant gives it to them or to one of their groups.
+Agents get `view` from their role and nothing else from it: an agent may change or operate only
+automations it created or holds a grant on (SPEC §6.2). Deleting and managing grants are for
+owners and admins only. Another workspace's automation does not exist for the caller (404).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from guardian.core import ObjectPermissionChecker
+
+from governance.actors import Actor
+from governance.audit import audit_record_committed
+from governance.errors import AutomationNotFound, Forbidden
+from governance.models import Role
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    CHANGE = "change"
+    DELETE = "delete"
+    OPERATE = "operate"
+    REVIEW = "review"
+    REVIEW_ELEVATED = "review_elevated"
+    MANAGE_GRANTS = "manage_grants"
+
+
+# Permission codenames on Automation (SPEC §2); grants name them without the suffix.
+VIEW = "view_automation"
+CHANGE = "change_automation"
+OPERATE = "operate_automation"
+REVIEW = "review_automation"
+REVIEW_ELEVATED = "review_elevated_automation"
+GRANTABLE = {
+    "view": VIEW,
+    "change": CHANGE,
+    "operate": OPERATE,
+    "review": REVIEW,
+    "review_elevated": REVIEW_ELEVATED,
+}
+# Not grantable: held only by owners and workspace admins.
+OWNER_ONLY = "owner"
+
+ACTION_PERMISSION: dict[Action, str] = {
+    Action.VIEW: VIEW,
+    Action.CHANGE: CHANGE,
+    Action.DELETE: OWNER_ONLY,
+    Action.OPERATE: OPERATE,
+    Action.REVIEW: REVIEW,
+    Action.REVIEW_ELEVATED: REVIEW_ELEVATED,
+    Action.MANAGE_GRANTS: OWNER_ONLY,
+}
+
+ALL_PERMISSIONS = frozenset({*GRANTABLE.values(), OWNER_ONLY})
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.VIEWER: frozenset({VIEW}),
+    Role.OPERATOR: frozenset({VIEW, OPERATE}),
+    Role.REVIEWER: frozenset({VIEW, REVIEW}),
+    Role.ADMIN: ALL_PERMISSIONS,
+}
+# Roles that may create automations in their workspace (agents included: they then own them).
+CREATOR_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
+
+
+def automation_permissions(actor: Actor, automation) -> frozenset[str]:
+    """Every permission `actor` holds on `automation` (empty when it is invisible to them)."""
+    if actor.user is None or automation.workspace_id != actor.workspace.pk:
+        return frozenset()
+    if automation.deleted_at is not None:
+        return frozenset()
+    if automation.created_by_id == actor.user.pk:
+        return ALL_PERMISSIONS
+    if actor.is_agent:
+        held = {VIEW} & ROLE_PERMISSIONS.get(actor.role, frozenset())
+    else:
+        held = set(ROLE_PERMISSIONS.get(actor.role, frozenset()))
+    if held >= ALL_PERMISSIONS:
+        return ALL_PERMISSIONS
+    held |= set(ObjectPermissionChecker(actor.user).get_perms(automation))
+    return frozenset(held)
+
+
+def _denial_code(actor: Actor) -> tuple[str, str]:
+    if actor.is_agent:
+        return (
+            "AUTOMATION_V2_MODIFY_FORBIDDEN",
+            "Agents may only modify automations they created or hold a grant on",
+        )
+    return "AUTOMATION_V2_ACCESS_DENIED", "Automation access denied"
+
+
+def deny(actor: Actor, *, action: str, automation_id: str | None, code: str, message: str):
+    """Record the denial in its own committed transaction, then raise 403."""
+    audit_record_committed(
+        workspace=actor.workspace,
+        event_type="automation.governance.denied",
+        actor=actor,
+        payload={
+            "automationID": automation_id,
+            "action": action,
+            "code": code,
+            "actor": actor.describe(),
+        },
+    )
+    raise Forbidden(message, code=code)
+
+
+def authorize(actor: Actor, action: Action, automation) -> frozenset[str]:
+    """Raise 404 if the automation is invisible, 403 (audited) if the action is not permitted."""
+    held = automation_permissions(actor, automation)
+    if VIEW not in held:
+        raise AutomationNotFound(automation.automation_id)
+    if ACTION_PERMISSION[action] not in held:
+        code, message = _denial_code(actor)
+        deny(
+            actor, action=action, automation_id=automation.automation_id, code=code, message=message
+        )
+    return held
+
+
+def authorize_create(actor: Actor) -> None:
+    if actor.role not in CREATOR_ROLES:
+        code, message = "AUTOMATION_V2_ACCESS_DENIED", "Your role may not create automations"
+        deny(actor, action="create", automation_id=None, code=code, message=message)

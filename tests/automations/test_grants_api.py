@@ -1,0 +1,89 @@
+"""Grants API: owners and admins grant and revoke per-automation permissions, audited."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from governance.models import AuditEvent
+from tests.automations.test_api import URL, create
+
+
+@pytest.mark.django_db
+class TestGrants:
+    def test_grant_lets_a_viewer_operate_then_revoke_removes_it(self, operator, viewer, admin):
+        create(operator, automation_id="weekly")
+        owner = operator.client()
+        response = owner.post(
+            f"{URL}/weekly/grants",
+            {"user": viewer.user.username, "permission": "change"},
+            format="json",
+        )
+        assert response.status_code == 201, response.json()
+        grant = response.json()
+        assert grant["permission"] == "change"
+        assert grant["user"] == viewer.user.username
+        assert grant["grant_id"].startswith("u")
+
+        renamed = viewer.client().patch(f"{URL}/weekly", {"name": "Viewer edit"}, format="json")
+        assert renamed.status_code == 200
+
+        listed = admin.client().get(f"{URL}/weekly/grants").json()
+        assert [g["grant_id"] for g in listed["grants"]] == [grant["grant_id"]]
+
+        assert owner.delete(f"{URL}/weekly/grants/{grant['grant_id']}").status_code == 204
+        denied = viewer.client().patch(f"{URL}/weekly", {"name": "Again"}, format="json")
+        assert denied.status_code == 403
+        types = set(AuditEvent.objects.values_list("event_type", flat=True))
+        assert {"automation.grant.added", "automation.grant.revoked"} <= types
+
+    def test_group_grant(self, operator):
+        create(operator, automation_id="weekly")
+        Group.objects.create(name="oncall")
+        response = operator.client().post(
+            f"{URL}/weekly/grants", {"group": "oncall", "permission": "operate"}, format="json"
+        )
+        assert response.status_code == 201
+        assert response.json()["grant_id"].startswith("g")
+
+    def test_non_owner_cannot_grant(self, operator, make_member):
+        create(operator, automation_id="weekly")
+        other = make_member("acme/ops", "other-operator", role="operator")
+        response = other.client().post(
+            f"{URL}/weekly/grants",
+            {"user": other.user.username, "permission": "change"},
+            format="json",
+        )
+        assert response.status_code == 403
+        assert response.json()["code"] == "AUTOMATION_V2_ACCESS_DENIED"
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"user": "nobody", "permission": "view"},
+            {"permission": "view"},
+            {"user": "x", "group": "y", "permission": "view"},
+            {"user": "x", "permission": "owner"},
+        ],
+    )
+    def test_bad_grants_are_400(self, operator, payload):
+        create(operator, automation_id="weekly")
+        response = operator.client().post(f"{URL}/weekly/grants", payload, format="json")
+        assert response.status_code == 400
+
+    def test_cannot_grant_to_member_of_another_workspace(self, operator, outsider):
+        create(operator, automation_id="weekly")
+        response = operator.client().post(
+            f"{URL}/weekly/grants",
+            {"user": outsider.user.username, "permission": "view"},
+            format="json",
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "GRANT_PRINCIPAL_NOT_FOUND"
+
+    @pytest.mark.parametrize("grant_id", ["u999", "x1", "u", "uabc"])
+    def test_unknown_grant_is_404(self, operator, grant_id):
+        create(operator, automation_id="weekly")
+        response = operator.client().delete(f"{URL}/weekly/grants/{grant_id}")
+        assert response.status_code == 404
+        assert response.json()["code"] == "GRANT_NOT_FOUND"

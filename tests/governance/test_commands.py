@@ -1,0 +1,105 @@
+"""Operator commands keep their exact names and arguments; they are idempotent."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from guardian.shortcuts import get_perms
+
+from automations.models import Automation
+from governance.models import ApiToken, Membership, User, Workspace
+from governance.tokens import token_digest
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+class TestCommands:
+    def test_create_workspace_is_idempotent(self):
+        assert "created acme/ops" in run("create_workspace", "acme/ops")
+        assert "exists acme/ops" in run("create_workspace", "acme/ops")
+        assert Workspace.objects.count() == 1
+
+    def test_create_workspace_rejects_bad_path(self):
+        with pytest.raises(CommandError):
+            run("create_workspace", "no-slash")
+
+    def test_add_member_creates_user_role_and_clearances(self):
+        run("create_workspace", "acme/ops")
+        run(
+            "add_member",
+            "acme/ops",
+            "rita",
+            "--role",
+            "reviewer",
+            "--kind",
+            "human",
+            "--password",
+            "pw-123456",
+            "--clearance",
+            "financial_record",
+            "--clearance",
+            "internal",
+        )
+        user = User.objects.get(username="rita")
+        assert user.check_password("pw-123456")
+        assert Membership.objects.get(user=user).role == "reviewer"
+        workspace = Workspace.objects.get()
+        assert set(get_perms(user, workspace)) == {"review_financial_record", "review_internal"}
+        run("add_member", "acme/ops", "rita", "--role", "admin", "--kind", "human")
+        assert Membership.objects.get(user=user).role == "admin"
+        assert User.objects.filter(username="rita").count() == 1
+
+    def test_add_member_kind_cannot_change(self):
+        run("create_workspace", "acme/ops")
+        run("add_member", "acme/ops", "bot", "--role", "operator", "--kind", "agent")
+        with pytest.raises(CommandError):
+            run("add_member", "acme/ops", "bot", "--role", "operator", "--kind", "human")
+
+    def test_add_member_unknown_workspace(self):
+        with pytest.raises(CommandError):
+            run("add_member", "acme/none", "x", "--role", "viewer")
+
+    def test_issue_token_prints_only_the_token(self):
+        run("create_workspace", "acme/ops")
+        run("add_member", "acme/ops", "bot", "--role", "operator", "--kind", "agent")
+        output = run("issue_token", "bot", "--workspace", "acme/ops")
+        raw = output.strip()
+        assert output == raw + "\n"
+        assert ApiToken.objects.get(digest=token_digest(raw)).user.username == "bot"
+
+    def test_issue_token_for_non_member_fails(self):
+        run("create_workspace", "acme/ops")
+        run("create_workspace", "acme/dev")
+        run("add_member", "acme/dev", "bot", "--role", "operator", "--kind", "agent")
+        with pytest.raises(CommandError):
+            run("issue_token", "bot", "--workspace", "acme/ops")
+
+    def test_seed_demo_is_idempotent_and_prints_working_tokens(self, client):
+        first = run("seed_demo")
+        second = run("seed_demo")
+        assert Automation.objects.filter(automation_id="demo-weekly-report").count() == 1
+        assert User.objects.filter(username__in=["owner", "reviewer", "agent"]).count() == 3
+        assert "flowgate-owner" in second
+        token = next(
+            line.split()[-1]
+            for line in second.splitlines()
+            if line.strip().startswith("agent ") and "fg_" in line
+        )
+        response = client.get(
+            "/api/automations/v2/demo-weekly-report", HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
+        assert response.status_code == 200
+        old = next(
+            line.split()[-1]
+            for line in first.splitlines()
+            if line.strip().startswith("agent ") and "fg_" in line
+        )
+        stale = client.get("/api/automations/v2", HTTP_AUTHORIZATION=f"Bearer {old}")
+        assert stale.status_code == 401
