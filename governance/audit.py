@@ -19,6 +19,8 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -65,9 +67,19 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _jsonb_float(text: str) -> float | int:
+    """A JSON float as PostgreSQL's jsonb reads it back: jsonb keeps exact numerics, so an
+    exponent form (Python writes floats from 1e16 up as e.g. `1e+16`) comes back as the integer
+    it denotes, and -0.0 as 0.0. Hashing the value jsonb will return keeps such events verifiable.
+    """
+    if "e+" in text:
+        return int(Decimal(text))
+    return float(text) or 0.0
+
+
 def _normalise(payload: dict[str, Any]) -> dict[str, Any]:
     """The payload exactly as it will read back from the JSON column (dates become strings)."""
-    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    return json.loads(json.dumps(payload, cls=DjangoJSONEncoder), parse_float=_jsonb_float)
 
 
 def _canonical_event(
@@ -87,7 +99,7 @@ def _canonical_event(
             "tenant": workspace_id,
             "actor": {"kind": actor_kind, "id": actor_id},
             "payload": payload,
-            "at": created_at.astimezone(timezone.UTC).isoformat(timespec="microseconds"),
+            "at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
             "seq": seq,
             "prev_hash": prev_hash,
         }
@@ -196,7 +208,8 @@ def verify_chain(workspace: Workspace, *, batch_size: int = 5000) -> VerifyResul
     """Walk the workspace's chain in seq order and report the first broken link.
 
     Detects edited fields (MAC mismatch), deleted or reordered events (seq gap or prev_hash
-    mismatch) and a truncated tail (head row ahead of the last event).
+    mismatch) and a truncated tail (head row ahead of the last event) or a head row moved back.
+    Safe while events are being appended: see the tail check below.
     """
     keys = dict(signing_keys())
     result = VerifyResult(workspace=workspace.path)
@@ -206,8 +219,16 @@ def verify_chain(workspace: Workspace, *, batch_size: int = 5000) -> VerifyResul
         AuditEvent.objects.filter(workspace=workspace)
         .order_by("seq")
         .values_list(
-            "id", "seq", "event_type", "actor_kind", "actor_id", "payload", "created_at",
-            "prev_hash", "hash", "key_id",
+            "id",
+            "seq",
+            "event_type",
+            "actor_kind",
+            "actor_id",
+            "payload",
+            "created_at",
+            "prev_hash",
+            "hash",
+            "key_id",
         )
     )
     for row in rows.iterator(chunk_size=batch_size):
@@ -222,8 +243,13 @@ def verify_chain(workspace: Workspace, *, batch_size: int = 5000) -> VerifyResul
             problem = f"unknown key id {key_id!r}"
         else:
             message = _canonical_event(
-                workspace_id=workspace.pk, event_type=event_type, actor_kind=actor_kind,
-                actor_id=actor_id, payload=payload, created_at=created_at, seq=seq,
+                workspace_id=workspace.pk,
+                event_type=event_type,
+                actor_kind=actor_kind,
+                actor_id=actor_id,
+                payload=payload,
+                created_at=created_at,
+                seq=seq,
                 prev_hash=prev,
             )
             if not hmac.compare_digest(_mac(keys[key_id], message), digest):
@@ -234,11 +260,25 @@ def verify_chain(workspace: Workspace, *, batch_size: int = 5000) -> VerifyResul
         expected_seq, expected_prev = seq + 1, digest
     last_seq = expected_seq - 1
     result.head = {"seq": last_seq, "hash": expected_prev if last_seq else None}
-    if head is not None and (head.seq != last_seq or (last_seq and head.hash != expected_prev)):
-        result.first_break = ChainBreak(
-            seq=last_seq + 1,
-            event_id=None,
-            reason=f"chain head is at seq {head.seq} but the last event is seq {last_seq} "
-            "(events missing from the tail)",
-        )
+    if head is not None and head.seq < last_seq:
+        # The head was read before the events, so events past it are appends committed during
+        # the walk (the head has caught up since) or a head row moved back: read it again.
+        head = AuditChainHead.objects.get(pk=head.pk)
+        if head.seq > last_seq:
+            return result  # still being appended to; everything walked verified
+    if head is None:
+        return result
+    if head.seq > last_seq:
+        reason = "(events missing from the tail)"
+    elif head.seq < last_seq:
+        reason = "(the head row was moved back)"
+    elif last_seq and head.hash != expected_prev:
+        reason = "but the head's hash is not that event's hash"
+    else:
+        return result
+    result.first_break = ChainBreak(
+        seq=min(head.seq, last_seq) + 1,
+        event_id=None,
+        reason=f"chain head is at seq {head.seq} and the last event is seq {last_seq} {reason}",
+    )
     return result

@@ -173,3 +173,13 @@ LOGGING = {
 }
 # Fernet keys for secrets stored in the database (chat tokens, signing secrets).
 FLOWGATE_FIELD_KEYS = env.list("FLOWGATE_FIELD_KEYS", default=[])
+
+CELERY_BEAT_SCHEDULE = {
+    # Re-verifies every audit chain and logs each chain head, so a truncated tail is detectable
+    # from the logs even if the head row itself is rolled back.
+    "audit-verify-all": {
+        "task": "governance.tasks.audit_verify_all",
+        "schedule": env.float("FLOWGATE_AUDIT_VERIFY_INTERVAL_S", default=3600.0),
+        "options": {"expires": 3000},
+    },
+}

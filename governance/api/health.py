@@ -17,17 +17,20 @@ def _check_database() -> str | None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
 def _check_broker() -> str | None:
     try:
-        with Connection(celery_app.conf.broker_url, connect_timeout=2,
-                        transport_options=celery_app.conf.broker_transport_options) as conn:
+        with Connection(
+            celery_app.conf.broker_url,
+            connect_timeout=2,
+            transport_options=celery_app.conf.broker_transport_options,
+        ) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -1,0 +1,179 @@
+"""Audit endpoints: a workspace admin reads its chain's events and verifies the chain.
+
+Both endpoints are scoped to the caller's workspace (`request.actor.workspace`): there is no
+parameter naming another workspace, so another tenant's chain cannot even be addressed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from governance.actors import Actor
+from governance.api.base import WorkspaceAPIView
+from governance.audit import verify_chain
+from governance.errors import Forbidden
+from governance.models import AuditEvent
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+
+
+# --- Input --------------------------------------------------------------------------------
+
+
+class AuditEventsQuerySerializer(serializers.Serializer):
+    event_type = serializers.CharField(required=False, max_length=100)
+    actor_id = serializers.CharField(required=False, max_length=200)
+    since_seq = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Only events with seq >= this; pass the previous page's `next_cursor`.",
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
+    )
+
+
+# --- Output (documents the JSON for the schema; `audit_event_json` renders it) --------------
+
+
+class AuditActorSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="human | agent | service | system")
+    actor_id = serializers.CharField()
+
+
+class AuditEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    event_type = serializers.CharField()
+    actor = AuditActorSerializer()
+    payload = serializers.DictField()
+    created_at_ms = serializers.IntegerField()
+    prev_hash = serializers.CharField()
+    hash = serializers.CharField()
+    key_id = serializers.CharField()
+
+
+class AuditEventListSerializer(serializers.Serializer):
+    events = AuditEventSerializer(many=True)
+    count = serializers.IntegerField(help_text="Number of events in this response.")
+    next_cursor = serializers.IntegerField(
+        allow_null=True, help_text="`since_seq` of the next page; null on the last page."
+    )
+
+
+class AuditChainHeadSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    hash = serializers.CharField(allow_null=True)
+
+
+class AuditChainBreakSerializer(serializers.Serializer):
+    seq = serializers.IntegerField(help_text="The seq at which the chain stops verifying.")
+    event_id = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class AuditVerifySerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    workspace = serializers.CharField()
+    events = serializers.IntegerField(help_text="Events read, up to and including a break.")
+    head = AuditChainHeadSerializer(
+        required=False, help_text="The verified head; empty when the chain is broken."
+    )
+    first_break = AuditChainBreakSerializer(required=False, help_text="Present when not ok.")
+
+
+class AuditErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    code = serializers.CharField()
+
+
+ERROR_RESPONSES = {401: AuditErrorSerializer, 403: AuditErrorSerializer}
+
+
+# --- Reads ---------------------------------------------------------------------------------
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.is_workspace_admin:
+        raise Forbidden("Only workspace admins may read the audit log", code="AUDIT_ACCESS_DENIED")
+
+
+def audit_events_page(
+    actor: Actor,
+    *,
+    limit: int,
+    event_type: str | None = None,
+    actor_id: str | None = None,
+    since_seq: int | None = None,
+) -> tuple[list[AuditEvent], int | None]:
+    """One page of the actor's workspace chain in seq order, and the next page's `since_seq`.
+
+    One query whatever the page size: every rendered field is a column of the event row.
+    """
+    queryset = AuditEvent.objects.filter(workspace=actor.workspace).order_by("seq")
+    if event_type is not None:
+        queryset = queryset.filter(event_type=event_type)
+    if actor_id is not None:
+        queryset = queryset.filter(actor_id=actor_id)
+    if since_seq is not None:
+        queryset = queryset.filter(seq__gte=since_seq)
+    rows = list(queryset[: limit + 1])
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].seq + 1
+    return rows, None
+
+
+def audit_event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "actor": {"kind": event.actor_kind, "actor_id": event.actor_id},
+        "payload": event.payload,
+        "created_at_ms": int(event.created_at.timestamp() * 1000),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "key_id": event.key_id,
+    }
+
+
+# --- Views ---------------------------------------------------------------------------------
+
+
+class AuditEventListView(WorkspaceAPIView):
+    """The workspace's audit events in chain order, filtered and seq-paginated (admins only)."""
+
+    @extend_schema(
+        parameters=[AuditEventsQuerySerializer],
+        responses={200: AuditEventListSerializer, 400: AuditErrorSerializer, **ERROR_RESPONSES},
+        operation_id="audit_events_list",
+        tags=["audit"],
+    )
+    def get(self, request):
+        _require_admin(request.actor)
+        query = AuditEventsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        events, next_cursor = audit_events_page(request.actor, **query.validated_data)
+        return Response(
+            {
+                "events": [audit_event_json(event) for event in events],
+                "count": len(events),
+                "next_cursor": next_cursor,
+            }
+        )
+
+
+class AuditVerifyView(WorkspaceAPIView):
+    """Verify the workspace's whole chain and report the first broken event (admins only)."""
+
+    @extend_schema(
+        responses={200: AuditVerifySerializer, **ERROR_RESPONSES},
+        operation_id="audit_verify",
+        tags=["audit"],
+    )
+    def get(self, request):
+        _require_admin(request.actor)
+        return Response(verify_chain(request.actor.workspace).as_dict())
