@@ -110,41 +110,92 @@ def _mac(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def _lock_head(workspace: Workspace) -> AuditChainHead:
-    """Lock the chain head, creating it first if this is the workspace's first event."""
-    head = AuditChainHead.objects.select_for_update().filter(workspace=workspace).first()
-    if head is None:
-        # Concurrent first appends: only one INSERT wins, the others wait on the lock below.
+_BUMP_HEAD = (
+    "UPDATE governance_auditchainhead SET seq = seq + 1, updated_at = %s "
+    "WHERE workspace_id = %s RETURNING seq, hash"
+)
+_INSERT_EVENT = (
+    "INSERT INTO governance_auditevent (workspace_id, seq, event_type, actor_kind, actor_id, "
+    "payload, created_at, prev_hash, hash, key_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "RETURNING id"
+)
+_SET_HEAD_HASH = "UPDATE governance_auditchainhead SET hash = %s WHERE workspace_id = %s"
+# PostgreSQL does both in one round trip, shortening the time the head stays locked.
+_INSERT_EVENT_AND_SET_HEAD = (
+    f"WITH event AS ({_INSERT_EVENT}), "
+    "head AS (UPDATE governance_auditchainhead SET hash = %s WHERE workspace_id = %s) "
+    "SELECT id FROM event"
+)
+
+
+def _bump_head(cursor, workspace: Workspace, now) -> tuple[int, str]:
+    """Lock the chain head and advance its seq in one statement; create it on first use.
+
+    The UPDATE takes the row lock, so concurrent appenders queue here and each sees the seq and
+    hash its predecessor committed.
+    """
+    cursor.execute(_BUMP_HEAD, [now, workspace.pk])
+    row = cursor.fetchone()
+    if row is None:
+        # First event of this workspace: only one INSERT wins; the others then wait on the lock.
         AuditChainHead.objects.bulk_create(
             [AuditChainHead(workspace=workspace, hash=GENESIS_HASH)], ignore_conflicts=True
         )
-        head = AuditChainHead.objects.select_for_update().get(workspace=workspace)
-    return head
+        cursor.execute(_BUMP_HEAD, [now, workspace.pk])
+        row = cursor.fetchone()
+    return row[0], row[1] or GENESIS_HASH
 
 
 def audit_record(
     *, workspace: Workspace, event_type: str, actor: Actor, payload: dict[str, Any]
 ) -> AuditEvent:
-    """Append one event to the workspace's chain, inside the caller's transaction."""
+    """Append one event to the workspace's chain, inside the caller's transaction.
+
+    The head lock is held from the first statement until the caller commits, so the work done
+    under it is kept to three statements and one HMAC; everything else is prepared beforehand.
+    """
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction("audit_record must run inside the transaction of its change")
     key_id, key = signing_keys()[0]
-    head = _lock_head(workspace)
-    seq = head.seq + 1
-    prev_hash = head.hash or GENESIS_HASH
-    created_at = timezone.now()
     payload = _normalise(payload)
-    message = _canonical_event(
-        workspace_id=workspace.pk,
-        event_type=event_type,
-        actor_kind=actor.kind,
-        actor_id=actor.actor_id,
-        payload=payload,
-        created_at=created_at,
-        seq=seq,
-        prev_hash=prev_hash,
+    stored_payload = AuditEvent._meta.get_field("payload").get_db_prep_value(
+        payload, connection, prepared=False
     )
-    event = AuditEvent.objects.create(
+    with connection.cursor() as cursor:
+        created_at = timezone.now()
+        seq, prev_hash = _bump_head(cursor, workspace, created_at)
+        message = _canonical_event(
+            workspace_id=workspace.pk,
+            event_type=event_type,
+            actor_kind=actor.kind,
+            actor_id=actor.actor_id,
+            payload=payload,
+            created_at=created_at,
+            seq=seq,
+            prev_hash=prev_hash,
+        )
+        digest = _mac(key, message)
+        row = [
+            workspace.pk,
+            seq,
+            event_type,
+            actor.kind,
+            actor.actor_id,
+            stored_payload,
+            created_at,
+            prev_hash,
+            digest,
+            key_id,
+        ]
+        if connection.vendor == "postgresql":
+            cursor.execute(_INSERT_EVENT_AND_SET_HEAD, [*row, digest, workspace.pk])
+            event_id = cursor.fetchone()[0]
+        else:
+            cursor.execute(_INSERT_EVENT, row)
+            event_id = cursor.fetchone()[0]
+            cursor.execute(_SET_HEAD_HASH, [digest, workspace.pk])
+    return AuditEvent(
+        pk=event_id,
         workspace=workspace,
         seq=seq,
         event_type=event_type,
@@ -153,13 +204,9 @@ def audit_record(
         payload=payload,
         created_at=created_at,
         prev_hash=prev_hash,
-        hash=_mac(key, message),
+        hash=digest,
         key_id=key_id,
     )
-    head.seq = seq
-    head.hash = event.hash
-    head.save(update_fields=["seq", "hash", "updated_at"])
-    return event
 
 
 def audit_record_committed(**kwargs: Any) -> AuditEvent:
