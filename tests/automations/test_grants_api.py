@@ -87,3 +87,27 @@ class TestGrants:
         response = operator.client().delete(f"{URL}/weekly/grants/{grant_id}")
         assert response.status_code == 404
         assert response.json()["code"] == "GRANT_NOT_FOUND"
+
+
+@pytest.mark.django_db
+def test_grant_list_query_count_is_constant(operator, make_member, django_assert_num_queries):
+    create(operator, automation_id="weekly")
+    client = operator.client()
+
+    def grant_to(n):
+        member = make_member("acme/ops", f"grantee{n}", role="viewer")
+        response = client.post(
+            f"{URL}/weekly/grants",
+            {"user": member.user.username, "permission": "review"},
+            format="json",
+        )
+        assert response.status_code == 201
+
+    grant_to(0)
+    # token, membership, the automation (owner: no grant lookup), user grants, group grants
+    with django_assert_num_queries(5):
+        assert client.get(f"{URL}/weekly/grants").json()["count"] == 1
+    for n in range(1, 8):
+        grant_to(n)
+    with django_assert_num_queries(5):
+        assert client.get(f"{URL}/weekly/grants").json()["count"] == 8
