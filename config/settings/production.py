@@ -11,6 +11,10 @@ if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure"):  # noqa: F4
     raise ImproperlyConfigured("SECRET_KEY must be set to a random value of 32+ characters.")
 if not AUDIT_HMAC_KEYS:  # noqa: F405
     raise ImproperlyConfigured("AUDIT_HMAC_KEYS must be set (keyid:hexsecret[,...]).")
+# The embedded SQLite database and filesystem broker are for one machine only.
+for _name in ("DATABASE_URL", "REDIS_URL"):
+    if not env.str(_name, default=""):
+        raise ImproperlyConfigured(f"{_name} must be set in production.")
 
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_HMAC = "k1:" + "ab" * 32
 GOOD_SECRET = "s" * 50
+SERVERS = {"DATABASE_URL": "postgres://u@db:5432/flowgate", "REDIS_URL": "redis://cache:6379/0"}
 
 
 def load(module: str, **env: str) -> subprocess.CompletedProcess:
@@ -19,7 +20,14 @@ def load(module: str, **env: str) -> subprocess.CompletedProcess:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "AUDIT_HMAC_KEYS", "DJANGO_SETTINGS_MODULE"}
+        if k
+        not in {
+            "SECRET_KEY",
+            "AUDIT_HMAC_KEYS",
+            "DJANGO_SETTINGS_MODULE",
+            "DATABASE_URL",
+            "REDIS_URL",
+        }
     }
     clean.update(env, DJANGO_SETTINGS_MODULE=module)
     code = (
@@ -40,9 +48,18 @@ def load(module: str, **env: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "env,missing",
     [
-        ({"AUDIT_HMAC_KEYS": GOOD_HMAC}, "SECRET_KEY"),
-        ({"SECRET_KEY": "short", "AUDIT_HMAC_KEYS": GOOD_HMAC}, "SECRET_KEY"),
-        ({"SECRET_KEY": GOOD_SECRET}, "AUDIT_HMAC_KEYS"),
+        ({"AUDIT_HMAC_KEYS": GOOD_HMAC, **SERVERS}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short", "AUDIT_HMAC_KEYS": GOOD_HMAC, **SERVERS}, "SECRET_KEY"),
+        ({"SECRET_KEY": GOOD_SECRET, **SERVERS}, "AUDIT_HMAC_KEYS"),
+        ({"SECRET_KEY": GOOD_SECRET, "AUDIT_HMAC_KEYS": GOOD_HMAC}, "DATABASE_URL"),
+        (
+            {
+                "SECRET_KEY": GOOD_SECRET,
+                "AUDIT_HMAC_KEYS": GOOD_HMAC,
+                "DATABASE_URL": SERVERS["DATABASE_URL"],
+            },
+            "REDIS_URL",
+        ),
     ],
 )
 def test_production_refuses_to_start_without_secrets(env, missing):
@@ -53,7 +70,9 @@ def test_production_refuses_to_start_without_secrets(env, missing):
 
 
 def test_production_starts_with_secrets_and_is_hardened():
-    result = load("config.settings.production", SECRET_KEY=GOOD_SECRET, AUDIT_HMAC_KEYS=GOOD_HMAC)
+    result = load(
+        "config.settings.production", SECRET_KEY=GOOD_SECRET, AUDIT_HMAC_KEYS=GOOD_HMAC, **SERVERS
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "k1"]
 
