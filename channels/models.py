@@ -130,3 +130,6 @@ class InteractionReceipt(models.Model):
                 fields=["kind", "delivery_key"], name="one_receipt_per_delivery"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.delivery_key}"
