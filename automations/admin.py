@@ -1,9 +1,12 @@
 """Admin for automations, runs, run nodes and lifecycle events (operator actions come later)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from guardian.admin import GuardedModelAdmin
 
 from automations.models import Automation, LifecycleEvent, Run, RunNode
+from automations.services import run_start
+from governance.actors import Actor
+from governance.errors import FlowgateError
 
 
 @admin.register(Automation)
@@ -22,6 +25,19 @@ class AutomationAdmin(GuardedModelAdmin):
     search_fields = ("automation_id", "name")
     list_select_related = ("workspace__organization", "created_by")
     readonly_fields = ("version", "created_at", "updated_at", "deleted_at")
+    actions = ["run_now"]
+
+    @admin.action(description="Run now")
+    def run_now(self, request, queryset):
+        """Start a run of each selected automation through the same service as the API."""
+        for automation in queryset.select_related("workspace__organization", "created_by"):
+            actor = Actor.for_admin(request.user, automation.workspace)
+            try:
+                run = run_start(actor=actor, automation=automation)
+            except FlowgateError as exc:
+                self.message_user(request, f"{automation}: {exc.message}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{automation}: started {run.run_id}")
 
 
 class RunNodeInline(admin.TabularInline):

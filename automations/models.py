@@ -136,6 +136,8 @@ class Run(models.Model):
     lease_owner = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_epoch = models.PositiveIntegerField(default=0)
+    # Last sign of life while running; while waiting on a retry backoff it holds the time the
+    # run will next wake up, so the stale sweep only reaps runs that missed their own deadline.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
 
@@ -176,6 +178,9 @@ class RunNode(models.Model):
     output = models.JSONField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     attempt_token = models.UUIDField(null=True, blank=True)
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="Retry backoff: the node is not started before this."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -57,3 +57,41 @@ def automation_grants(automation: Automation) -> list[dict]:
 
 def grant_json(grant_id: str, permission: str, *, user=None, group=None) -> dict:
     return {"grant_id": grant_id, "permission": permission, "user": user, "group": group}
+
+
+def runs_with_state(queryset):
+    """Runs with everything their JSON needs, in a constant number of queries (1 + 4)."""
+    from django.db.models import Prefetch
+
+    from approvals.models import Gate, GateDecision, GateStatus
+
+    return queryset.select_related(
+        "automation", "requested_by", "workspace__organization"
+    ).prefetch_related(
+        "nodes",
+        "lifecycle_events",
+        Prefetch("gates", queryset=Gate.objects.filter(status=GateStatus.OPEN), to_attr="open"),
+        Prefetch(
+            "gate_decisions",
+            queryset=GateDecision.objects.select_related("decided_by", "gate").order_by(
+                "decided_at", "id"
+            ),
+        ),
+    )
+
+
+def runs_visible(actor: Actor):
+    """Runs of the actor's workspace (every role can view every automation of it)."""
+    from automations.models import Run
+
+    return Run.objects.filter(workspace=actor.workspace)
+
+
+def run_get(actor: Actor, run_id: str):
+    """One run with its state, or 404 `AUTOMATION_V2_RUN_NOT_FOUND` (also for other tenants)."""
+    from governance.errors import NotFound
+
+    run = runs_with_state(runs_visible(actor)).filter(run_id=run_id).first()
+    if run is None:
+        raise NotFound("Run not found", code="AUTOMATION_V2_RUN_NOT_FOUND", runID=run_id)
+    return run

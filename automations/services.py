@@ -17,10 +17,14 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from automations.flow import validate_automation
+from automations.lifecycle import lifecycle_record
 from automations.models import (
     Automation,
     AutomationGroupObjectPermission,
+    AutomationStatus,
     AutomationUserObjectPermission,
+    Run,
+    RunNode,
 )
 from governance.actors import Actor
 from governance.audit import audit_record
@@ -246,3 +250,74 @@ def grant_revoke(*, actor: Actor, automation: Automation, grant_id: str) -> None
                 "permission": row.permission.codename,
             },
         )
+
+
+def automation_snapshot(automation: Automation) -> dict[str, Any]:
+    """The spec a run executes, frozen at start (later edits of the automation don't leak in)."""
+    return {
+        "automation_id": automation.automation_id,
+        "name": automation.name,
+        "version": automation.version,
+        "flow": automation.flow,
+        "agents": automation.agents,
+        "execution": automation.execution,
+        "workspace_root": automation.workspace_root,
+        "handoff_config": automation.handoff_config,
+        "created_by": automation.created_by.username,
+    }
+
+
+def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manual") -> Run:
+    """Create a queued run of the automation's current spec and schedule its execution.
+
+    Only `active` automations start runs: a paused or draft automation answers 409
+    `AUTOMATION_V2_NOT_ACTIVE`. The automation row is locked so a concurrent automation pause
+    either sees this run (and pauses it) or makes this call fail.
+    """
+    from automations import tasks
+
+    authorize(actor, Action.OPERATE, automation)
+    with transaction.atomic():
+        locked = (
+            Automation.objects.select_for_update()
+            .select_related("created_by")
+            .get(pk=automation.pk)
+        )
+        if locked.deleted_at is not None:
+            raise NotFound(
+                "Automation not found",
+                code="AUTOMATION_V2_NOT_FOUND",
+                automationID=automation.automation_id,
+            )
+        if locked.status != AutomationStatus.ACTIVE:
+            raise Conflict(
+                f"Automation is {locked.status}; only active automations start runs",
+                code="AUTOMATION_V2_NOT_ACTIVE",
+                automationID=locked.automation_id,
+                automationStatus=locked.status,
+            )
+        run = Run.objects.create(
+            run_id=f"run-{uuid.uuid4().hex}",
+            workspace=actor.workspace,
+            automation=locked,
+            requested_by=actor.user,
+            trigger_type=trigger_type,
+            automation_snapshot=automation_snapshot(locked),
+        )
+        RunNode.objects.bulk_create(
+            [RunNode(run=run, node_id=node["node_id"]) for node in locked.flow.get("nodes", [])]
+        )
+        lifecycle_record(run, "run_queued", reason=f"started by {actor.actor_id}")
+        audit_record(
+            workspace=actor.workspace,
+            event_type="automation.run_started",
+            actor=actor,
+            payload={
+                "automationID": locked.automation_id,
+                "runID": run.run_id,
+                "version": locked.version,
+                "trigger": trigger_type,
+            },
+        )
+        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
+    return run

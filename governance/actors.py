@@ -32,6 +32,20 @@ class Actor:
         )
 
     @classmethod
+    def for_admin(cls, user: User, workspace: Workspace) -> Actor:
+        """A staff user acting from the admin console on `workspace`: their membership decides;
+        a superuser who is not a member acts as a workspace admin."""
+        membership = (
+            Membership.objects.select_related("user", "workspace__organization")
+            .filter(user=user, workspace=workspace)
+            .first()
+        )
+        if membership is not None:
+            return cls.for_member(membership, source="admin")
+        role = Role.ADMIN if user.is_superuser else None
+        return cls(kind=user.kind, workspace=workspace, user=user, role=role, source="admin")
+
+    @classmethod
     def system(cls, workspace: Workspace, name: str = "flowgate") -> Actor:
         return cls(kind=SYSTEM, workspace=workspace, user=None, role=None, source=f"system:{name}")
 

@@ -2,6 +2,10 @@
 
 An explicit `kind` of `agent`/`http` on a node that carries one of the original's approval
 markers is refused: the original would silently treat it as a gate.
+
+Accepted kinds are the registered ones (`automations.nodes.registry.known_kinds`): the built-ins
+plus any a deployment adds through `FLOWGATE_NODE_KINDS`. A deployment kind gets only the checks
+every node gets (id, dependencies, retry, timeout, metadata); its other keys are its own.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from automations.flow.values import (
     optional_string,
     reject_unknown_keys,
 )
+from automations.nodes.registry import BUILTIN_KINDS, known_kinds
 
-NODE_KINDS = ("agent", "http", "approval")
+NODE_KINDS = tuple(BUILTIN_KINDS)  # the built-ins; known_kinds() adds the deployment's own
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_S = 3600
 MAX_HTTP_TIMEOUT_S = 300
@@ -105,8 +110,10 @@ def _resolve_kind(raw: Mapping[str, Any], report: Report) -> str | None:
         report("kind", "is required (agent, http or approval) when the node has no agent_id")
         return None
     kind = clean(raw["kind"])
-    if kind not in NODE_KINDS:
-        report("kind", f"must be one of agent, http, approval, not {raw['kind']!r}")
+    kinds = known_kinds()
+    if not isinstance(kind, str) or kind not in kinds:
+        listed = [*NODE_KINDS, *sorted(kinds - set(NODE_KINDS))]
+        report("kind", f"must be one of {', '.join(listed)}, not {raw['kind']!r}")
         return None
     if marked and kind != "approval":
         report("kind", f"is {kind!r} but the node carries an approval marker")

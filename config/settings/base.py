@@ -122,6 +122,9 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+# The queue this deployment publishes to and its workers consume (a worker without -Q consumes
+# only this one). The test suite gives every session/xdist worker its own (tests/conftest.py).
+CELERY_TASK_DEFAULT_QUEUE = env.str("FLOWGATE_CELERY_QUEUE", default="flowgate")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -160,6 +163,13 @@ FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
 FLOWGATE_OPENAI_BASE_URL = env.str("FLOWGATE_OPENAI_BASE_URL", default="")
 FLOWGATE_OPENAI_API_KEY = env.str("FLOWGATE_OPENAI_API_KEY", default="")
 FLOWGATE_PUBLIC_URL = env.str("FLOWGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Node kinds a deployment adds to the built-in agent/http/approval (automations.nodes.registry):
+# "kind=dotted.path.to.execute[,kind=dotted.path]"; each path names an `execute(ctx) -> dict`.
+FLOWGATE_NODE_KINDS = {
+    kind.strip(): path.strip()
+    for kind, path in env.dict("FLOWGATE_NODE_KINDS", default={}).items()
+    if kind.strip()
+}
 # Bodies above the limit are refused with 413 before Django reads them; this keeps Django's
 # own in-memory limit in step so a body without Content-Length cannot slip past.
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLOWGATE_MAX_BODY_BYTES
@@ -182,4 +192,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("FLOWGATE_AUDIT_VERIFY_INTERVAL_S", default=3600.0),
         "options": {"expires": 3000},
     },
+}
+CELERY_BEAT_SCHEDULE["sweep-runs"] = {
+    # Stale running runs are paused, queued runs nobody picked up are re-sent.
+    "task": "automations.sweep_runs",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }

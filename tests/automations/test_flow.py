@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from automations.flow import (
     descendants,
@@ -314,6 +315,44 @@ def test_unknown_kind():
     spec = example_spec()
     spec["handoff_config"] = None
     node(spec, "notify")["kind"] = "shell"
+
+    assert problems(invalid(spec)) == {("notify", "kind")}
+
+
+SHELL_KIND = {"shell": "tests.automations.nodes.test_registry.shout"}
+
+
+@override_settings(FLOWGATE_NODE_KINDS=SHELL_KIND)
+def test_a_kind_added_by_settings_is_accepted_without_agent_or_http_checks():
+    spec = example_spec()
+    spec["handoff_config"] = None
+    custom = {"node_id": "shell", "kind": " Shell ", "depends_on": ["draft"], "agent_id": "ghost"}
+    custom["http"] = "free-form for this kind"
+    spec["flow"]["nodes"].append(custom)
+
+    result = validate_automation(**spec)
+
+    assert node(result, "shell")["kind"] == "shell"
+    assert node(result, "shell")["http"] == "free-form for this kind"
+
+
+def test_a_kind_added_by_settings_is_refused_once_the_setting_is_gone():
+    spec = example_spec()
+    spec["handoff_config"] = None
+    node(spec, "notify")["kind"] = "shell"
+    with override_settings(FLOWGATE_NODE_KINDS=SHELL_KIND):
+        validate_automation(**spec)
+
+    error = invalid(spec)
+
+    assert problems(error) == {("notify", "kind")}
+    assert "must be one of agent, http, approval, not 'shell'" in messages(error)
+
+
+def test_an_unhashable_kind_is_a_problem_not_a_crash():
+    spec = example_spec()
+    spec["handoff_config"] = None
+    node(spec, "notify")["kind"] = ["http"]
 
     assert problems(invalid(spec)) == {("notify", "kind")}
 

@@ -1,0 +1,382 @@
+"""The run engine: advance a run, execute one node attempt, accept or fence its result.
+
+Locking policy (see STYLE.md): every state change of a run happens in a transaction that first
+locks the run row (`SELECT … FOR UPDATE`), then the run's node rows, then (when a gate opens or
+an audit event is written) the gate and the audit chain head. Because every writer takes the
+run lock first, two workers can never both advance the same run, and an operator's pause or
+cancel serialises with the engine.
+
+Fencing: a node attempt is dispatched with a fresh `attempt_token`. Its result is accepted only
+if, inside the accepting transaction, the run is still `running` and the node still holds that
+token. Pause, cancel, repair and reset clear or replace the token, so a late result is discarded
+(and recorded as `node_result_discarded`) instead of overwriting the operator's decision.
+
+Node code runs outside any transaction and never holds a lock: a slow model call or HTTP request
+cannot block operators.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from approvals.services import gate_open
+from automations.lifecycle import lifecycle_event, lifecycle_record
+from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
+from automations.nodes.base import NodeContext, NodeFailure
+from automations.nodes.registry import node_kind
+from automations.spec import RunSpec
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=30)
+# The run fields the engine writes when it advances a run.
+RUN_ENGINE_FIELDS = [
+    "status",
+    "detail",
+    "last_failure",
+    "started_at",
+    "finished_at",
+    "lease_owner",
+    "lease_expires_at",
+    "lease_epoch",
+    "heartbeat_at",
+    "version",
+    "updated_at",
+]
+DONE = frozenset({NodeState.COMPLETED, NodeState.SKIPPED})
+
+
+def _claimant() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What the engine does next with a running run (computed under the run lock)."""
+
+    start: list[str] = field(default_factory=list)
+    gate: str | None = None
+    wake_at: datetime | None = None
+    busy: bool = False  # nodes running or waiting: not terminal, nothing else to do
+    terminal: tuple[str, str, dict | None] | None = None  # (status, detail, last_failure)
+
+
+def plan_run(spec: RunSpec, nodes: dict[str, RunNode], now: datetime) -> Plan:
+    """Decide which nodes start, whether a gate opens, or how the run ends.
+
+    Runnable = pending, attempts left, every dependency completed. An approval node opens its
+    gate only when nothing else is runnable, waiting on a retry, or running.
+    """
+    state = {node_id: nodes[node_id].state for node_id in spec.order}
+    completed = {n for n, s in state.items() if s in DONE}
+    running = [n for n, s in state.items() if s == NodeState.RUNNING]
+    ready = [
+        n
+        for n in spec.order
+        if state[n] == NodeState.PENDING and set(spec.depends_on(n)) <= completed
+    ]
+    work = [n for n in ready if not spec.is_approval(n)]
+    due = [n for n in work if not nodes[n].not_before or nodes[n].not_before <= now]
+    waiting = [nodes[n].not_before for n in work if n not in due]
+    plan = Plan(start=due[: max(0, spec.max_parallel - len(running))])
+    if plan.start or running or waiting:
+        plan.busy = True
+        if not plan.start and not running:
+            plan.wake_at = min(waiting)
+        return plan
+    gates = [n for n in ready if spec.is_approval(n)]
+    if gates:
+        plan.gate = gates[0]
+        return plan
+    plan.terminal = _terminal(spec, nodes, state)
+    return plan
+
+
+def _terminal(spec: RunSpec, nodes: dict[str, RunNode], state: dict[str, str]):
+    """SPEC §3: any failed node → failed; else any blocked → blocked; else all done → completed;
+    anything else could never progress → failed with a clear detail (never stuck)."""
+    failed = [n for n in spec.order if state[n] == NodeState.FAILED]
+    if failed:
+        first = nodes[failed[0]].output or {}
+        last_failure = {
+            "node_id": failed[0],
+            "reason": first.get("reason", "node failed"),
+            "failed_at": first.get("failed_at"),
+            "failure_kind": first.get("failure_kind", "execution_failed"),
+        }
+        detail = f"automation run failed from node outcomes: {', '.join(failed)}"
+        return RunStatus.FAILED, detail, last_failure
+    blocked = [n for n in spec.order if state[n] == NodeState.BLOCKED]
+    if blocked:
+        detail = f"automation run blocked by upstream node outcome: {', '.join(blocked)}"
+        return RunStatus.BLOCKED, detail, None
+    pending = [n for n in spec.order if state[n] not in DONE]
+    if not pending:
+        return RunStatus.COMPLETED, "automation run completed", None
+    detail = f"flow deadlock: no runnable nodes (pending: {', '.join(pending)})"
+    last_failure = {
+        "node_id": pending[0],
+        "reason": detail,
+        "failed_at": timezone.now().isoformat(),
+        "failure_kind": "deadlock",
+    }
+    return RunStatus.FAILED, detail, last_failure
+
+
+# --- advancing a run --------------------------------------------------------------------------
+
+
+def run_advance(run_id: str) -> Run | None:
+    """Claim a queued run and move it forward: start nodes, open a gate, or finish it.
+
+    Idempotent and safe to call concurrently or redundantly: everything is decided under the
+    run lock from the stored state.
+    """
+    from automations import tasks
+
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(run_id=run_id).first()
+        if run is None:
+            return None
+        events = []
+        if run.status == RunStatus.QUEUED:
+            run.status = RunStatus.RUNNING
+            run.started_at = run.started_at or now
+            run.lease_owner = _claimant()
+            run.lease_expires_at = now + LEASE
+            run.lease_epoch += 1
+            events.append(
+                lifecycle_event(run, "run_execution_claimed", lease_owner=run.lease_owner)
+            )
+        if run.status != RunStatus.RUNNING:
+            return run
+        nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
+        spec = RunSpec.from_snapshot(run.automation_snapshot)
+        plan = plan_run(spec, nodes, now)
+        run.heartbeat_at = plan.wake_at or now
+        if plan.start:
+            dispatches = _start_nodes(run, spec, nodes, plan.start, now, events)
+            transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
+        elif plan.wake_at:
+            delay = max(0.0, (plan.wake_at - now).total_seconds())
+            transaction.on_commit(lambda: tasks.schedule_advance(run_id, countdown=delay))
+        elif plan.gate:
+            gate_open(
+                run=run,
+                node_id=plan.gate,
+                gate=spec.gate(plan.gate),
+                upstream_outputs={d: nodes[d].output for d in spec.depends_on(plan.gate)},
+                now=now,
+            )
+        elif plan.terminal:
+            _finish(run, *plan.terminal, now=now, events=events)
+        run.version += 1
+        run.save(update_fields=RUN_ENGINE_FIELDS)
+        LifecycleEvent.objects.bulk_create(events)
+    return run
+
+
+def _start_nodes(run, spec, nodes, node_ids, now, events) -> list[tuple]:
+    """Mark nodes running with a fresh attempt token; return what to enqueue after commit."""
+    dispatches = []
+    for node_id in node_ids:
+        node = nodes[node_id]
+        node.state = NodeState.RUNNING
+        node.attempts += 1
+        node.attempt_token = uuid.uuid4()
+        node.task_id = str(uuid.uuid4())
+        node.not_before = None
+        node.started_at = None
+        node.finished_at = None
+        events.append(lifecycle_event(run, "node_started", node_id=node_id, attempt=node.attempts))
+        dispatches.append(
+            (run.run_id, node_id, str(node.attempt_token), node.task_id, spec.timeout_s(node_id))
+        )
+    RunNode.objects.bulk_update(
+        [nodes[n] for n in node_ids],
+        [
+            "state",
+            "attempts",
+            "attempt_token",
+            "task_id",
+            "not_before",
+            "started_at",
+            "finished_at",
+            "updated_at",
+        ],
+    )
+    return dispatches
+
+
+def _finish(run, status, detail, last_failure, *, now, events) -> None:
+    run.status = status
+    run.detail = detail
+    run.last_failure = last_failure
+    run.finished_at = now
+    run.lease_owner = ""
+    run.lease_expires_at = None
+    events.append(lifecycle_event(run, f"run_{status}", reason=detail))
+
+
+# --- executing one node attempt --------------------------------------------------------------
+
+
+def node_execute(run_id: str, node_id: str, token: str) -> bool:
+    """Run one node attempt (in a worker) and hand its result to `node_result_accept`.
+
+    The attempt is claimed first (compare-and-set on `started_at`), so a redelivered or
+    duplicated task message never executes the same attempt twice. Returns False when the
+    attempt was not executed (already claimed, or fenced out before it began).
+    """
+    claimed = RunNode.objects.filter(
+        run__run_id=run_id,
+        node_id=node_id,
+        attempt_token=token,
+        state=NodeState.RUNNING,
+        started_at__isnull=True,
+    ).update(started_at=timezone.now())
+    if not claimed:
+        logger.info(
+            "node attempt not claimed run=%s node=%s (fenced or duplicate)", run_id, node_id
+        )
+        return False
+    run = Run.objects.select_related("workspace__organization").get(run_id=run_id)
+    spec = RunSpec.from_snapshot(run.automation_snapshot)
+    attempts = RunNode.objects.filter(run=run, node_id=node_id).values_list("attempts", flat=True)
+    upstream = dict(
+        RunNode.objects.filter(run=run, node_id__in=spec.depends_on(node_id)).values_list(
+            "node_id", "output"
+        )
+    )
+    ctx = NodeContext(
+        run_id=run_id,
+        automation_id=run.automation_snapshot.get("automation_id", ""),
+        workspace=run.workspace.path,
+        node=spec.nodes[node_id],
+        agent=spec.agent_of(node_id),
+        upstream_outputs=upstream,
+        attempt=attempts.first() or 1,
+        workspace_root=spec.workspace_root,
+    )
+    output, failure = None, None
+    with _Heartbeat(run.pk):
+        try:
+            output = node_kind(spec.kind(node_id))(ctx)
+        except NodeFailure as exc:
+            failure = {"reason": exc.reason, "failure_kind": exc.failure_kind, **exc.details}
+        except Exception as exc:  # any crash of node code is a node failure
+            logger.exception("node %s of run %s raised", node_id, run_id)
+            kind = (
+                "timeout" if type(exc).__name__ == "SoftTimeLimitExceeded" else "execution_failed"
+            )
+            failure = {"reason": f"{type(exc).__name__}: {exc}", "failure_kind": kind}
+    node_result_accept(run_id, node_id, token, output=output, failure=failure)
+    return True
+
+
+class _Heartbeat:
+    """Refresh the run's heartbeat from a side thread while node code runs."""
+
+    def __init__(self, run_pk: int):
+        self.run_pk = run_pk
+        self.stop = threading.Event()
+        self.interval = max(0.5, min(30.0, settings.FLOWGATE_STALE_AFTER_S / 4))
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(self.interval):
+                Run.objects.filter(pk=self.run_pk, status=RunStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            close_old_connections()
+            from django.db import connection
+
+            connection.close()
+
+
+def node_result_accept(
+    run_id: str,
+    node_id: str,
+    token: str,
+    *,
+    output: dict[str, Any] | None,
+    failure: dict[str, Any] | None,
+) -> bool:
+    """Accept a node result if the run is still running and the node still holds `token`.
+
+    Otherwise the result is discarded and the discard recorded. On failure the node goes back to
+    pending with a backoff while attempts remain, else it fails. Returns whether it was accepted.
+    """
+    from automations import handoffs, tasks
+
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(run_id=run_id)
+        node = RunNode.objects.select_for_update().get(run=run, node_id=node_id)
+        if run.status != RunStatus.RUNNING or str(node.attempt_token) != token:
+            reason = (
+                f"run is {run.status}" if run.status != RunStatus.RUNNING else "attempt superseded"
+            )
+            lifecycle_record(
+                run, "node_result_discarded", reason=reason, node_id=node_id, attempt=node.attempts
+            )
+            return False
+        spec = RunSpec.from_snapshot(run.automation_snapshot)
+        node.attempt_token = None
+        node.finished_at = now
+        if failure is None:
+            blocked = str((output or {}).get("status", "")).lower() == "blocked"
+            node.state = NodeState.BLOCKED if blocked else NodeState.COMPLETED
+            node.output = output
+            event = "node_blocked" if blocked else "node_completed"
+            lifecycle_record(run, event, node_id=node_id, attempt=node.attempts)
+            declared = spec.handoff(node_id)
+            if declared and not blocked:
+                transaction.on_commit(
+                    lambda: handoffs.write_artifact(run_id=run_id, node_id=node_id)
+                )
+        else:
+            retry = node.attempts < spec.max_attempts(node_id)
+            node.output = {"status": "failed", "failed_at": now.isoformat(), **failure}
+            node.state = NodeState.PENDING if retry else NodeState.FAILED
+            node.not_before = now + timedelta(seconds=spec.backoff_s(node_id)) if retry else None
+            lifecycle_record(
+                run,
+                "node_failed",
+                reason=failure["reason"],
+                node_id=node_id,
+                attempt=node.attempts,
+                failure_kind=failure.get("failure_kind"),
+                will_retry=retry,
+            )
+        node.save()
+        run.heartbeat_at = now
+        run.version += 1
+        run.save(update_fields=["heartbeat_at", "version", "updated_at"])
+        transaction.on_commit(lambda: tasks.schedule_advance(run_id))
+    return True

@@ -1,0 +1,122 @@
+"""The one place node kinds are registered: kind name → `execute(ctx) -> dict`.
+
+Built-ins are `agent`, `http` and `approval`. A deployment adds kinds with the setting
+`FLOWGATE_NODE_KINDS` (`{"kind": "dotted.path.to.execute"}`, from the env var of the same name as
+`kind=dotted.path[,kind=dotted.path]`). Added kinds cannot replace a built-in: flow validation,
+the engine and every surface treat `agent`, `http` and `approval` specially, so a replacement
+would silently change what a stored flow means.
+
+`known_kinds()` reads names only and never imports a handler, so flow validation stays cheap and
+cannot run deployment code; `node_kind()` imports a handler on first use. Both results are cached
+per process and dropped when the setting changes (`override_settings` sends `setting_changed`).
+The caches only mirror settings, so nothing is decided by process-local state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from automations.nodes.base import NodeContext, NodeFailure, NodeKind
+
+SETTING = "FLOWGATE_NODE_KINDS"
+
+# Kind names are stored in flows, shown in errors and compared after trimming and lowercasing
+# (flow validation), so configured names must already be in that form.
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+def execute_approval(ctx: NodeContext) -> dict[str, Any]:
+    """Approval nodes are gates: the engine opens them and people decide them; no worker runs them.
+
+    Registered so the kind is known everywhere; reaching this is an engine bug, reported as a
+    node failure rather than passing silently.
+    """
+    raise NodeFailure(
+        f"node {ctx.node_id!r} is an approval gate; the engine opens it instead of executing it",
+        failure_kind="not_executable",
+    )
+
+
+BUILTIN_KINDS: Mapping[str, str] = {
+    "agent": "automations.nodes.agent.execute",
+    "http": "automations.nodes.http.execute",
+    "approval": "automations.nodes.registry.execute_approval",
+}
+
+
+class UnknownNodeKind(NodeFailure, LookupError):
+    """A kind no handler is registered for (e.g. a run snapshot naming a kind since removed)."""
+
+    def __init__(self, name: object):
+        known = ", ".join(sorted(known_kinds()))
+        super().__init__(
+            f"unknown node kind {name!r}; registered kinds: {known}",
+            failure_kind="unknown_node_kind",
+        )
+        self.kind = name
+
+
+def node_kind(name: str) -> NodeKind:
+    """The `execute(ctx) -> dict` registered for `name`; raises `UnknownNodeKind` otherwise.
+
+    A configured dotted path that cannot be imported raises `ImproperlyConfigured`.
+    """
+    path = _kind_paths().get(name) if isinstance(name, str) else None
+    if path is None:
+        raise UnknownNodeKind(name)
+    return _import_kind(name, path)
+
+
+def known_kinds() -> frozenset[str]:
+    """Every registered kind name: the built-ins plus those from `FLOWGATE_NODE_KINDS`."""
+    return frozenset(_kind_paths())
+
+
+@cache
+def _kind_paths() -> Mapping[str, str]:
+    configured = getattr(settings, SETTING, None) or {}
+    if not isinstance(configured, Mapping):
+        raise ImproperlyConfigured(f"{SETTING} must be a dict of kind name -> dotted path")
+    paths = dict(BUILTIN_KINDS)
+    for name, path in configured.items():
+        if name in BUILTIN_KINDS:
+            raise ImproperlyConfigured(f"{SETTING} cannot replace the built-in kind {name!r}")
+        if not isinstance(name, str) or not _KIND_NAME.fullmatch(name):
+            raise ImproperlyConfigured(
+                f"{SETTING}: kind {name!r} must be lowercase letters, digits, '-' or '_', "
+                "starting with a letter"
+            )
+        if not isinstance(path, str) or "." not in path:
+            raise ImproperlyConfigured(
+                f"{SETTING}: kind {name!r} needs a dotted path to its execute function, "
+                f"not {path!r}"
+            )
+        paths[name] = path
+    return paths
+
+
+@cache
+def _import_kind(name: str, path: str) -> NodeKind:
+    try:
+        handler = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"node kind {name!r}: cannot import {path!r}: {exc}") from exc
+    if not callable(handler):
+        raise ImproperlyConfigured(f"node kind {name!r}: {path!r} is not callable")
+    return handler
+
+
+@receiver(setting_changed)
+def _reset_on_setting_change(*, setting: str, **kwargs: object) -> None:
+    if setting == SETTING:
+        _kind_paths.cache_clear()
+        _import_kind.cache_clear()

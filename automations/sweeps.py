@@ -1,0 +1,143 @@
+"""Periodic sweeps (Celery beat): reap stale running runs, re-kick queued runs.
+
+A worker killed in the middle of a node stops heartbeating; after `FLOWGATE_STALE_AFTER_S` the
+run is paused (`stale_no_provider_activity`, `stop_kind = stale_reaped`) so an operator can
+recover it, or failed when the stuck node has no attempts left. It never stays `running`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from automations.lifecycle import lifecycle_record
+from automations.models import NodeState, Run, RunNode, RunStatus, StopKind
+from automations.spec import RunSpec
+from governance.actors import Actor
+from governance.audit import audit_record
+
+logger = logging.getLogger(__name__)
+
+STALE_REASON = "stale_no_provider_activity"
+BATCH = 200
+
+
+def sweep_stale_runs() -> list[str]:
+    """Reap every running run whose heartbeat is older than the stale threshold."""
+    cutoff = timezone.now() - timedelta(seconds=settings.FLOWGATE_STALE_AFTER_S)
+    stale = list(
+        Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
+        .order_by("heartbeat_at")
+        .values_list("run_id", flat=True)[:BATCH]
+    )
+    return [run_id for run_id in stale if run_reap_stale(run_id, cutoff=cutoff)]
+
+
+def run_reap_stale(run_id: str, *, cutoff) -> bool:
+    """Pause (or fail) one stale run; re-checked under the run lock. Returns whether it acted."""
+    from automations import tasks
+
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update()
+            .select_related("workspace__organization")
+            .get(run_id=run_id)
+        )
+        if run.status != RunStatus.RUNNING or (run.heartbeat_at and run.heartbeat_at >= cutoff):
+            return False
+        spec = RunSpec.from_snapshot(run.automation_snapshot)
+        stuck = list(RunNode.objects.select_for_update().filter(run=run, state=NodeState.RUNNING))
+        task_ids = [n.task_id for n in stuck if n.task_id]
+        exhausted = []
+        for node in stuck:
+            out_of_attempts = node.attempts >= spec.max_attempts(node.node_id)
+            node.output = {
+                "status": "failed" if out_of_attempts else "needs_repair",
+                "failure_kind": STALE_REASON,
+                "reason": "no activity from the node's execution before the stale threshold",
+                "failed_at": now.isoformat(),
+            }
+            node.state = NodeState.FAILED if out_of_attempts else NodeState.PENDING
+            node.attempt_token = None
+            node.task_id = ""
+            node.finished_at = now
+            if out_of_attempts:
+                exhausted.append(node.node_id)
+        RunNode.objects.bulk_update(
+            stuck, ["output", "state", "attempt_token", "task_id", "finished_at", "updated_at"]
+        )
+        failed_node = exhausted[0] if exhausted else (stuck[0].node_id if stuck else None)
+        run.last_failure = {
+            "node_id": failed_node,
+            "reason": STALE_REASON,
+            "failed_at": now.isoformat(),
+            "failure_kind": STALE_REASON,
+        }
+        run.stop_kind = StopKind.STALE_REAPED
+        run.lease_owner = ""
+        run.lease_expires_at = None
+        if exhausted:
+            run.status = RunStatus.FAILED
+            run.finished_at = now
+            run.detail = f"stale run failed: node(s) {', '.join(exhausted)} have no attempts left"
+            event = "run_failed_stale_no_provider_activity"
+        else:
+            run.status = RunStatus.PAUSED
+            run.pause_reason = STALE_REASON
+            run.detail = "paused: no provider activity before the stale threshold"
+            event = "run_paused_stale_no_provider_activity"
+        run.version += 1
+        run.save(
+            update_fields=[
+                "status",
+                "pause_reason",
+                "detail",
+                "stop_kind",
+                "last_failure",
+                "finished_at",
+                "lease_owner",
+                "lease_expires_at",
+                "version",
+                "updated_at",
+            ]
+        )
+        lifecycle_record(
+            run,
+            event,
+            reason=STALE_REASON,
+            stop_kind=StopKind.STALE_REAPED,
+            nodes=[n.node_id for n in stuck],
+        )
+        audit_record(
+            workspace=run.workspace,
+            event_type="automation.run.stale_reaped",
+            actor=Actor.system(run.workspace, "stale_sweep"),
+            payload={
+                "runID": run.run_id,
+                "status": run.status,
+                "nodes": [n.node_id for n in stuck],
+            },
+        )
+        transaction.on_commit(lambda: tasks.revoke(task_ids))
+    logger.warning("reaped stale run %s → %s", run_id, run.status)
+    return True
+
+
+def requeue_idle_queued_runs() -> int:
+    """Re-send the advance message of queued runs nobody picked up (e.g. a broker restart)."""
+    from automations import tasks
+
+    cutoff = timezone.now() - timedelta(seconds=settings.FLOWGATE_SWEEP_INTERVAL_S)
+    run_ids = list(
+        Run.objects.filter(status=RunStatus.QUEUED, updated_at__lt=cutoff).values_list(
+            "run_id", flat=True
+        )[:BATCH]
+    )
+    for run_id in run_ids:
+        tasks.schedule_advance(run_id)
+    return len(run_ids)
