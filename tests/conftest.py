@@ -1,7 +1,9 @@
-"""Shared fixtures: workspaces with members of every role, API clients authenticated by token."""
+"""Shared fixtures: workspaces with members of every role, API clients authenticated by token,
+and a real Celery worker process (`celery_worker`, `celery_worker_factory`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -9,6 +11,13 @@ from rest_framework.test import APIClient
 
 from governance.models import PrincipalKind, Role, User, Workspace
 from governance.services import member_add, token_issue, workspace_create
+from tests.support.worker import (
+    CeleryWorker,
+    configure_test_queue,
+    delete_queue,
+    purge_queue,
+    require_redis_url,
+)
 
 
 @dataclass
@@ -89,3 +98,72 @@ def outsider(make_member) -> Member:
 @pytest.fixture
 def agent(make_member) -> Member:
     return make_member("acme/ops", "bot-agent", role=Role.OPERATOR, kind=PrincipalKind.AGENT)
+
+
+# --- A real Celery worker (tests/support/worker.py) --------------------------------------------
+
+# Once per pytest process (so once per xdist worker), before any test publishes a task: this
+# process and every worker it starts use their own queue, `test-<pid>-<random>`, so parallel
+# sessions and xdist workers sharing one Redis never consume each other's tasks.
+CELERY_TEST_QUEUE = configure_test_queue()
+
+
+@pytest.fixture(scope="session")
+def celery_test_queue() -> str:
+    """This pytest process's Celery queue; removed from the broker at the end of the session."""
+    yield CELERY_TEST_QUEUE
+    if os.environ.get("REDIS_URL"):
+        delete_queue(CELERY_TEST_QUEUE)
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db, tmp_path, celery_test_queue):
+    """Start real Celery workers: `celery_worker_factory(concurrency=2, env={...})` -> started.
+
+    Each call starts a `celery worker` subprocess (prefork, its own process group) consuming
+    this session's queue, against pytest-django's test database and REDIS_URL, and returns the
+    `CeleryWorker` once it is ready (about a second). `env` adds variables, e.g.
+    `{"FLOWGATE_STALE_AFTER_S": "2"}`. The queue is purged first unless another worker of this
+    test is still running. Use the factory for custom settings and for tests that kill a worker
+    (`worker.kill()`) and start a fresh one.
+
+    Tests need `@pytest.mark.django_db(transaction=True)`: the worker is another process and
+    sees only committed data (this fixture requests `transactional_db`, which forces that
+    anyway; the mark says so where it matters).
+
+    At teardown, before the database is flushed, every worker is SIGKILLed with its children
+    (tasks still running must not write into the next test), the queue is purged, and each
+    worker's log is printed (pytest shows it for failing tests).
+    """
+    require_redis_url()
+    workers: list[CeleryWorker] = []
+
+    def start(*, concurrency: int = 2, env: dict[str, str] | None = None, **kwargs) -> CeleryWorker:
+        log_path = tmp_path / f"celery-worker-{len(workers) + 1}.log"
+        worker = CeleryWorker(concurrency=concurrency, env=env, log_path=log_path, **kwargs)
+        others_running = any(other.alive for other in workers)
+        workers.append(worker)
+        return worker.start(purge=not others_running)
+
+    yield start
+
+    errors = []
+    for worker in workers:
+        try:
+            worker.kill()
+        except Exception as exc:  # keep killing the others
+            errors.append(exc)
+        print(f"--- {worker!r}, log {worker.log_path} ---\n{worker.log()}")
+    purge_queue(celery_test_queue)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def celery_worker(celery_worker_factory) -> CeleryWorker:
+    """A started Celery worker (concurrency 2) for this test; see `celery_worker_factory`.
+
+    Needs `@pytest.mark.django_db(transaction=True)`. Send tasks with `.delay()` once the data
+    they read is committed, then poll for the effect with `tests.support.wait_for`.
+    """
+    return celery_worker_factory()
