@@ -121,7 +121,14 @@ class GateDecision(models.Model):
                 fields=["gate"],
                 condition=models.Q(settles=True),
                 name="one_settling_decision_per_gate",
-            )
+            ),
+            # A guard denial is a record only: it must never take the gate's one settling slot,
+            # and every other entry settles the gate.
+            models.CheckConstraint(
+                condition=models.Q(decision="guard_denied", settles=False)
+                | (~models.Q(decision="guard_denied") & models.Q(settles=True)),
+                name="guard_denied_never_settles",
+            ),
         ]
         indexes = [models.Index(fields=["run", "decided_at", "id"], name="decision_run_at")]
         ordering = ["decided_at", "id"]

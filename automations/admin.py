@@ -1,4 +1,11 @@
-"""Admin for automations, runs, run nodes and lifecycle events (operator actions come later)."""
+"""Admin for automations, runs, run nodes and lifecycle events (operator actions come later).
+
+The admin does not bypass the services: everything here is read-only apart from actions that
+call a service (`run_now` → `run_start`, with the staff user as actor). Automations are created
+and edited through the API (validated, versioned, audited), and nothing here deletes: runs and
+their history are evidence the audit trail points at. Per-automation grants are managed with
+`…/grants` in the API (audited), not guardian's object-permission screen.
+"""
 
 from django.contrib import admin, messages
 from guardian.admin import GuardedModelAdmin
@@ -11,6 +18,8 @@ from governance.errors import FlowgateError
 
 @admin.register(Automation)
 class AutomationAdmin(GuardedModelAdmin):
+    """Read-only view of automations, with the `run_now` action."""
+
     list_display = (
         "automation_id",
         "name",
@@ -26,6 +35,17 @@ class AutomationAdmin(GuardedModelAdmin):
     list_select_related = ("workspace__organization", "created_by")
     readonly_fields = ("version", "created_at", "updated_at", "deleted_at")
     actions = ["run_now"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # View only: a save here would skip validation, the version bump and the audit event;
+        # it also closes guardian's object-permission screen (unaudited grants).
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
     @admin.action(description="Run now")
     def run_now(self, request, queryset):
@@ -47,6 +67,12 @@ class RunNodeInline(admin.TabularInline):
     readonly_fields = ("node_id", "state", "attempts", "output", "started_at", "finished_at")
     fields = readonly_fields
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
@@ -59,6 +85,13 @@ class RunAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Run._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # View only: saving the form would write the whole row back over the engine's changes.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -74,4 +107,7 @@ class LifecycleEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

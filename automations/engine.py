@@ -146,8 +146,6 @@ def run_advance(run_id: str) -> Run | None:
     Idempotent and safe to call concurrently or redundantly: everything is decided under the
     run lock from the stored state.
     """
-    from automations import tasks
-
     now = timezone.now()
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(run_id=run_id).first()
@@ -166,29 +164,53 @@ def run_advance(run_id: str) -> Run | None:
         if run.status != RunStatus.RUNNING:
             return run
         nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
-        spec = RunSpec.from_snapshot(run.automation_snapshot)
-        plan = plan_run(spec, nodes, now)
-        run.heartbeat_at = plan.wake_at or now
-        if plan.start:
-            dispatches = _start_nodes(run, spec, nodes, plan.start, now, events)
-            transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
-        elif plan.wake_at:
-            delay = max(0.0, (plan.wake_at - now).total_seconds())
-            transaction.on_commit(lambda: tasks.schedule_advance(run_id, countdown=delay))
-        elif plan.gate:
-            gate_open(
-                run=run,
-                node_id=plan.gate,
-                gate=spec.gate(plan.gate),
-                upstream_outputs={d: nodes[d].output for d in spec.depends_on(plan.gate)},
-                now=now,
-            )
-        elif plan.terminal:
-            _finish(run, *plan.terminal, now=now, events=events)
+        _advance_locked(run, nodes, RunSpec.from_snapshot(run.automation_snapshot), now, events)
         run.version += 1
         run.save(update_fields=RUN_ENGINE_FIELDS)
         LifecycleEvent.objects.bulk_create(events)
     return run
+
+
+def _advance_locked(run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, events) -> None:
+    """Apply the plan to a running run whose row and node rows this transaction has locked.
+
+    Node dispatches, wake-ups and the gate's chat hook are scheduled for after commit.
+    """
+    from automations import tasks
+
+    plan = plan_run(spec, nodes, now)
+    run.heartbeat_at = plan.wake_at or now
+    if plan.start:
+        dispatches = _start_nodes(run, spec, nodes, plan.start, now, events)
+        transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
+    elif plan.wake_at:
+        delay = max(0.0, (plan.wake_at - now).total_seconds())
+        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id, countdown=delay))
+    elif plan.gate:
+        # Keep the history in order: what led to the gate is recorded before the gate opens.
+        LifecycleEvent.objects.bulk_create(events)
+        events.clear()
+        gate_open(
+            run=run,
+            node_id=plan.gate,
+            gate=spec.gate(plan.gate),
+            upstream_outputs={d: nodes[d].output for d in spec.depends_on(plan.gate)},
+            now=now,
+        )
+    elif plan.terminal:
+        _finish(run, *plan.terminal, now=now, events=events)
+
+
+NODE_START_FIELDS = [
+    "state",
+    "attempts",
+    "attempt_token",
+    "task_id",
+    "not_before",
+    "started_at",
+    "finished_at",
+    "updated_at",
+]
 
 
 def _start_nodes(run, spec, nodes, node_ids, now, events) -> list[tuple]:
@@ -207,19 +229,9 @@ def _start_nodes(run, spec, nodes, node_ids, now, events) -> list[tuple]:
         dispatches.append(
             (run.run_id, node_id, str(node.attempt_token), node.task_id, spec.timeout_s(node_id))
         )
-    RunNode.objects.bulk_update(
-        [nodes[n] for n in node_ids],
-        [
-            "state",
-            "attempts",
-            "attempt_token",
-            "task_id",
-            "not_before",
-            "started_at",
-            "finished_at",
-            "updated_at",
-        ],
-    )
+    # Usually one or two nodes: plain UPDATEs are cheaper than bulk_update's CASE expressions.
+    for node_id in node_ids:
+        nodes[node_id].save(update_fields=NODE_START_FIELDS)
     return dispatches
 
 
@@ -243,21 +255,18 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
     duplicated task message never executes the same attempt twice. Returns False when the
     attempt was not executed (already claimed, or fenced out before it began).
     """
+    # The token is a random UUID (indexed), so it alone names the attempt.
     claimed = RunNode.objects.filter(
-        run__run_id=run_id,
-        node_id=node_id,
-        attempt_token=token,
-        state=NodeState.RUNNING,
-        started_at__isnull=True,
+        attempt_token=token, state=NodeState.RUNNING, started_at__isnull=True
     ).update(started_at=timezone.now())
     if not claimed:
         logger.info(
             "node attempt not claimed run=%s node=%s (fenced or duplicate)", run_id, node_id
         )
         return False
-    run = Run.objects.select_related("workspace__organization").get(run_id=run_id)
+    node = RunNode.objects.select_related("run__workspace__organization").get(attempt_token=token)
+    run = node.run
     spec = RunSpec.from_snapshot(run.automation_snapshot)
-    attempts = RunNode.objects.filter(run=run, node_id=node_id).values_list("attempts", flat=True)
     upstream = dict(
         RunNode.objects.filter(run=run, node_id__in=spec.depends_on(node_id)).values_list(
             "node_id", "output"
@@ -270,7 +279,7 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
         node=spec.nodes[node_id],
         agent=spec.agent_of(node_id),
         upstream_outputs=upstream,
-        attempt=attempts.first() or 1,
+        attempt=node.attempts,
         workspace_root=spec.workspace_root,
     )
     output, failure = None, None
@@ -332,12 +341,13 @@ def node_result_accept(
     Otherwise the result is discarded and the discard recorded. On failure the node goes back to
     pending with a backoff while attempts remain, else it fails. Returns whether it was accepted.
     """
-    from automations import handoffs, tasks
+    from automations import handoffs
 
     now = timezone.now()
     with transaction.atomic():
         run = Run.objects.select_for_update().get(run_id=run_id)
-        node = RunNode.objects.select_for_update().get(run=run, node_id=node_id)
+        nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
+        node = nodes[node_id]
         if run.status != RunStatus.RUNNING or str(node.attempt_token) != token:
             reason = (
                 f"run is {run.status}" if run.status != RunStatus.RUNNING else "attempt superseded"
@@ -347,6 +357,7 @@ def node_result_accept(
             )
             return False
         spec = RunSpec.from_snapshot(run.automation_snapshot)
+        events: list[LifecycleEvent] = []
         node.attempt_token = None
         node.finished_at = now
         if failure is None:
@@ -354,9 +365,8 @@ def node_result_accept(
             node.state = NodeState.BLOCKED if blocked else NodeState.COMPLETED
             node.output = output
             event = "node_blocked" if blocked else "node_completed"
-            lifecycle_record(run, event, node_id=node_id, attempt=node.attempts)
-            declared = spec.handoff(node_id)
-            if declared and not blocked:
+            events.append(lifecycle_event(run, event, node_id=node_id, attempt=node.attempts))
+            if spec.handoff(node_id) is not None and not blocked:
                 transaction.on_commit(
                     lambda: handoffs.write_artifact(run_id=run_id, node_id=node_id)
                 )
@@ -365,18 +375,30 @@ def node_result_accept(
             node.output = {"status": "failed", "failed_at": now.isoformat(), **failure}
             node.state = NodeState.PENDING if retry else NodeState.FAILED
             node.not_before = now + timedelta(seconds=spec.backoff_s(node_id)) if retry else None
-            lifecycle_record(
-                run,
-                "node_failed",
-                reason=failure["reason"],
-                node_id=node_id,
-                attempt=node.attempts,
-                failure_kind=failure.get("failure_kind"),
-                will_retry=retry,
+            events.append(
+                lifecycle_event(
+                    run,
+                    "node_failed",
+                    reason=failure["reason"],
+                    node_id=node_id,
+                    attempt=node.attempts,
+                    failure_kind=failure.get("failure_kind"),
+                    will_retry=retry,
+                )
             )
-        node.save()
-        run.heartbeat_at = now
+        node.save(
+            update_fields=[
+                "attempt_token",
+                "finished_at",
+                "state",
+                "output",
+                "not_before",
+                "updated_at",
+            ]
+        )
+        # Advance in the same transaction: the next nodes start without another task hop.
+        _advance_locked(run, nodes, spec, now, events)
         run.version += 1
-        run.save(update_fields=["heartbeat_at", "version", "updated_at"])
-        transaction.on_commit(lambda: tasks.schedule_advance(run_id))
+        run.save(update_fields=RUN_ENGINE_FIELDS)
+        LifecycleEvent.objects.bulk_create(events)
     return True

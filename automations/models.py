@@ -189,6 +189,13 @@ class RunNode(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "node_id"], name="one_node_row_per_run_node")
         ]
+        indexes = [
+            models.Index(
+                fields=["attempt_token"],
+                condition=models.Q(attempt_token__isnull=False),
+                name="runnode_attempt_token",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.node_id}"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from automations.models import Automation
+from approvals.models import Gate, GateDecision, GateStatus
+from automations.ids import is_automation_id, is_run_id
+from automations.models import (
+    Automation,
+    AutomationGroupObjectPermission,
+    AutomationUserObjectPermission,
+    Run,
+)
 from governance.actors import Actor
-from governance.errors import AutomationNotFound
-from governance.policy import Action, authorize
+from governance.errors import AutomationNotFound, NotFound
+from governance.policy import GRANTABLE, Action, authorize
 
 
 def automations_visible(actor: Actor) -> QuerySet[Automation]:
@@ -18,19 +25,22 @@ def automations_visible(actor: Actor) -> QuerySet[Automation]:
 
 
 def automation_get(actor: Actor, automation_id: str, *, action: Action = Action.VIEW) -> Automation:
-    """The automation if the actor may perform `action` on it; 404 when invisible, else 403."""
+    """The automation if the actor may perform `action` on it; 404 when invisible, else 403.
+
+    A read: a refusal here is not audited (GETs never write, SPEC §10.11). Services authorise
+    their mutation again, audited. An id no automation can have is "not found" without a query.
+    """
+    if not is_automation_id(automation_id):
+        raise AutomationNotFound(automation_id)
     automation = automations_visible(actor).filter(automation_id=automation_id).first()
     if automation is None:
         raise AutomationNotFound(automation_id)
-    authorize(actor, action, automation)
+    authorize(actor, action, automation, audit=False)
     return automation
 
 
 def automation_grants(automation: Automation) -> list[dict]:
     """The guardian grants on one automation as API rows (two queries, whatever their number)."""
-    from automations.models import AutomationGroupObjectPermission, AutomationUserObjectPermission
-    from governance.policy import GRANTABLE
-
     short = {codename: name for name, codename in GRANTABLE.items()}
     rows = [
         grant_json(
@@ -61,10 +71,6 @@ def grant_json(grant_id: str, permission: str, *, user=None, group=None) -> dict
 
 def runs_with_state(queryset):
     """Runs with everything their JSON needs, in a constant number of queries (1 + 4)."""
-    from django.db.models import Prefetch
-
-    from approvals.models import Gate, GateDecision, GateStatus
-
     return queryset.select_related(
         "automation", "requested_by", "workspace__organization"
     ).prefetch_related(
@@ -82,16 +88,15 @@ def runs_with_state(queryset):
 
 def runs_visible(actor: Actor):
     """Runs of the actor's workspace (every role can view every automation of it)."""
-    from automations.models import Run
-
     return Run.objects.filter(workspace=actor.workspace)
 
 
 def run_get(actor: Actor, run_id: str):
-    """One run with its state, or 404 `AUTOMATION_V2_RUN_NOT_FOUND` (also for other tenants)."""
-    from governance.errors import NotFound
-
-    run = runs_with_state(runs_visible(actor)).filter(run_id=run_id).first()
+    """One run with its state, or 404 `AUTOMATION_V2_RUN_NOT_FOUND` (also for other tenants,
+    and without a query for an id no run can have)."""
+    run = None
+    if is_run_id(run_id):
+        run = runs_with_state(runs_visible(actor)).filter(run_id=run_id).first()
     if run is None:
         raise NotFound("Run not found", code="AUTOMATION_V2_RUN_NOT_FOUND", runID=run_id)
     return run

@@ -11,12 +11,12 @@ import re
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from automations.flow import validate_automation
+from automations.ids import AUTOMATION_ID_PATTERN, RESERVED_IDS
 from automations.lifecycle import lifecycle_record
 from automations.models import (
     Automation,
@@ -28,19 +28,18 @@ from automations.models import (
 )
 from governance.actors import Actor
 from governance.audit import audit_record
-from governance.errors import Conflict, InvalidRequest, NotFound
-from governance.models import Membership
+from governance.errors import AutomationNotFound, Conflict, InvalidRequest, NotFound
+from governance.models import Membership, WorkspaceGroup
 from governance.policy import GRANTABLE, Action, authorize, authorize_create
 
-AUTOMATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-# Path segments under /api/automations/v2 that are routes, not automation ids.
-RESERVED_IDS = frozenset({"runs"})
 SPEC_FIELDS = ("flow", "agents", "execution", "workspace_root", "handoff_config")
 PLAIN_FIELDS = ("name", "description", "status", "metadata")
+# `grant_id` as `automations.selectors.automation_grants` renders it: `u<pk>` or `g<pk>`.
+GRANT_ID_PATTERN = re.compile(r"([ug])([0-9]{1,18})")
 
 
 def _check_automation_id(automation_id: str) -> None:
-    if not AUTOMATION_ID_PATTERN.match(automation_id) or automation_id in RESERVED_IDS:
+    if not AUTOMATION_ID_PATTERN.fullmatch(automation_id) or automation_id in RESERVED_IDS:
         raise InvalidRequest(
             "automation_id must be 1-128 letters, digits, '.', '_', ':' or '-' "
             "(and not a reserved word)",
@@ -51,6 +50,18 @@ def _check_automation_id(automation_id: str) -> None:
 
 def _validated_spec(values: dict[str, Any]) -> dict[str, Any]:
     return validate_automation(**{name: values.get(name) for name in SPEC_FIELDS})
+
+
+def _lock_live(automation: Automation) -> Automation:
+    """Lock the automation's row (inside the caller's transaction) and re-check it is live.
+
+    `authorize` judged the row as read before the transaction; a concurrent delete may have
+    committed since, and the lock makes the check hold until this transaction commits.
+    """
+    locked = Automation.objects.select_for_update().filter(pk=automation.pk).first()
+    if locked is None or locked.deleted_at is not None:
+        raise AutomationNotFound(automation.automation_id)
+    return locked
 
 
 def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
@@ -100,17 +111,12 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
     """Apply a partial update; the merged spec is validated and `version` goes up by one.
 
     An optional `version` in `data` is a precondition: a stale client gets 409 instead of
-    silently overwriting someone else's change.
+    silently overwriting someone else's change. An update naming no field (`{}`, or only
+    `version`) changes nothing: no version bump, no audit event.
     """
     authorize(actor, Action.CHANGE, automation)
     with transaction.atomic():
-        locked = Automation.objects.select_for_update().get(pk=automation.pk)
-        if locked.deleted_at is not None:
-            raise NotFound(
-                "Automation not found",
-                code="AUTOMATION_V2_NOT_FOUND",
-                automationID=automation.automation_id,
-            )
+        locked = _lock_live(automation)
         expected = data.get("version")
         if expected is not None and expected != locked.version:
             raise Conflict(
@@ -119,6 +125,10 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
                 currentVersion=locked.version,
             )
         changed = [f for f in (*PLAIN_FIELDS, *SPEC_FIELDS) if f in data]
+        if not changed:
+            locked.created_by = automation.created_by
+            locked.workspace = automation.workspace
+            return locked
         if any(f in data for f in SPEC_FIELDS):
             merged = {f: data.get(f, getattr(locked, f)) for f in SPEC_FIELDS}
             spec = _validated_spec(merged)
@@ -129,7 +139,7 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
             if name in data:
                 setattr(locked, name, data[name] if name != "metadata" else data[name] or {})
         locked.version += 1
-        locked.save()
+        locked.save(update_fields=[*_stored_fields(changed), "version", "updated_at"])
         audit_record(
             workspace=actor.workspace,
             event_type="automation.updated",
@@ -145,28 +155,36 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
     return locked
 
 
+def _stored_fields(changed: list[str]) -> list[str]:
+    """The model fields an update of the API fields `changed` writes (spec fields are stored
+    normalised together, so a change to one rewrites all of them)."""
+    plain = [f for f in PLAIN_FIELDS if f in changed]
+    return plain + (list(SPEC_FIELDS) if any(f in changed for f in SPEC_FIELDS) else [])
+
+
 def automation_delete(*, actor: Actor, automation: Automation) -> None:
-    """Soft-delete: runs, gates and the audit trail keep their automation; the id is freed."""
+    """Soft-delete: runs, gates and the audit trail keep their automation; the id is freed.
+
+    Deleting is a change like any other: the version goes up and the audit event records the
+    deleted version.
+    """
     authorize(actor, Action.DELETE, automation)
     with transaction.atomic():
-        updated = Automation.objects.filter(pk=automation.pk, deleted_at__isnull=True).update(
-            deleted_at=timezone.now()
-        )
-        if not updated:
-            raise NotFound(
-                "Automation not found",
-                code="AUTOMATION_V2_NOT_FOUND",
-                automationID=automation.automation_id,
-            )
+        locked = _lock_live(automation)
+        locked.deleted_at = timezone.now()
+        locked.version += 1
+        locked.save(update_fields=["deleted_at", "version", "updated_at"])
         audit_record(
             workspace=actor.workspace,
             event_type="automation.deleted",
             actor=actor,
-            payload={"automationID": automation.automation_id, "version": automation.version},
+            payload={"automationID": locked.automation_id, "version": locked.version},
         )
 
 
 def _grant_target(actor: Actor, *, username: str | None, group_name: str | None):
+    """The member or workspace group a grant names; anything else (unknown, another
+    workspace's) is the same 400, so grants reveal nothing about other tenants."""
     if bool(username) == bool(group_name):
         raise InvalidRequest(
             "Give exactly one of user or group",
@@ -183,10 +201,16 @@ def _grant_target(actor: Actor, *, username: str | None, group_name: str | None)
                 f"No member named {username!r} in this workspace", code="GRANT_PRINCIPAL_NOT_FOUND"
             )
         return membership.user
-    group = Group.objects.filter(name=group_name).first()
-    if group is None:
-        raise InvalidRequest(f"No group named {group_name!r}", code="GRANT_PRINCIPAL_NOT_FOUND")
-    return group
+    link = (
+        WorkspaceGroup.objects.select_related("group")
+        .filter(workspace=actor.workspace, group__name=group_name)
+        .first()
+    )
+    if link is None:
+        raise InvalidRequest(
+            f"No group named {group_name!r} in this workspace", code="GRANT_PRINCIPAL_NOT_FOUND"
+        )
+    return link.group
 
 
 def grant_add(
@@ -197,7 +221,8 @@ def grant_add(
     username: str | None = None,
     group_name: str | None = None,
 ):
-    """Grant one permission on the automation to a workspace member or a group (idempotent)."""
+    """Grant one permission on the automation to a workspace member or one of the workspace's
+    groups (idempotent). The automation row is locked so a concurrent delete cannot slip in."""
     authorize(actor, Action.MANAGE_GRANTS, automation)
     if permission not in GRANTABLE:
         raise InvalidRequest(
@@ -206,6 +231,7 @@ def grant_add(
         )
     target = _grant_target(actor, username=username, group_name=group_name)
     with transaction.atomic():
+        _lock_live(automation)
         row = assign_perm(f"automations.{GRANTABLE[permission]}", target, automation)
         audit_record(
             workspace=actor.workspace,
@@ -222,15 +248,18 @@ def grant_add(
 
 
 def grant_revoke(*, actor: Actor, automation: Automation, grant_id: str) -> None:
-    """Revoke a grant by its id (`u<n>` for a user grant, `g<n>` for a group grant)."""
+    """Revoke a grant by its id (`u<n>` for a user grant, `g<n>` for a group grant).
+
+    Lock order: the automation row, then the grant row, then (in `audit_record`) the chain head.
+    """
     authorize(actor, Action.MANAGE_GRANTS, automation)
-    model = {"u": AutomationUserObjectPermission, "g": AutomationGroupObjectPermission}.get(
-        grant_id[:1]
-    )
-    pk = grant_id[1:]
-    if model is None or not pk.isdigit():
+    match = GRANT_ID_PATTERN.fullmatch(grant_id)
+    if match is None:
         raise NotFound("Grant not found", code="GRANT_NOT_FOUND", grantID=grant_id)
+    kind, pk = match.groups()
+    model = {"u": AutomationUserObjectPermission, "g": AutomationGroupObjectPermission}[kind]
     with transaction.atomic():
+        _lock_live(automation)
         row = (
             model.objects.select_for_update()
             .select_related("permission")

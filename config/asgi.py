@@ -1,9 +1,9 @@
-"""ASGI entry point."""
+"""ASGI entry point; like `config.wsgi`, it defaults to the production settings (fail closed)."""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 application = get_asgi_application()

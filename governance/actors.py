@@ -63,7 +63,9 @@ class Actor:
 
     @property
     def is_workspace_admin(self) -> bool:
-        return self.role == Role.ADMIN
+        """A human holding the admin role. An agent's admin role gives it no admin powers (it
+        gets `view` from its role and the rest only by owning or being granted, SPEC §6.2)."""
+        return self.is_human and self.role == Role.ADMIN
 
     def describe(self) -> dict[str, str]:
         """The actor as recorded in audit payloads and decision records."""

@@ -1,5 +1,10 @@
-"""Admin for tenancy, principals, tokens and the (read-only) audit trail."""
+"""Admin for tenancy, principals, tokens and the (read-only) audit trail.
 
+Membership changes go through `governance.services` (`member_add`, `member_remove`) with the
+staff user as the actor, so they are audited exactly like `manage.py add_member`.
+"""
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from guardian.admin import GuardedModelAdmin
@@ -13,8 +18,9 @@ from governance.models import (
     Organization,
     User,
     Workspace,
+    WorkspaceGroup,
 )
-from governance.services import token_revoke
+from governance.services import member_add, member_remove, token_revoke
 
 
 @admin.register(User)
@@ -24,6 +30,12 @@ class FlowgateUserAdmin(UserAdmin):
     fieldsets = (*UserAdmin.fieldsets, ("Principal", {"fields": ("kind",)}))
     add_fieldsets = (*UserAdmin.add_fieldsets, ("Principal", {"fields": ("kind",)}))
 
+    def get_readonly_fields(self, request, obj=None):
+        # A principal's kind is fixed once created (as in `member_add`): turning an agent into a
+        # human would let it decide gates.
+        readonly = super().get_readonly_fields(request, obj)
+        return (*readonly, "kind") if obj is not None else readonly
+
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
@@ -31,10 +43,49 @@ class OrganizationAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
 
 
+def _save_membership(request, membership: Membership) -> Membership:
+    """Create or update a membership through `member_add` (audited, admin actor)."""
+    result = member_add(
+        workspace=membership.workspace,
+        username=membership.user.username,
+        role=membership.role,
+        kind=membership.user.kind,
+        actor=Actor.for_admin(request.user, membership.workspace),
+    )
+    return result.membership
+
+
+def _delete_membership(request, membership: Membership) -> None:
+    member_remove(membership=membership, actor=Actor.for_admin(request.user, membership.workspace))
+
+
+class MembershipInlineForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ("user", "role")
+
+    def clean_user(self):
+        user = self.cleaned_data["user"]
+        if self.instance.pk is not None and user != self.instance.user:
+            raise forms.ValidationError(
+                "A membership's user cannot change: remove it and add the other user."
+            )
+        return user
+
+
 class MembershipInline(admin.TabularInline):
+    """Saved by `WorkspaceAdmin.save_formset` through the services, not by the formset."""
+
     model = Membership
+    form = MembershipInlineForm
     extra = 0
     autocomplete_fields = ("user",)
+
+
+class WorkspaceGroupInline(admin.TabularInline):
+    model = WorkspaceGroup
+    extra = 0
+    autocomplete_fields = ("group",)
 
 
 @admin.register(Workspace)
@@ -45,16 +96,55 @@ class WorkspaceAdmin(GuardedModelAdmin):
     list_filter = ("organization",)
     search_fields = ("slug", "name", "organization__slug")
     list_select_related = ("organization",)
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, WorkspaceGroupInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Membership:
+            return super().save_formset(request, form, formset, change)
+        memberships = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            _delete_membership(request, membership)
+        for membership in memberships:
+            membership.workspace = form.instance
+            _save_membership(request, membership)
+        return None
 
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Memberships; saves and deletes go through `member_add` / `member_remove` (audited)."""
+
     list_display = ("user", "workspace", "role", "created_at")
     list_filter = ("role", "workspace")
     search_fields = ("user__username", "workspace__slug")
     list_select_related = ("user", "workspace__organization")
     autocomplete_fields = ("user",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a membership to another user or workspace is a removal plus an addition.
+        return ("user", "workspace", "created_at") if obj is not None else ("created_at",)
+
+    def save_model(self, request, obj, form, change):
+        saved = _save_membership(request, obj)
+        obj.pk, obj.created_at = saved.pk, saved.created_at
+
+    def delete_model(self, request, obj):
+        _delete_membership(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user", "workspace__organization"):
+            _delete_membership(request, membership)
+
+
+@admin.register(WorkspaceGroup)
+class WorkspaceGroupAdmin(admin.ModelAdmin):
+    """Which workspace a group belongs to: grants name only groups of the caller's workspace."""
+
+    list_display = ("group", "workspace", "created_at")
+    list_filter = ("workspace",)
+    search_fields = ("group__name", "workspace__slug")
+    list_select_related = ("group", "workspace__organization")
+    autocomplete_fields = ("group",)
 
 
 @admin.register(ApiToken)
@@ -74,10 +164,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
         for token in queryset.select_related("user", "workspace__organization"):
-            actor = Actor(
-                kind=request.user.kind, workspace=token.workspace, user=request.user, source="admin"
-            )
-            token_revoke(token=token, actor=actor)
+            token_revoke(token=token, actor=Actor.for_admin(request.user, token.workspace))
         self.message_user(request, f"Revoked {queryset.count()} token(s).")
 
 

@@ -25,12 +25,12 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
 from governance.actors import Actor
+from governance.audit_keys import parse_audit_keys
 from governance.models import AuditChainHead, AuditEvent, Workspace
 
 GENESIS_HASH = "0" * 64
@@ -42,21 +42,7 @@ class AuditOutsideTransaction(RuntimeError):
 
 @cache
 def _parse_keys(raw: str) -> tuple[tuple[str, bytes], ...]:
-    keys = []
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key_id, sep, secret = item.partition(":")
-        if not sep or not key_id or not secret:
-            raise ImproperlyConfigured("AUDIT_HMAC_KEYS entries must be keyid:hexsecret")
-        try:
-            keys.append((key_id, bytes.fromhex(secret)))
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"AUDIT_HMAC_KEYS key {key_id!r} is not hex") from exc
-    if not keys:
-        raise ImproperlyConfigured("AUDIT_HMAC_KEYS is empty")
-    return tuple(keys)
+    return parse_audit_keys(raw)
 
 
 def signing_keys() -> tuple[tuple[str, bytes], ...]:

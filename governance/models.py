@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -117,6 +117,22 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.workspace} ({self.role})"
+
+
+class WorkspaceGroup(models.Model):
+    """Makes a Django auth group one workspace's own.
+
+    Group names are unique across the deployment; grants (`POST …/grants {"group": …}`) look a
+    group up only among the caller's workspace groups, so another tenant's group can neither be
+    granted to nor detected. A group without this row cannot be named in a grant at all.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="groups")
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="workspace_link")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.group.name} @ {self.workspace}"
 
 
 class ApiToken(models.Model):

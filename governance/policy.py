@@ -7,6 +7,12 @@ Permissions live on the automation (django-guardian object permissions). A calle
 Agents get `view` from their role and nothing else from it: an agent may change or operate only
 automations it created or holds a grant on (SPEC §6.2). Deleting and managing grants are for
 owners and admins only. Another workspace's automation does not exist for the caller (404).
+
+Workspace-level actions (creating automations, reading the audit trail) have their own small
+table, `WORKSPACE_ACTION_ROLES`, below.
+
+Denied mutations are audited (`automation.governance.denied`, in their own transaction); denied
+reads are not, because GETs never write (SPEC §10.11): callers pass `audit=False` for reads.
 """
 
 from __future__ import annotations
@@ -69,6 +75,31 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 CREATOR_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 
 
+class WorkspaceAction(StrEnum):
+    CREATE_AUTOMATION = "create"
+    READ_AUDIT = "read_audit"
+
+
+# Workspace-level actions: the roles that may take them ...
+WORKSPACE_ACTION_ROLES: dict[WorkspaceAction, frozenset[str]] = {
+    WorkspaceAction.CREATE_AUTOMATION: CREATOR_ROLES,
+    WorkspaceAction.READ_AUDIT: frozenset({Role.ADMIN}),
+}
+# ... and those only humans may take, whatever the role (an agent holding the admin role does
+# not read the audit trail).
+HUMAN_ONLY_WORKSPACE_ACTIONS = frozenset({WorkspaceAction.READ_AUDIT})
+WORKSPACE_DENIALS: dict[WorkspaceAction, tuple[str, str]] = {
+    WorkspaceAction.CREATE_AUTOMATION: (
+        "AUTOMATION_V2_ACCESS_DENIED",
+        "Your role may not create automations",
+    ),
+    WorkspaceAction.READ_AUDIT: (
+        "AUDIT_ACCESS_DENIED",
+        "Only workspace admins may read the audit log",
+    ),
+}
+
+
 def automation_permissions(actor: Actor, automation) -> frozenset[str]:
     """Every permission `actor` holds on `automation` (empty when it is invisible to them)."""
     if actor.user is None or automation.workspace_id != actor.workspace.pk:
@@ -112,20 +143,41 @@ def deny(actor: Actor, *, action: str, automation_id: str | None, code: str, mes
     raise Forbidden(message, code=code)
 
 
-def authorize(actor: Actor, action: Action, automation) -> frozenset[str]:
-    """Raise 404 if the automation is invisible, 403 (audited) if the action is not permitted."""
+def authorize(actor: Actor, action: Action, automation, *, audit: bool = True) -> frozenset[str]:
+    """Raise 404 if the automation is invisible, 403 if the action is not permitted.
+
+    The 403 is audited unless `audit=False`, which reads pass (GETs never write).
+    """
     held = automation_permissions(actor, automation)
     if VIEW not in held:
         raise AutomationNotFound(automation.automation_id)
     if ACTION_PERMISSION[action] not in held:
         code, message = _denial_code(actor)
+        if not audit:
+            raise Forbidden(message, code=code)
         deny(
             actor, action=action, automation_id=automation.automation_id, code=code, message=message
         )
     return held
 
 
+def workspace_allows(actor: Actor, action: WorkspaceAction) -> bool:
+    """Whether the actor may take a workspace-level action in its workspace."""
+    if action in HUMAN_ONLY_WORKSPACE_ACTIONS and not actor.is_human:
+        return False
+    return actor.role in WORKSPACE_ACTION_ROLES[action]
+
+
+def authorize_workspace(actor: Actor, action: WorkspaceAction, *, audit: bool = True) -> None:
+    """Raise 403 unless the actor may take `action`; audited unless `audit=False` (reads)."""
+    if workspace_allows(actor, action):
+        return
+    code, message = WORKSPACE_DENIALS[action]
+    if not audit:
+        raise Forbidden(message, code=code)
+    deny(actor, action=action, automation_id=None, code=code, message=message)
+
+
 def authorize_create(actor: Actor) -> None:
-    if actor.role not in CREATOR_ROLES:
-        code, message = "AUTOMATION_V2_ACCESS_DENIED", "Your role may not create automations"
-        deny(actor, action="create", automation_id=None, code=code, message=message)
+    """Creating an automation (audited when denied)."""
+    authorize_workspace(actor, WorkspaceAction.CREATE_AUTOMATION)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from governance.actors import Actor
-from governance.audit import audit_record
+from governance.audit import GENESIS_HASH, audit_record
 from governance.errors import InvalidRequest, NotFound
 from governance.models import (
     DATA_CLASSES,
@@ -25,14 +27,15 @@ from governance.models import (
     Role,
     User,
     Workspace,
+    WorkspaceUserObjectPermission,
     clearance_codename,
 )
-from governance.tenancy import _split_path
+from governance.tenancy import parse_workspace_path
 from governance.tokens import generate_token, token_digest
 
 
 def workspace_get(path: str) -> Workspace:
-    org, ws = _split_path(path)
+    org, ws = parse_workspace_path(path)
     workspace = (
         Workspace.objects.select_related("organization")
         .filter(organization__slug=org, slug=ws)
@@ -45,13 +48,19 @@ def workspace_get(path: str) -> Workspace:
 
 @transaction.atomic
 def workspace_create(*, path: str, name: str | None = None) -> tuple[Workspace, bool]:
-    """Create `<org>/<ws>` (and its organisation and audit chain head); idempotent."""
-    org_slug, ws_slug = _split_path(path)
+    """Create `<org>/<ws>` (and its organisation and audit chain head); idempotent.
+
+    Slugs and the name are checked here (400 / CommandError), never left to the database.
+    """
+    org_slug, ws_slug = parse_workspace_path(path)
+    max_name = Workspace._meta.get_field("name").max_length
+    if name is not None and (len(name) > max_name or not name.isprintable()):
+        raise InvalidRequest(f"A workspace name is at most {max_name} printable characters")
     organization, _ = Organization.objects.get_or_create(slug=org_slug, defaults={"name": org_slug})
     workspace, created = Workspace.objects.get_or_create(
         organization=organization, slug=ws_slug, defaults={"name": name or ws_slug}
     )
-    AuditChainHead.objects.get_or_create(workspace=workspace, defaults={"hash": "0" * 64})
+    AuditChainHead.objects.get_or_create(workspace=workspace, defaults={"hash": GENESIS_HASH})
     return workspace, created
 
 
@@ -81,6 +90,7 @@ def member_add(
     """
     if role not in Role.values:
         raise InvalidRequest(f"Unknown role {role!r}")
+    _check_username(username)
     if kind not in PrincipalKind.values:
         raise InvalidRequest(f"Unknown principal kind {kind!r}")
     unknown = sorted(set(clearances) - set(DATA_CLASSES))
@@ -111,6 +121,38 @@ def member_add(
         payload={"user": username, "kind": kind, "role": role, "clearances": sorted(clearances)},
     )
     return MemberResult(user=user, membership=membership, user_created=created)
+
+
+def _check_username(username: str) -> None:
+    max_length = User._meta.get_field("username").max_length
+    try:
+        if len(username) > max_length:
+            raise ValidationError("too long")
+        UnicodeUsernameValidator()(username)
+    except ValidationError as exc:
+        raise InvalidRequest(
+            f"A username is 1-{max_length} letters, digits and @/./+/-/_ characters"
+        ) from exc
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, actor: Actor | None = None) -> None:
+    """Remove a user from a workspace, with their clearances there (audited).
+
+    Their tokens for the workspace stop authenticating (401) from then on; adding them again
+    starts from no clearances. The user row itself stays (it may own automations elsewhere).
+    """
+    workspace, user = membership.workspace, membership.user
+    deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
+    if not deleted:
+        return
+    WorkspaceUserObjectPermission.objects.filter(user=user, content_object=workspace).delete()
+    audit_record(
+        workspace=workspace,
+        event_type="governance.member.removed",
+        actor=actor or Actor.system(workspace, "cli"),
+        payload={"user": user.username, "role": membership.role},
+    )
 
 
 @transaction.atomic

@@ -7,11 +7,16 @@ workspace that does not exist.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from rest_framework.exceptions import AuthenticationFailed
+
 from governance.actors import Actor
 from governance.errors import InvalidRequest, NotFound
 from governance.models import ApiToken, Membership
 
 WORKSPACE_HEADER = "HTTP_X_WORKSPACE"
+MAX_SLUG_LENGTH = 64  # Organization.slug and Workspace.slug
 
 
 class WorkspaceNotFound(NotFound):
@@ -19,13 +24,30 @@ class WorkspaceNotFound(NotFound):
     message = "Workspace not found"
 
 
-def _split_path(value: str) -> tuple[str, str]:
+def parse_workspace_path(value: str) -> tuple[str, str]:
+    """`<org-slug>/<workspace-slug>` → the two slugs, or 400 `INVALID_WORKSPACE`.
+
+    Both must be slugs of at most 64 characters (what the columns hold), so a malformed path
+    (a NUL, a space, 1 kB of text) is refused here instead of reaching the database.
+    """
     org, sep, ws = value.strip().partition("/")
-    if not sep or not org or not ws or "/" in ws:
+    if not sep or not _is_slug(org) or not _is_slug(ws):
         raise InvalidRequest(
-            "X-Workspace must look like <org>/<workspace>", code="INVALID_WORKSPACE"
+            "A workspace path must look like <org>/<workspace>: two slugs (letters, digits, "
+            f"'-' or '_') of at most {MAX_SLUG_LENGTH} characters",
+            code="INVALID_WORKSPACE",
         )
     return org, ws
+
+
+def _is_slug(value: str) -> bool:
+    if not value or len(value) > MAX_SLUG_LENGTH:
+        return False
+    try:
+        validate_slug(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def resolve_actor(request) -> Actor:
@@ -37,17 +59,18 @@ def resolve_actor(request) -> Actor:
     )
     if isinstance(request.auth, ApiToken):
         token = request.auth
-        if requested and _split_path(requested) != (
+        if requested and parse_workspace_path(requested) != (
             token.workspace.organization.slug,
             token.workspace.slug,
         ):
             raise WorkspaceNotFound()
         membership = memberships.filter(workspace_id=token.workspace_id).first()
         if membership is None:
-            raise WorkspaceNotFound("The token's user is not a member of its workspace")
+            # The token outlived its user's membership: it no longer authenticates anyone.
+            raise AuthenticationFailed("The token's user is no longer a member of its workspace")
         return Actor.for_member(membership)
     if requested:
-        org, ws = _split_path(requested)
+        org, ws = parse_workspace_path(requested)
         membership = memberships.filter(
             workspace__organization__slug=org, workspace__slug=ws
         ).first()

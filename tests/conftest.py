@@ -15,6 +15,7 @@ from tests.support.worker import (
     CeleryWorker,
     configure_test_queue,
     delete_queue,
+    pin_test_broker,
     purge_queue,
     require_redis_url,
 )
@@ -135,7 +136,7 @@ def celery_worker_factory(transactional_db, tmp_path, celery_test_queue):
     (tasks still running must not write into the next test), the queue is purged, and each
     worker's log is printed (pytest shows it for failing tests).
     """
-    require_redis_url()
+    pin_test_broker(require_redis_url())
     workers: list[CeleryWorker] = []
 
     def start(*, concurrency: int = 2, env: dict[str, str] | None = None, **kwargs) -> CeleryWorker:

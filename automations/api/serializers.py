@@ -83,10 +83,6 @@ class AutomationListSerializer(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
 
 
-class AutomationEnvelopeSerializer(serializers.Serializer):
-    automation = AutomationSerializer()
-
-
 class GrantSerializer(serializers.Serializer):
     grant_id = serializers.CharField()
     permission = serializers.CharField()

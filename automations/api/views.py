@@ -19,6 +19,7 @@ from automations.api.serializers import (
 )
 from governance.api.base import WorkspaceAPIView
 from governance.api.pagination import keyset_page
+from governance.errors import InvalidRequest
 from governance.policy import Action
 
 
@@ -78,13 +79,8 @@ class AutomationDetailView(WorkspaceAPIView):
         automation = selectors.automation_get(request.actor, automation_id)
         data = _parse(AutomationInputSerializer, request.data, partial=True)
         if "automation_id" in data and data["automation_id"] != automation_id:
-            return Response(
-                {
-                    "error": "automation_id cannot be changed",
-                    "code": "INVALID_REQUEST",
-                    "fields": {"automation_id": ["Read-only."]},
-                },
-                status=status.HTTP_400_BAD_REQUEST,
+            raise InvalidRequest(
+                "automation_id cannot be changed", fields={"automation_id": ["Read-only."]}
             )
         updated = services.automation_update(actor=request.actor, automation=automation, data=data)
         return Response(automation_json(updated))

@@ -12,6 +12,10 @@ from automations.flow.problems import Report
 from automations.flow.values import JSON, clean, in_range, mapping, reject_unknown_keys
 
 ON_EXPIRY = ("cancel", "remind", "escalate")
+# A gate waits at most a year: expiry times stay far from datetime's limits, and a forgotten
+# gate still closes some day.
+MAX_EXPIRES_AFTER_S = 31_536_000
+MIN_REMIND_EVERY_S = 1
 
 _EXPIRY_KEYS = frozenset({"expires_after_s", "on_expiry", "remind_every_s", "escalate_to"})
 _USERNAME = re.compile(r"[\w.@+-]{1,150}")
@@ -33,8 +37,10 @@ def expiry_source(raw: Mapping[str, Any], path: str, original: bool) -> tuple[st
 def parse_expiry(value: Any, path: str, unit: str, report: Report) -> JSON | None:
     """`{expires_after_s, on_expiry, remind_every_s, escalate_to}` in whole seconds, or None.
 
-    `expires_after_s` None or 0 means the deployment default (FLOWGATE_GATE_DEFAULT_EXPIRY_S).
-    The original's `*_ms` fields are converted, rounding up.
+    `expires_after_s` None or 0 means the deployment default (FLOWGATE_GATE_DEFAULT_EXPIRY_S),
+    else at most `MAX_EXPIRES_AFTER_S`; `remind_every_s` is at least 1 and at most the expiry
+    (a reminder that can never fire is a mistake in the flow). The original's `*_ms` fields are
+    converted, rounding up, before the bounds are checked.
     """
     if value is None:
         return None
@@ -49,8 +55,18 @@ def parse_expiry(value: Any, path: str, unit: str, report: Report) -> JSON | Non
             f"{path}.on_expiry",
             f"must be one of cancel, remind, escalate, not {value['on_expiry']!r}",
         )
-    expires = _seconds(value, f"expires_after_{unit}", path, unit, report, positive=False)
-    remind = _seconds(value, f"remind_every_{unit}", path, unit, report, positive=True)
+    expires = _seconds(
+        value, f"expires_after_{unit}", path, unit, report, low=0, high=MAX_EXPIRES_AFTER_S
+    )
+    remind = _seconds(
+        value,
+        f"remind_every_{unit}",
+        path,
+        unit,
+        report,
+        low=MIN_REMIND_EVERY_S,
+        high=expires or MAX_EXPIRES_AFTER_S,
+    )
     if on_expiry == "remind" and value.get(f"remind_every_{unit}") is None:
         report(f"{path}.remind_every_{unit}", "is required when on_expiry is 'remind'")
     escalate_to = _usernames(value.get("escalate_to"), f"{path}.escalate_to", unit, report)
@@ -65,19 +81,32 @@ def parse_expiry(value: Any, path: str, unit: str, report: Report) -> JSON | Non
 
 
 def _seconds(
-    value: Mapping[str, Any], key: str, path: str, unit: str, report: Report, *, positive: bool
+    value: Mapping[str, Any],
+    key: str,
+    path: str,
+    unit: str,
+    report: Report,
+    *,
+    low: int,
+    high: int,
 ) -> int | float | None:
-    """A duration in seconds (None when absent); ms values are converted, rounding up."""
+    """A duration in seconds from `low` to `high` (None when absent or reported); ms values are
+    converted, rounding up, then checked in seconds."""
     amount = value.get(key)
     if amount is None:
         return None
     integer = key.startswith("expires_after") or unit == "ms"
-    if not in_range(amount, low=0, integer=integer, open_low=positive):
-        kind = "an integer" if integer else "a number"
-        bound = "above 0" if positive else "0 or more"
-        report(f"{path}.{key}", f"must be {kind} {bound}")
-        return None
-    return math.ceil(amount / 1000) if unit == "ms" else amount
+    if in_range(amount, low=0, integer=integer):
+        seconds = math.ceil(amount / 1000) if unit == "ms" else amount
+        if low <= seconds <= high:
+            return seconds
+    kind = "an integer" if integer else "a number"
+    if unit == "ms":
+        bounds = f"from {1 if low else 0} to {high * 1000} milliseconds"
+    else:
+        bounds = f"from {low} to {high} seconds"
+    report(f"{path}.{key}", f"must be {kind} {bounds}")
+    return None
 
 
 def _usernames(value: Any, path: str, unit: str, report: Report) -> list[str] | None:

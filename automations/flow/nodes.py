@@ -33,6 +33,7 @@ NODE_KINDS = tuple(BUILTIN_KINDS)  # the built-ins; known_kinds() adds the deplo
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_S = 3600
 MAX_HTTP_TIMEOUT_S = 300
+MAX_NODE_TIMEOUT_S = 86_400  # a day; a longer step should be split or handed off
 
 _RETRY_KEYS = frozenset({"max_attempts", "backoff_s"})
 _HTTP_KEYS = frozenset({"url", "method", "timeout_s"})
@@ -83,8 +84,9 @@ def normalise_node(
     _check_metadata(raw, report)
     optional_string(raw, "objective", "", report)
     _check_retry(raw.get("retry"), report)
-    if raw.get("timeout_s") is not None and not in_range(raw["timeout_s"], low=0, open_low=True):
-        report("timeout_s", "must be a positive number of seconds")
+    timeout = raw.get("timeout_s")
+    if timeout is not None and not in_range(timeout, low=0, high=MAX_NODE_TIMEOUT_S, open_low=True):
+        report("timeout_s", f"must be a number of seconds above 0 and at most {MAX_NODE_TIMEOUT_S}")
     node["depends_on"] = _check_depends_on(raw, node_ids, report)
     node["kind"] = kind = _resolve_kind(raw, report)
     if kind == "agent":

@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import env
+from governance.audit_keys import parse_audit_keys
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -11,6 +12,9 @@ if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("django-insecure"):  # noqa: F4
     raise ImproperlyConfigured("SECRET_KEY must be set to a random value of 32+ characters.")
 if not AUDIT_HMAC_KEYS:  # noqa: F405
     raise ImproperlyConfigured("AUDIT_HMAC_KEYS must be set (keyid:hexsecret[,...]).")
+# Parsed now, so a malformed or short key stops the process at start, not at the first audited
+# change. 32 bytes: HMAC-SHA256's own output size.
+parse_audit_keys(AUDIT_HMAC_KEYS, min_bytes=32)  # noqa: F405
 # The embedded SQLite database and filesystem broker are for one machine only.
 for _name in ("DATABASE_URL", "REDIS_URL"):
     if not env.str(_name, default=""):

@@ -12,11 +12,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from governance.actors import Actor
 from governance.api.base import WorkspaceAPIView
 from governance.audit import verify_chain
-from governance.errors import Forbidden
 from governance.models import AuditEvent
+from governance.policy import WorkspaceAction, authorize_workspace
+from governance.selectors import audit_events_page
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -94,37 +94,7 @@ class AuditErrorSerializer(serializers.Serializer):
 ERROR_RESPONSES = {401: AuditErrorSerializer, 403: AuditErrorSerializer}
 
 
-# --- Reads ---------------------------------------------------------------------------------
-
-
-def _require_admin(actor: Actor) -> None:
-    if not actor.is_workspace_admin:
-        raise Forbidden("Only workspace admins may read the audit log", code="AUDIT_ACCESS_DENIED")
-
-
-def audit_events_page(
-    actor: Actor,
-    *,
-    limit: int,
-    event_type: str | None = None,
-    actor_id: str | None = None,
-    since_seq: int | None = None,
-) -> tuple[list[AuditEvent], int | None]:
-    """One page of the actor's workspace chain in seq order, and the next page's `since_seq`.
-
-    One query whatever the page size: every rendered field is a column of the event row.
-    """
-    queryset = AuditEvent.objects.filter(workspace=actor.workspace).order_by("seq")
-    if event_type is not None:
-        queryset = queryset.filter(event_type=event_type)
-    if actor_id is not None:
-        queryset = queryset.filter(actor_id=actor_id)
-    if since_seq is not None:
-        queryset = queryset.filter(seq__gte=since_seq)
-    rows = list(queryset[: limit + 1])
-    if len(rows) > limit:
-        return rows[:limit], rows[limit - 1].seq + 1
-    return rows, None
+# --- Rendering -----------------------------------------------------------------------------
 
 
 def audit_event_json(event: AuditEvent) -> dict[str, Any]:
@@ -153,7 +123,7 @@ class AuditEventListView(WorkspaceAPIView):
         tags=["audit"],
     )
     def get(self, request):
-        _require_admin(request.actor)
+        authorize_workspace(request.actor, WorkspaceAction.READ_AUDIT, audit=False)
         query = AuditEventsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         events, next_cursor = audit_events_page(request.actor, **query.validated_data)
@@ -175,5 +145,5 @@ class AuditVerifyView(WorkspaceAPIView):
         tags=["audit"],
     )
     def get(self, request):
-        _require_admin(request.actor)
+        authorize_workspace(request.actor, WorkspaceAction.READ_AUDIT, audit=False)
         return Response(verify_chain(request.actor.workspace).as_dict())

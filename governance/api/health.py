@@ -1,6 +1,12 @@
-"""Liveness and readiness probes (no authentication; they reveal nothing but up/down)."""
+"""Liveness and readiness probes (no authentication; they reveal nothing but up/down).
+
+A failing check answers "unavailable" and nothing else: exception text can name hosts, ports,
+users or paths. The exception itself goes to the log.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from django.db import connection
 from django.http import JsonResponse
@@ -8,38 +14,43 @@ from kombu import Connection
 
 from config.celery import app as celery_app
 
+logger = logging.getLogger(__name__)
+
+OK = "ok"
+UNAVAILABLE = "unavailable"
+
 
 def healthz(request):
     return JsonResponse({"ok": True})
 
 
-def _check_database() -> str | None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
-def _check_broker() -> str | None:
+def _check_broker() -> None:
+    with Connection(
+        celery_app.conf.broker_url,
+        connect_timeout=2,
+        transport_options=celery_app.conf.broker_transport_options,
+    ) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+CHECKS = {"database": _check_database, "broker": _check_broker}
+
+
+def _status(name: str) -> str:
     try:
-        with Connection(
-            celery_app.conf.broker_url,
-            connect_timeout=2,
-            transport_options=celery_app.conf.broker_transport_options,
-        ) as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        CHECKS[name]()
+    except Exception:
+        logger.warning("readiness check %s failed", name, exc_info=True)
+        return UNAVAILABLE
+    return OK
 
 
 def readyz(request):
-    checks = {"database": _check_database(), "broker": _check_broker()}
-    ok = all(v is None for v in checks.values())
-    body = {
-        "ok": ok,
-        "checks": {name: ("ok" if err is None else err) for name, err in checks.items()},
-    }
-    return JsonResponse(body, status=200 if ok else 503)
+    checks = {name: _status(name) for name in CHECKS}
+    ok = all(value == OK for value in checks.values())
+    return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)

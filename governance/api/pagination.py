@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q, QuerySet
 
@@ -21,13 +21,34 @@ def encode_cursor(created_at: datetime, pk: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Primary keys are bigints; anything outside cannot be a row's position.
+MAX_PK = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a cursor names, or 400: a timezone-aware time and a positive bigint pk.
+
+    A client can send anything here, so every shape that would fail later (a naive time, a
+    float or overflowing pk, deep JSON) is refused now.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(stamp), int(pk)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None or created_at.utcoffset() is None:
+            raise ValueError("naive datetime")
+        created_at = created_at.astimezone(UTC)
+    except (
+        ValueError,  # also json.JSONDecodeError and UnicodeDecodeError
+        TypeError,
+        OverflowError,
+        RecursionError,
+        binascii.Error,
+    ) as exc:
         raise InvalidRequest("Invalid cursor", code="INVALID_REQUEST") from exc
+    if isinstance(pk, bool) or not isinstance(pk, int) or not 0 < pk <= MAX_PK:
+        raise InvalidRequest("Invalid cursor", code="INVALID_REQUEST")
+    return created_at, pk
 
 
 def keyset_page(queryset: QuerySet, *, limit: int, cursor: str | None) -> tuple[list, str | None]:

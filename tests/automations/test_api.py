@@ -147,6 +147,37 @@ class TestReadUpdateDelete:
         create(operator, automation_id="weekly")
         response = operator.client().patch(f"{URL}/weekly", {"automation_id": "x"}, format="json")
         assert response.status_code == 400
+        assert response.json() == {
+            "error": "automation_id cannot be changed",
+            "code": "INVALID_REQUEST",
+            "fields": {"automation_id": ["Read-only."]},
+        }
+
+    @pytest.mark.parametrize("data", [{}, {"version": 1}, {"automation_id": "weekly"}])
+    def test_patch_naming_no_field_changes_nothing(self, operator, data):
+        created = create(operator, automation_id="weekly")
+        before = audit_types(operator.workspace)
+        response = operator.client().patch(f"{URL}/weekly", data, format="json")
+        assert response.status_code == 200, response.json()
+        assert response.json() == created
+        assert Automation.objects.get().version == 1
+        assert audit_types(operator.workspace) == before
+
+    def test_empty_patch_still_checks_the_version(self, operator):
+        create(operator, automation_id="weekly")
+        response = operator.client().patch(f"{URL}/weekly", {"version": 7}, format="json")
+        assert response.status_code == 409
+        assert response.json()["currentVersion"] == 1
+
+    def test_delete_bumps_the_version_and_audits_it(self, operator):
+        create(operator, automation_id="weekly")
+        client = operator.client()
+        assert client.patch(f"{URL}/weekly", {"name": "Renamed"}, format="json").status_code == 200
+        assert client.delete(f"{URL}/weekly").status_code == 204
+        deleted = Automation.objects.get()
+        assert deleted.version == 3
+        event = AuditEvent.objects.get(event_type="automation.deleted")
+        assert event.payload == {"automationID": "weekly", "version": 3}
 
     def test_delete_is_soft_and_frees_the_id(self, operator):
         create(operator, automation_id="weekly")
@@ -166,6 +197,28 @@ class TestReadUpdateDelete:
         assert client.delete(f"{URL}/weekly").status_code == 403
         assert Automation.objects.get().name == "Weekly report"
         assert audit_types(operator.workspace).count("automation.governance.denied") == 2
+
+    def test_agent_cannot_patch_or_delete_someone_elses_automation(self, operator, agent):
+        """SPEC §6.2: an agent modifies only what it created or holds a grant on."""
+        create(operator, automation_id="weekly")
+        client = agent.client()
+        assert client.get(f"{URL}/weekly").status_code == 200
+        for response in (
+            client.patch(f"{URL}/weekly", {"name": "Bot edit"}, format="json"),
+            client.delete(f"{URL}/weekly"),
+        ):
+            assert response.status_code == 403
+            assert response.json()["code"] == "AUTOMATION_V2_MODIFY_FORBIDDEN"
+        automation = Automation.objects.get()
+        assert (automation.name, automation.version, automation.deleted_at) == (
+            "Weekly report",
+            1,
+            None,
+        )
+        denials = AuditEvent.objects.filter(event_type="automation.governance.denied")
+        assert sorted(e.payload["action"] for e in denials) == ["change", "delete"]
+        assert {e.payload["code"] for e in denials} == {"AUTOMATION_V2_MODIFY_FORBIDDEN"}
+        assert {e.actor_kind for e in denials} == {"agent"}
 
 
 @pytest.mark.django_db

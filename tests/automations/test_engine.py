@@ -283,3 +283,37 @@ def test_http_node_calls_only_allowlisted_hosts(
         assert run.status == RunStatus.FAILED
         assert run.last_failure["failure_kind"] == "http_refused"
         assert _Recorder.received == []
+
+
+@pytest.mark.parametrize("auto_approve", [True, False])
+def test_handoff_artifact_written_on_completion(
+    actor, celery_worker_factory, tmp_path, auto_approve
+):
+    celery_worker_factory(env=WORKER_ENV)
+    producer = dict(
+        agent("report"), handoff={"artifact_type": "report", "target_automation_id": "publisher"}
+    )
+    automation = automation_create(
+        actor=actor,
+        data={
+            "automation_id": "producer",
+            "name": "Producer",
+            "agents": AGENTS,
+            "flow": {"nodes": [producer]},
+            "workspace_root": str(tmp_path),
+            "handoff_config": {"auto_approve": auto_approve},
+        },
+    )
+    run = finished(run_start(actor=actor, automation=automation))
+    assert run.status == RunStatus.COMPLETED, run.detail
+    wait_for(lambda: LifecycleEvent.objects.filter(run=run, event="handoff_written").exists())
+    folder = "approved" if auto_approve else "inbox"
+    (path,) = (tmp_path / "shared" / "handoffs" / folder).glob("hoff-*.json")
+    artifact = json.loads(path.read_text())
+    assert artifact["source_run_id"] == run.run_id
+    assert artifact["source_node_id"] == "report"
+    assert artifact["artifact_type"] == "report"
+    assert artifact["target_automation_id"] == "publisher"
+    assert len(artifact["content_digest"]) == 64
+    other = "inbox" if auto_approve else "approved"
+    assert not list((tmp_path / "shared" / "handoffs" / other).glob("*.json"))

@@ -438,6 +438,17 @@ def test_rework_targets_require_the_rework_decision():
         ({"on_expiry": "resume"}, "gate.expiry.on_expiry"),
         ({"on_expiry": "remind"}, "gate.expiry.remind_every_s"),
         ({"on_expiry": "remind", "remind_every_s": 0}, "gate.expiry.remind_every_s"),
+        ({"on_expiry": "remind", "remind_every_s": 0.5}, "gate.expiry.remind_every_s"),
+        (
+            {"expires_after_s": 3600, "on_expiry": "remind", "remind_every_s": 3601},
+            "gate.expiry.remind_every_s",
+        ),
+        (
+            {"on_expiry": "remind", "remind_every_s": 31_536_001},
+            "gate.expiry.remind_every_s",
+        ),
+        ({"expires_after_s": 31_536_001}, "gate.expiry.expires_after_s"),
+        ({"expires_after_s": 10**30}, "gate.expiry.expires_after_s"),
         ({"on_expiry": "escalate"}, "gate.expiry.escalate_to"),
         ({"on_expiry": "escalate", "escalate_to": []}, "gate.expiry.escalate_to"),
         ({"on_expiry": "escalate", "escalate_to": "boss"}, "gate.expiry.escalate_to"),
@@ -448,6 +459,54 @@ def test_rework_targets_require_the_rework_decision():
 )
 def test_bad_expiry(expiry, field):
     assert problems(invalid(with_gate(expiry=expiry))) == {("approval", field)}
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [
+        {"expires_after_s": 31_536_000},
+        {"expires_after_s": 0},
+        {"expires_after_s": 3600, "on_expiry": "remind", "remind_every_s": 3600},
+        {"expires_after_s": 3600, "on_expiry": "remind", "remind_every_s": 1},
+        {"on_expiry": "remind", "remind_every_s": 31_536_000},  # default expiry: up to a year
+        {"expires_after_s": 0, "on_expiry": "remind", "remind_every_s": 1.5},
+    ],
+)
+def test_expiry_bounds_accept(expiry):
+    validate_automation(**with_gate(expiry=expiry))
+
+
+def test_original_expiry_bounds_apply_after_conversion():
+    too_long = original_gate_node(
+        {"decisions": ["approve"], "expiry_policy": {"expires_after_ms": 31_536_000_001}}
+    )
+    with pytest.raises(InvalidFlow) as caught:
+        gate_config(too_long)
+    assert problems(caught.value) == {
+        ("review", "metadata.approval.expiry_policy.expires_after_ms")
+    }
+    assert "milliseconds" in messages(caught.value)
+    remind_after_expiry = original_gate_node(
+        {
+            "decisions": ["approve"],
+            "expiry_policy": {
+                "expires_after_ms": 60_000,
+                "on_expiry": "remind",
+                "remind_every_ms": 61_000,
+            },
+        }
+    )
+    with pytest.raises(InvalidFlow) as caught:
+        gate_config(remind_after_expiry)
+    assert problems(caught.value) == {("review", "metadata.approval.expiry_policy.remind_every_ms")}
+    # 1 ms rounds up to the 1-second minimum.
+    tiny = original_gate_node(
+        {
+            "decisions": ["approve"],
+            "expiry_policy": {"on_expiry": "remind", "remind_every_ms": 1},
+        }
+    )
+    assert gate_config(tiny)["expiry"]["remind_every_s"] == 1
 
 
 def test_expiry_is_normalised():
@@ -507,13 +566,33 @@ def test_bad_retry(retry, field):
     assert problems(invalid(spec)) == {("draft", field)}
 
 
-@pytest.mark.parametrize("timeout_s", [0, -5, "10", float("nan")])
+@pytest.mark.parametrize(
+    "timeout_s", [0, -5, "10", float("nan"), float("inf"), 86_400.5, 86_401, 10**20]
+)
 def test_bad_node_timeout(timeout_s):
     spec = example_spec()
     spec["handoff_config"] = None
     node(spec, "draft")["timeout_s"] = timeout_s
 
     assert problems(invalid(spec)) == {("draft", "timeout_s")}
+
+
+@pytest.mark.parametrize("timeout_s", [0.5, 1, 86_400])
+def test_node_timeout_bounds_accept(timeout_s):
+    spec = example_spec()
+    spec["handoff_config"] = None
+    node(spec, "draft")["timeout_s"] = timeout_s
+
+    validate_automation(**spec)
+
+
+@pytest.mark.parametrize("timeout_s", [0.1, 300])
+def test_http_timeout_bounds_accept(timeout_s):
+    spec = example_spec()
+    spec["handoff_config"] = None
+    node(spec, "notify")["http"]["timeout_s"] = timeout_s
+
+    validate_automation(**spec)
 
 
 # --- execution ----------------------------------------------------------------------------------

@@ -5,8 +5,22 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from governance.models import AuditEvent
+from automations import services
+from automations.models import (
+    Automation,
+    AutomationGroupObjectPermission,
+    AutomationUserObjectPermission,
+)
+from governance.errors import AutomationNotFound
+from governance.models import AuditChainHead, AuditEvent, WorkspaceGroup
 from tests.automations.test_api import URL, create
+from tests.governance.test_policy import actor_of
+
+
+def workspace_group(workspace, name: str) -> Group:
+    group = Group.objects.create(name=name)
+    WorkspaceGroup.objects.create(workspace=workspace, group=group)
+    return group
 
 
 @pytest.mark.django_db
@@ -39,12 +53,33 @@ class TestGrants:
 
     def test_group_grant(self, operator):
         create(operator, automation_id="weekly")
-        Group.objects.create(name="oncall")
+        workspace_group(operator.workspace, "oncall")
         response = operator.client().post(
             f"{URL}/weekly/grants", {"group": "oncall", "permission": "operate"}, format="json"
         )
         assert response.status_code == 201
         assert response.json()["grant_id"].startswith("g")
+        assert response.json()["group"] == "oncall"
+
+    def test_groups_of_other_workspaces_are_like_unknown_groups(self, operator, outsider):
+        """Group names are deployment-wide; grants see only the caller's workspace's groups."""
+        create(operator, automation_id="weekly")
+        workspace_group(outsider.workspace, "globex-oncall")
+        Group.objects.create(name="unlinked")
+        client = operator.client()
+        answers = {
+            name: client.post(
+                f"{URL}/weekly/grants", {"group": name, "permission": "view"}, format="json"
+            )
+            for name in ("globex-oncall", "unlinked", "no-such-group")
+        }
+        for name, response in answers.items():
+            assert response.status_code == 400, name
+            assert response.json() == {
+                "error": f"No group named {name!r} in this workspace",
+                "code": "GRANT_PRINCIPAL_NOT_FOUND",
+            }
+        assert not AutomationGroupObjectPermission.objects.exists()
 
     def test_non_owner_cannot_grant(self, operator, make_member):
         create(operator, automation_id="weekly")
@@ -81,7 +116,7 @@ class TestGrants:
         assert response.status_code == 400
         assert response.json()["code"] == "GRANT_PRINCIPAL_NOT_FOUND"
 
-    @pytest.mark.parametrize("grant_id", ["u999", "x1", "u", "uabc"])
+    @pytest.mark.parametrize("grant_id", ["u999", "x1", "u", "uabc", "g0", "U1"])
     def test_unknown_grant_is_404(self, operator, grant_id):
         create(operator, automation_id="weekly")
         response = operator.client().delete(f"{URL}/weekly/grants/{grant_id}")
@@ -111,3 +146,57 @@ def test_grant_list_query_count_is_constant(operator, make_member, django_assert
         grant_to(n)
     with django_assert_num_queries(5):
         assert client.get(f"{URL}/weekly/grants").json()["count"] == 8
+
+
+@pytest.mark.django_db
+def test_a_denied_grant_list_writes_nothing(operator, viewer):
+    """GETs never write (SPEC §10.11): a refused read is not audited."""
+    create(operator, automation_id="weekly")
+    head = AuditChainHead.objects.get(workspace=operator.workspace)
+    events = AuditEvent.objects.count()
+    response = viewer.client().get(f"{URL}/weekly/grants")
+    assert response.status_code == 403
+    assert response.json()["code"] == "AUTOMATION_V2_ACCESS_DENIED"
+    assert AuditEvent.objects.count() == events
+    after = AuditChainHead.objects.get(workspace=operator.workspace)
+    assert (after.seq, after.hash) == (head.seq, head.hash)
+
+
+@pytest.mark.django_db
+class TestGrantsOnADeletedAutomation:
+    """The service re-checks under the automation's row lock: a delete that committed after
+    the caller read the automation wins, and nothing is granted or revoked."""
+
+    def test_grant_add(self, operator, viewer):
+        create(operator, automation_id="weekly")
+        stale = Automation.objects.select_related("created_by").get()
+        services.automation_delete(actor=actor_of(operator), automation=stale)
+        with pytest.raises(AutomationNotFound):
+            services.grant_add(
+                actor=actor_of(operator),
+                automation=stale,
+                permission="view",
+                username=viewer.user.username,
+            )
+        assert not AutomationUserObjectPermission.objects.exists()
+        assert not AuditEvent.objects.filter(event_type="automation.grant.added").exists()
+
+    def test_grant_revoke(self, operator, viewer):
+        create(operator, automation_id="weekly")
+        grant = (
+            operator.client()
+            .post(
+                f"{URL}/weekly/grants",
+                {"user": viewer.user.username, "permission": "view"},
+                format="json",
+            )
+            .json()
+        )
+        stale = Automation.objects.select_related("created_by").get()
+        services.automation_delete(actor=actor_of(operator), automation=stale)
+        with pytest.raises(AutomationNotFound):
+            services.grant_revoke(
+                actor=actor_of(operator), automation=stale, grant_id=grant["grant_id"]
+            )
+        assert AutomationUserObjectPermission.objects.count() == 1
+        assert not AuditEvent.objects.filter(event_type="automation.grant.revoked").exists()

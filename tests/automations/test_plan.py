@@ -26,15 +26,24 @@ def node(node_id, *deps, kind="agent", **extra):
 
 def states(**values):
     return {
-        n: RunNode(node_id=n, state=s if isinstance(s, str) else s[0], attempts=0,
-                   not_before=None if isinstance(s, str) else s[1])
+        n: RunNode(
+            node_id=n,
+            state=s if isinstance(s, str) else s[0],
+            attempts=0,
+            not_before=None if isinstance(s, str) else s[1],
+        )
         for n, s in values.items()
     }
 
 
 NOW = timezone.now()
-P, R, C, F, B = (NodeState.PENDING, NodeState.RUNNING, NodeState.COMPLETED, NodeState.FAILED,
-                 NodeState.BLOCKED)
+P, R, C, F, B = (
+    NodeState.PENDING,
+    NodeState.RUNNING,
+    NodeState.COMPLETED,
+    NodeState.FAILED,
+    NodeState.BLOCKED,
+)
 
 
 def test_starts_roots_up_to_max_parallel():
@@ -88,8 +97,12 @@ def test_failed_names_the_first_failed_node():
     nodes["b"].output = {"reason": "boom", "failure_kind": "execution_failed", "failed_at": "t"}
     status, detail, failure = plan_run(s, nodes, NOW).terminal
     assert status == "failed"
-    assert failure == {"node_id": "b", "reason": "boom", "failed_at": "t",
-                       "failure_kind": "execution_failed"}
+    assert failure == {
+        "node_id": "b",
+        "reason": "boom",
+        "failed_at": "t",
+        "failure_kind": "execution_failed",
+    }
     assert "b" in detail
 
 

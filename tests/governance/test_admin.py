@@ -19,7 +19,14 @@ def superuser_client(client, db):
 
 @pytest.mark.django_db
 def test_every_registered_model_opens(superuser_client, operator):
+    from django.contrib.auth.models import Group
+
+    from governance.models import WorkspaceGroup
+
     create(operator, automation_id="weekly")
+    WorkspaceGroup.objects.create(
+        workspace=operator.workspace, group=Group.objects.create(name="oncall")
+    )
     for model, model_admin in admin.site._registry.items():
         meta = model._meta
         changelist = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
@@ -67,3 +74,198 @@ def test_admin_verify_chain_action_reports_ok(superuser_client, operator):
     assert response.status_code == 302
     messages = [m.message for m in response.wsgi_request._messages]
     assert messages == [f"acme/ops: chain ok ({len(ids)} events)"]
+
+
+# --- The admin does not bypass the services ----------------------------------------------------
+
+
+def _automation(operator):
+    from automations.models import Automation
+
+    create(operator, automation_id="weekly")
+    return Automation.objects.get()
+
+
+@pytest.mark.django_db
+def test_automations_are_read_only_in_the_admin(superuser_client, operator):
+    automation = _automation(operator)
+    add = reverse("admin:automations_automation_add")
+    change = reverse("admin:automations_automation_change", args=[automation.pk])
+    delete = reverse("admin:automations_automation_delete", args=[automation.pk])
+    permissions = reverse("admin:automations_automation_permissions", args=[automation.pk])
+
+    assert superuser_client.get(add).status_code == 403
+    page = superuser_client.get(change)
+    assert page.status_code == 200
+    assert b'name="name"' not in page.content  # shown, not editable
+    assert superuser_client.post(change, {"name": "Forged"}).status_code == 403
+    assert superuser_client.post(delete, {"post": "yes"}).status_code == 403
+    # guardian's object-permission screen would grant without the audit trail
+    assert superuser_client.get(permissions).status_code == 302
+    automation.refresh_from_db()
+    assert (automation.name, automation.version, automation.deleted_at) == (
+        "Weekly report",
+        1,
+        None,
+    )
+
+
+@pytest.mark.django_db
+def test_run_now_action_still_starts_a_run(superuser_client, operator):
+    from automations.models import Run
+
+    automation = _automation(operator)
+    response = superuser_client.post(
+        reverse("admin:automations_automation_changelist"),
+        {"action": "run_now", "index": "0", "_selected_action": [automation.pk]},
+    )
+    assert response.status_code == 302
+    run = Run.objects.get()
+    messages = [m.message for m in response.wsgi_request._messages]
+    assert messages == [f"weekly: started {run.run_id}"]
+
+
+@pytest.mark.django_db
+def test_runs_and_their_history_cannot_be_changed_or_deleted(superuser_client, operator):
+    from automations.models import LifecycleEvent, Run
+
+    automation = _automation(operator)
+    superuser_client.post(
+        reverse("admin:automations_automation_changelist"),
+        {"action": "run_now", "index": "0", "_selected_action": [automation.pk]},
+    )
+    run = Run.objects.get()
+    event = LifecycleEvent.objects.first()
+    for url in (
+        reverse("admin:automations_run_delete", args=[run.pk]),
+        reverse("admin:automations_lifecycleevent_delete", args=[event.pk]),
+    ):
+        assert superuser_client.post(url, {"post": "yes"}).status_code == 403, url
+    change = reverse("admin:automations_run_change", args=[run.pk])
+    assert superuser_client.post(change, {"status": "completed"}).status_code == 403
+    changelist = superuser_client.get(reverse("admin:automations_run_changelist"))
+    assert b"delete_selected" not in changelist.content
+    assert Run.objects.filter(pk=run.pk, status=run.status).exists()
+    assert run.nodes.count() == len(automation.flow["nodes"])
+
+
+@pytest.mark.django_db
+def test_user_kind_is_set_on_add_and_fixed_after(superuser_client):
+    add = superuser_client.post(
+        reverse("admin:governance_user_add"),
+        {
+            "username": "bot",
+            "password1": "a-long-pass-phrase-1",
+            "password2": "a-long-pass-phrase-1",
+            "usable_password": "true",
+            "kind": "agent",
+        },
+    )
+    assert add.status_code == 302, add.content
+    bot = User.objects.get(username="bot")
+    assert bot.kind == "agent"
+    change = reverse("admin:governance_user_change", args=[bot.pk])
+    page = superuser_client.get(change)
+    assert b'name="kind"' not in page.content
+    response = superuser_client.post(
+        change,
+        {
+            "username": "bot",
+            "email": "bot@example.com",
+            "kind": "human",
+            "date_joined_0": "2024-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302  # saved, but without the read-only kind
+    bot.refresh_from_db()
+    assert (bot.email, bot.kind) == ("bot@example.com", "agent")
+
+
+def _member_events(workspace):
+    from governance.models import AuditEvent
+
+    return list(
+        AuditEvent.objects.filter(workspace=workspace, event_type__startswith="governance.member")
+        .order_by("seq")
+        .values_list("event_type", "actor_id", "payload")
+    )
+
+
+@pytest.mark.django_db
+def test_membership_admin_goes_through_the_services(superuser_client, workspace):
+    from governance.models import Membership, WorkspaceUserObjectPermission
+
+    bob = User.objects.create_user("bob", password="pw-for-tests")
+    before = len(_member_events(workspace))
+    response = superuser_client.post(
+        reverse("admin:governance_membership_add"),
+        {"user": bob.pk, "workspace": workspace.pk, "role": "operator"},
+    )
+    assert response.status_code == 302, response.content
+    membership = Membership.objects.get(user=bob)
+    assert membership.role == "operator"
+
+    change = reverse("admin:governance_membership_change", args=[membership.pk])
+    assert superuser_client.post(change, {"role": "reviewer"}).status_code == 302
+    membership.refresh_from_db()
+    assert membership.role == "reviewer"
+
+    from guardian.shortcuts import assign_perm
+
+    assign_perm("governance.review_internal", bob, workspace)
+    delete = reverse("admin:governance_membership_delete", args=[membership.pk])
+    assert superuser_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Membership.objects.filter(user=bob).exists()
+    assert not WorkspaceUserObjectPermission.objects.filter(user=bob).exists()
+
+    events = _member_events(workspace)[before:]
+    assert [(t, a, p.get("role")) for t, a, p in events] == [
+        ("governance.member.updated", "root", "operator"),
+        ("governance.member.updated", "root", "reviewer"),
+        ("governance.member.removed", "root", "reviewer"),
+    ]
+
+
+@pytest.mark.django_db
+def test_membership_inline_on_the_workspace_goes_through_the_services(superuser_client, workspace):
+    from governance.models import Membership
+
+    bob = User.objects.create_user("bob", password="pw-for-tests")
+    carol = User.objects.create_user("carol", password="pw-for-tests")
+    url = reverse("admin:governance_workspace_change", args=[workspace.pk])
+
+    def post(rows, *, groups=()):
+        data = {
+            "organization": workspace.organization_id,
+            "slug": workspace.slug,
+            "name": workspace.name,
+            "memberships-TOTAL_FORMS": str(len(rows)),
+            "memberships-INITIAL_FORMS": str(sum(1 for r in rows if r.get("id"))),
+            "groups-TOTAL_FORMS": "0",
+            "groups-INITIAL_FORMS": "0",
+        }
+        for n, row in enumerate(rows):
+            for key, value in row.items():
+                data[f"memberships-{n}-{key}"] = value
+            data[f"memberships-{n}-workspace"] = workspace.pk
+        return superuser_client.post(url, data)
+
+    before = len(_member_events(workspace))
+    assert post([{"user": bob.pk, "role": "viewer"}]).status_code == 302
+    membership = Membership.objects.get(user=bob)
+    changed_user = post([{"id": membership.pk, "user": carol.pk, "role": "viewer"}])
+    assert changed_user.status_code == 200  # the form error is shown
+    assert b"cannot change" in changed_user.content
+    assert post([{"id": membership.pk, "user": bob.pk, "role": "admin"}]).status_code == 302
+    assert (
+        post([{"id": membership.pk, "user": bob.pk, "role": "admin", "DELETE": "on"}]).status_code
+        == 302
+    )
+    assert not Membership.objects.filter(workspace=workspace).exists()
+    events = _member_events(workspace)[before:]
+    assert [(t, p["user"], p.get("role")) for t, _, p in events] == [
+        ("governance.member.updated", "bob", "viewer"),
+        ("governance.member.updated", "bob", "admin"),
+        ("governance.member.removed", "bob", "admin"),
+    ]

@@ -469,6 +469,47 @@ def test_concurrent_appends_keep_one_contiguous_chain(workspace):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_concurrent_first_appends_create_one_head(workspace, monkeypatch):
+    """The chain head row does not exist yet: every writer's first UPDATE finds nothing, they
+    race to insert it (`_bump_head`), exactly one insert wins and the chain stays one."""
+    AuditChainHead.objects.filter(workspace=workspace).delete()
+    threads, per_thread = 8, 25
+    inserts: list[int] = []
+    create_heads = AuditChainHead.objects.bulk_create
+
+    def counting_create(*args, **kwargs):
+        inserts.append(1)
+        return create_heads(*args, **kwargs)
+
+    monkeypatch.setattr(AuditChainHead.objects, "bulk_create", counting_create)
+
+    def append(index: int) -> None:
+        actor = Actor.system(workspace, name=f"writer-{index}")
+        for n in range(per_thread):
+            with transaction.atomic():
+                audit_record(
+                    workspace=workspace,
+                    event_type="test.first",
+                    actor=actor,
+                    payload={"writer": index, "n": n},
+                )
+
+    assert _run_threads(threads, append) == []
+
+    assert inserts  # the insert path ran (usually in several writers at once)
+    seqs = list(
+        AuditEvent.objects.filter(workspace=workspace).order_by("seq").values_list("seq", flat=True)
+    )
+    assert seqs == list(range(1, threads * per_thread + 1))
+    assert AuditChainHead.objects.filter(workspace=workspace).count() == 1
+    assert AuditChainHead.objects.get(workspace=workspace).seq == threads * per_thread
+    first = AuditEvent.objects.get(workspace=workspace, seq=1)
+    assert first.prev_hash == GENESIS_HASH
+    result = verify_chain(workspace)
+    assert result.ok, result.as_dict()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_verifying_while_events_are_appended_reports_no_false_break(workspace):
     """Appends committed during a walk must not look like a chain whose head fell behind."""
     writers, per_writer = 4, 150

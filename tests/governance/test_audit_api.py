@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from governance.actors import Actor
 from governance.audit import audit_record
-from governance.models import AuditChainHead, AuditEvent, Membership
+from governance.models import AuditChainHead, AuditEvent, Membership, PrincipalKind, Role
 from tests.governance.test_audit import append_events, tampering
 
 EVENTS = "/api/audit/events"
@@ -54,15 +54,23 @@ def test_invalid_token_is_401(db, url):
     assert response.json()["code"] == "AUTHENTICATION_REQUIRED"
 
 
-@pytest.mark.parametrize("member", ["viewer", "operator", "reviewer", "agent"])
+@pytest.fixture
+def admin_agent(make_member):
+    """An agent principal holding the admin role: still no workspace admin."""
+    return make_member("acme/ops", "bot-admin", role=Role.ADMIN, kind=PrincipalKind.AGENT)
+
+
+@pytest.mark.parametrize("member", ["viewer", "operator", "reviewer", "agent", "admin_agent"])
 @pytest.mark.parametrize("url", [EVENTS, VERIFY])
-def test_non_admins_are_403(request, member, url):
-    client = request.getfixturevalue(member).client()
-    response = client.get(url)
+def test_non_admins_are_403_and_nothing_is_written(request, member, url):
+    caller = request.getfixturevalue(member)
+    before = head_seq(caller.workspace)
+    response = caller.client().get(url)
     assert response.status_code == 403
     body = response.json()
     assert body["code"] == "AUDIT_ACCESS_DENIED"
     assert body["error"]
+    assert head_seq(caller.workspace) == before  # GETs never write, denied or not
 
 
 def test_non_admin_with_bad_parameters_is_still_403(viewer):

@@ -52,8 +52,13 @@ class TestTokens:
         assert response.json()["code"] == "WORKSPACE_NOT_FOUND"
 
     def test_token_of_removed_member_stops_working(self, operator):
-        operator.user.memberships.all().delete()
-        assert operator.client().get(URL).status_code == 404
+        from governance.services import member_remove
+
+        member_remove(membership=operator.user.memberships.get())
+        response = operator.client().get(URL)
+        assert response.status_code == 401
+        assert response.json()["code"] == "AUTHENTICATION_REQUIRED"
+        assert response["WWW-Authenticate"] == "Bearer"
 
     def test_revocation_is_audited(self, operator):
         token = ApiToken.objects.get(user=operator.user)
@@ -88,6 +93,21 @@ class TestSessions:
         assert response.status_code == 403
         assert "CSRF" in response.json()["error"]
 
+    def test_session_post_with_the_csrf_token_is_accepted(self, operator):
+        client = self.login(operator)
+        # Any Django page that renders a form sets the cookie; the admin login page does.
+        client.get("/admin/login/")
+        token = client.cookies["csrftoken"].value
+        response = client.post(
+            URL, {"name": "x", "flow": {"nodes": []}}, format="json", HTTP_X_CSRFTOKEN=token
+        )
+        assert response.status_code == 201, response.json()
+        assert response.json()["created_by"] == operator.user.username
+        forged = client.post(
+            URL, {"name": "y", "flow": {"nodes": []}}, format="json", HTTP_X_CSRFTOKEN="x" * 32
+        )
+        assert forged.status_code == 403
+
     def test_several_workspaces_need_the_header(self, make_member, operator):
         make_member("acme/other", operator.user.username, role=Role.VIEWER)
         client = self.login(operator)
@@ -102,9 +122,14 @@ class TestSessions:
         assert response.status_code == 404
         assert response.json()["code"] == "WORKSPACE_NOT_FOUND"
 
-    def test_malformed_header_is_400(self, operator):
-        response = self.login(operator).get(URL, HTTP_X_WORKSPACE="nonsense")
+    @pytest.mark.parametrize(
+        "header",
+        ["nonsense", "acme/", "/ops", "acme/ops/x", "ac me/ops", "acme/o\x00ps", "a/" + "b" * 65],
+    )
+    def test_malformed_header_is_400(self, operator, header):
+        response = self.login(operator).get(URL, HTTP_X_WORKSPACE=header)
         assert response.status_code == 400
+        assert response.json()["code"] == "INVALID_WORKSPACE"
 
     def test_agents_cannot_log_in_with_a_password(self, make_member):
         bot = make_member("acme/ops", "bot", role=Role.OPERATOR, kind=PrincipalKind.AGENT)

@@ -26,9 +26,41 @@ class TestCommands:
         assert "exists acme/ops" in run("create_workspace", "acme/ops")
         assert Workspace.objects.count() == 1
 
-    def test_create_workspace_rejects_bad_path(self):
-        with pytest.raises(CommandError):
-            run("create_workspace", "no-slash")
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "no-slash",
+            "acme/",
+            "acme/ops/more",
+            "ac me/ops",
+            "acme/o.ps",
+            "acme/ops\x00",
+            "acme/o\nps",
+            "acme/" + "x" * 65,
+            "x" * 65 + "/ops",
+        ],
+    )
+    def test_create_workspace_rejects_bad_paths(self, path):
+        with pytest.raises(CommandError, match="two slugs"):
+            run("create_workspace", path)
+        assert not Workspace.objects.exists()
+
+    def test_create_workspace_accepts_64_character_slugs(self):
+        path = "o" * 64 + "/" + "w" * 64
+        assert f"created {path}" in run("create_workspace", path)
+
+    @pytest.mark.parametrize("name", ["n" * 201, "bad\x00name"])
+    def test_create_workspace_rejects_bad_names(self, name):
+        with pytest.raises(CommandError, match="printable characters"):
+            run("create_workspace", "acme/ops", "--name", name)
+        assert not Workspace.objects.exists()
+
+    @pytest.mark.parametrize("username", ["u" * 151, "bad name", "a\x00b", ""])
+    def test_add_member_rejects_bad_usernames(self, username):
+        run("create_workspace", "acme/ops")
+        with pytest.raises(CommandError, match="username"):
+            run("add_member", "acme/ops", username, "--role", "viewer")
+        assert not User.objects.exists()
 
     def test_add_member_creates_user_role_and_clearances(self):
         run("create_workspace", "acme/ops")
@@ -56,6 +88,32 @@ class TestCommands:
         assert Membership.objects.get(user=user).role == "admin"
         assert User.objects.filter(username="rita").count() == 1
 
+    def test_add_member_takes_several_clearances_after_one_option(self):
+        run("create_workspace", "acme/ops")
+        run(
+            "add_member",
+            "acme/ops",
+            "rita",
+            "--role",
+            "reviewer",
+            "--clearance",
+            "financial_record",
+            "internal",
+            "--clearance",
+            "executive",
+        )
+        user = User.objects.get(username="rita")
+        assert set(get_perms(user, Workspace.objects.get())) == {
+            "review_financial_record",
+            "review_internal",
+            "review_executive",
+        }
+
+    def test_add_member_refuses_unknown_clearances(self):
+        run("create_workspace", "acme/ops")
+        with pytest.raises(CommandError, match="invalid choice"):
+            run("add_member", "acme/ops", "rita", "--role", "reviewer", "--clearance", "secret")
+
     def test_add_member_kind_cannot_change(self):
         run("create_workspace", "acme/ops")
         run("add_member", "acme/ops", "bot", "--role", "operator", "--kind", "agent")
@@ -81,9 +139,20 @@ class TestCommands:
         with pytest.raises(CommandError):
             run("issue_token", "bot", "--workspace", "acme/ops")
 
+    def test_seed_demo_refuses_without_debug_or_force(self, settings):
+        settings.DEBUG = False
+        with pytest.raises(CommandError, match="--force"):
+            run("seed_demo")
+        assert not User.objects.exists()
+        assert not Workspace.objects.exists()
+
+    def test_seed_demo_runs_with_debug_on(self, settings):
+        settings.DEBUG = True
+        assert "Demo workspace demo/main is ready." in run("seed_demo")
+
     def test_seed_demo_is_idempotent_and_prints_working_tokens(self, client):
-        first = run("seed_demo")
-        second = run("seed_demo")
+        first = run("seed_demo", "--force")
+        second = run("seed_demo", "--force")
         assert Automation.objects.filter(automation_id="demo-weekly-report").count() == 1
         assert User.objects.filter(username__in=["owner", "reviewer", "agent"]).count() == 3
         assert "flowgate-owner" in second

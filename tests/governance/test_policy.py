@@ -9,7 +9,13 @@ from guardian.shortcuts import assign_perm
 from governance.actors import Actor
 from governance.errors import AutomationNotFound, Forbidden
 from governance.models import AuditEvent, Membership, PrincipalKind, Role
-from governance.policy import Action, authorize
+from governance.policy import (
+    Action,
+    WorkspaceAction,
+    authorize,
+    authorize_workspace,
+    workspace_allows,
+)
 from tests.factories import AutomationFactory
 
 ALL = set(Action)
@@ -129,3 +135,41 @@ class TestVisibilityAndAudit:
         assert event.payload["action"] == "operate"
         assert event.payload["automationID"] == automation.automation_id
         assert event.actor_id == viewer.user.username
+
+    def test_a_read_denial_is_not_audited(self, viewer, automation):
+        """`audit=False` (GETs): still 403, but nothing is written (SPEC §10.11)."""
+        with pytest.raises(Forbidden) as exc:
+            authorize(actor_of(viewer), Action.MANAGE_GRANTS, automation, audit=False)
+        assert exc.value.code == "AUTOMATION_V2_ACCESS_DENIED"
+        assert not AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
+
+
+@pytest.mark.django_db
+class TestWorkspaceActions:
+    @pytest.mark.parametrize(
+        "role,kind,expected",
+        [
+            (Role.VIEWER, PrincipalKind.HUMAN, set()),
+            (Role.REVIEWER, PrincipalKind.HUMAN, set()),
+            (Role.OPERATOR, PrincipalKind.HUMAN, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.ADMIN, PrincipalKind.HUMAN, set(WorkspaceAction)),
+            (Role.OPERATOR, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            # An agent holding the admin role is no workspace admin: no audit trail.
+            (Role.ADMIN, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+        ],
+    )
+    def test_table(self, make_member, role, kind, expected):
+        member = make_member("acme/ops", f"m-{role}-{kind}", role=role, kind=kind)
+        actor = actor_of(member)
+        assert {a for a in WorkspaceAction if workspace_allows(actor, a)} == expected
+        assert actor.is_workspace_admin == (role == Role.ADMIN and kind == PrincipalKind.HUMAN)
+
+    def test_denials_are_audited_only_when_asked(self, viewer):
+        with pytest.raises(Forbidden) as exc:
+            authorize_workspace(actor_of(viewer), WorkspaceAction.READ_AUDIT, audit=False)
+        assert exc.value.code == "AUDIT_ACCESS_DENIED"
+        assert not AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
+        with pytest.raises(Forbidden):
+            authorize_workspace(actor_of(viewer), WorkspaceAction.CREATE_AUTOMATION)
+        event = AuditEvent.objects.get(event_type="automation.governance.denied")
+        assert event.payload["action"] == "create"

@@ -73,6 +73,18 @@ def require_redis_url() -> str:
     return url
 
 
+def pin_test_broker(url: str) -> None:
+    """Make this process publish to `url` (REDIS_URL), the broker its workers consume.
+
+    Settings already say so; this undoes a test that assigned `app.conf.broker_url` directly and
+    left the wrong value behind, which would send every later task to a dead broker.
+    """
+    from config.celery import app
+
+    if app.conf.broker_url != url:
+        app.conf.broker_url = url
+
+
 def database_url(settings_dict: Mapping) -> str:
     """A postgres:// URL (as django-environ parses it) for a connection's settings_dict."""
     if settings_dict["ENGINE"] != "django.db.backends.postgresql":

@@ -1,16 +1,19 @@
-"""`manage.py seed_demo` — a demo organisation to click through; safe to run again.
+"""`manage.py seed_demo [--force]` — a demo organisation to click through; safe to run again.
 
 Creates `demo/main` with an owner (workspace admin and Django superuser), a reviewer with
 clearances, an agent, and a demo automation with an approval gate. Each run replaces the demo
 users' API tokens (older demo tokens are revoked), since stored tokens cannot be shown again.
+
+The demo users have well-known passwords and one is a superuser, so the command refuses to run
+unless `DEBUG` is on (the embedded default) or `--force` is given.
 """
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from automations.models import Automation
-from automations.services import automation_create
+from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.models import ApiToken, Membership, PrincipalKind, Role
 from governance.services import member_add, token_issue, token_revoke, workspace_create
@@ -82,10 +85,28 @@ DEMO_AUTOMATION = {
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo workspace, users, tokens and automation."
+    help = (
+        "Create (or refresh) the demo workspace, users, tokens and automation. Refused unless "
+        "DEBUG is on or --force is given: the demo logins have published passwords."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even though DEBUG is off (never on a deployment others can reach).",
+        )
+
+    def handle(self, *args, force=False, **options):
+        if not (settings.DEBUG or force):
+            raise CommandError(
+                "seed_demo creates a superuser with a published password; it runs only with "
+                "DEBUG on (the embedded default) or with --force"
+            )
+        self._seed()
 
     @transaction.atomic
-    def handle(self, *args, **options):
+    def _seed(self):
         workspace, _ = workspace_create(path=WORKSPACE, name="Demo")
         tokens = {}
         for username, role, kind, password, clearances in USERS:
@@ -107,15 +128,21 @@ class Command(BaseCommand):
             tokens[username] = token_issue(user=result.user, workspace=workspace, name=TOKEN_NAME)[
                 1
             ]
-        if not Automation.objects.filter(
+        owner = Actor.for_member(
+            Membership.objects.select_related("user", "workspace__organization").get(
+                workspace=workspace, user__username="owner"
+            )
+        )
+        automation = Automation.objects.filter(
             workspace=workspace,
             deleted_at__isnull=True,
             automation_id=DEMO_AUTOMATION["automation_id"],
-        ).exists():
-            owner = Membership.objects.select_related("user", "workspace__organization").get(
-                workspace=workspace, user__username="owner"
-            )
-            automation_create(actor=Actor.for_member(owner, source="system"), data=DEMO_AUTOMATION)
+        ).first() or automation_create(actor=owner, data=DEMO_AUTOMATION)
+        # One demo run, started by the owner: the worker takes it to the approval gate, where
+        # the reviewer (not the owner: self-approval is refused) decides.
+        if not automation.runs.exists():
+            run = run_start(actor=owner, automation=automation)
+            self.stdout.write(f"Started demo run {run.run_id}; it stops at its approval gate.")
         self._print(tokens)
 
     def _print(self, tokens: dict[str, str]) -> None:

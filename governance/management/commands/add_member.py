@@ -1,4 +1,4 @@
-"""`manage.py add_member <org>/<ws> <user> --role R --kind K [--password P] [--clearance C]`."""
+"""`manage.py add_member <org>/<ws> <user> --role R --kind K [--password P] [--clearance C …]`."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -18,10 +18,15 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="Login password (humans only)")
         parser.add_argument(
             "--clearance",
-            action="append",
+            action="extend",
+            nargs="+",
             default=[],
             choices=DATA_CLASSES,
-            help="Data class the user may review (repeatable)",
+            metavar="DATA_CLASS",
+            help=(
+                "Data class(es) the user may review: --clearance a b, or repeat the option. "
+                f"One of: {', '.join(DATA_CLASSES)}"
+            ),
         )
         parser.add_argument("--email", default="")
 
