@@ -264,14 +264,17 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
             "node attempt not claimed run=%s node=%s (fenced or duplicate)", run_id, node_id
         )
         return False
-    node = RunNode.objects.select_related("run__workspace__organization").get(attempt_token=token)
+    # One query for the run and all its nodes (a run has few nodes; the join is by unique key).
+    rows = {
+        row.node_id: row
+        for row in RunNode.objects.select_related("run__workspace__organization").filter(
+            run__run_id=run_id
+        )
+    }
+    node = rows[node_id]
     run = node.run
     spec = RunSpec.from_snapshot(run.automation_snapshot)
-    upstream = dict(
-        RunNode.objects.filter(run=run, node_id__in=spec.depends_on(node_id)).values_list(
-            "node_id", "output"
-        )
-    )
+    upstream = {dep: rows[dep].output for dep in spec.depends_on(node_id)}
     ctx = NodeContext(
         run_id=run_id,
         automation_id=run.automation_snapshot.get("automation_id", ""),

@@ -7,9 +7,22 @@ Without DJANGO_SETTINGS_MODULE a bare `celery -A config worker` loads the produc
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("flowgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_postrun.connect
+def release_database_connections(**kwargs) -> None:
+    """Close connections that are broken or past CONN_MAX_AGE after each task.
+
+    Celery's Django fixup would otherwise close every connection around every task (a new
+    PostgreSQL connection per node execution); `CELERY_DB_REUSE_MAX` turns that off and this
+    applies Django's own rules instead, as a web request would.
+    """
+    close_old_connections()

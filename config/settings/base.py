@@ -131,6 +131,9 @@ else:
 # only this one). The test suite gives every session/xdist worker its own (tests/conftest.py).
 CELERY_TASK_DEFAULT_QUEUE = env.str("FLOWGATE_CELERY_QUEUE", default="flowgate")
 CELERY_TASK_IGNORE_RESULT = True
+# Keep worker DB connections across tasks (Django's CONN_MAX_AGE and health checks decide when
+# they close, see config/celery.py); Celery still recycles them every 2 x this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
