@@ -18,11 +18,13 @@ app.autodiscover_tasks()
 
 
 @task_postrun.connect
-def release_database_connections(**kwargs) -> None:
+def release_database_connections(sender=None, **kwargs) -> None:
     """Close connections that are broken or past CONN_MAX_AGE after each task.
 
     Celery's Django fixup would otherwise close every connection around every task (a new
     PostgreSQL connection per node execution); `CELERY_DB_REUSE_MAX` turns that off and this
-    applies Django's own rules instead, as a web request would.
+    applies Django's own rules instead, as a web request would. Eager calls (`task.apply()`)
+    run inside the caller's transaction and are left alone, as Celery's fixup does.
     """
-    close_old_connections()
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()
