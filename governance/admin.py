@@ -1,17 +1,19 @@
 """Admin for tenancy, principals, tokens and the (read-only) audit trail.
 
-Membership changes go through `governance.services` (`member_add`, `member_remove`) with the
-staff user as the actor, so they are audited exactly like `manage.py add_member`.
+Membership and clearance changes go through `governance.services` (`member_add`,
+`member_remove`, `clearances_set`) with the staff user as the actor, so they are audited exactly
+like `manage.py add_member`. Guardian's generic object-permission screen is not offered: it
+would change clearances without an audit event.
 """
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
-from guardian.admin import GuardedModelAdmin
 
 from governance.actors import Actor
 from governance.audit import verify_chain
 from governance.models import (
+    DATA_CLASSES,
     ApiToken,
     AuditEvent,
     Membership,
@@ -20,7 +22,13 @@ from governance.models import (
     Workspace,
     WorkspaceGroup,
 )
-from governance.services import member_add, member_remove, token_revoke
+from governance.services import (
+    clearances_set,
+    member_add,
+    member_clearances,
+    member_remove,
+    token_revoke,
+)
 
 
 @admin.register(User)
@@ -89,8 +97,8 @@ class WorkspaceGroupInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(GuardedModelAdmin):
-    """Workspaces; guardian's object-permission screen manages data-class clearances."""
+class WorkspaceAdmin(admin.ModelAdmin):
+    """Workspaces with their members and groups; clearances are set on each membership."""
 
     list_display = ("slug", "organization", "name", "created_at")
     list_filter = ("organization",)
@@ -110,9 +118,31 @@ class WorkspaceAdmin(GuardedModelAdmin):
         return None
 
 
+class MembershipForm(forms.ModelForm):
+    clearances = forms.MultipleChoiceField(
+        choices=[(c, c.replace("_", " ")) for c in DATA_CLASSES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Data classes this member may review on gates.",
+    )
+
+    class Meta:
+        model = Membership
+        fields = ("user", "workspace", "role")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["clearances"].initial = member_clearances(
+                workspace=self.instance.workspace, user=self.instance.user
+            )
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    """Memberships; saves and deletes go through `member_add` / `member_remove` (audited)."""
+    """Memberships and their clearances; saves go through the services (audited)."""
+
+    form = MembershipForm
 
     list_display = ("user", "workspace", "role", "created_at")
     list_filter = ("role", "workspace")
@@ -127,6 +157,12 @@ class MembershipAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         saved = _save_membership(request, obj)
         obj.pk, obj.created_at = saved.pk, saved.created_at
+        clearances_set(
+            workspace=saved.workspace,
+            user=saved.user,
+            data_classes=form.cleaned_data.get("clearances", []),
+            actor=Actor.for_admin(request.user, saved.workspace),
+        )
 
     def delete_model(self, request, obj):
         _delete_membership(request, obj)

@@ -12,7 +12,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, get_perms, remove_perm
 
 from governance.actors import Actor
 from governance.audit import GENESIS_HASH, audit_record
@@ -188,3 +188,37 @@ def token_revoke(*, token: ApiToken, actor: Actor | None = None) -> ApiToken:
             payload={"user": token.user.username, "token_prefix": token.prefix},
         )
     return token
+
+
+def member_clearances(*, workspace: Workspace, user: User) -> list[str]:
+    """The data classes `user` is cleared to review in `workspace`, sorted."""
+    codenames = set(get_perms(user, workspace))
+    return [c for c in DATA_CLASSES if clearance_codename(c) in codenames]
+
+
+@transaction.atomic
+def clearances_set(
+    *, workspace: Workspace, user: User, data_classes: list[str], actor: Actor
+) -> tuple[list[str], list[str]]:
+    """Make `user`'s clearances in `workspace` exactly `data_classes`; audited when they change.
+
+    Returns (added, removed).
+    """
+    unknown = sorted(set(data_classes) - set(DATA_CLASSES))
+    if unknown:
+        raise InvalidRequest(f"Unknown data classes: {', '.join(unknown)}")
+    current = set(member_clearances(workspace=workspace, user=user))
+    wanted = set(data_classes)
+    added, removed = sorted(wanted - current), sorted(current - wanted)
+    for data_class in added:
+        assign_perm(f"governance.{clearance_codename(data_class)}", user, workspace)
+    for data_class in removed:
+        remove_perm(f"governance.{clearance_codename(data_class)}", user, workspace)
+    if added or removed:
+        audit_record(
+            workspace=workspace,
+            event_type="governance.clearances.updated",
+            actor=actor,
+            payload={"user": user.username, "added": added, "removed": removed},
+        )
+    return added, removed

@@ -269,3 +269,29 @@ def test_membership_inline_on_the_workspace_goes_through_the_services(superuser_
         ("governance.member.updated", "bob", "admin"),
         ("governance.member.removed", "bob", "admin"),
     ]
+
+
+@pytest.mark.django_db
+def test_membership_admin_sets_clearances_through_the_audited_service(superuser_client, reviewer):
+    from guardian.shortcuts import get_perms
+
+    from governance.models import AuditEvent, Membership
+
+    membership = Membership.objects.get(user=reviewer.user)
+    url = reverse("admin:governance_membership_change", args=[membership.pk])
+    response = superuser_client.post(
+        url, {"role": "reviewer", "clearances": ["financial_record", "internal"]}
+    )
+    assert response.status_code == 302, response.content[:500]
+    assert set(get_perms(reviewer.user, membership.workspace)) == {
+        "review_financial_record",
+        "review_internal",
+    }
+    superuser_client.post(url, {"role": "reviewer", "clearances": ["internal"]})
+    assert get_perms(reviewer.user, membership.workspace) == ["review_internal"]
+    events = AuditEvent.objects.filter(event_type="governance.clearances.updated").order_by("seq")
+    assert [(e.payload["added"], e.payload["removed"]) for e in events] == [
+        (["financial_record", "internal"], []),
+        ([], ["financial_record"]),
+    ]
+    assert events[0].actor_id == "root"
