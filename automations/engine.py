@@ -32,7 +32,15 @@ from django.utils import timezone
 
 from approvals.services import gate_open
 from automations.lifecycle import lifecycle_event, lifecycle_record
-from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
+from automations.models import (
+    AutomationStatus,
+    LifecycleEvent,
+    NodeState,
+    Run,
+    RunNode,
+    RunStatus,
+    StopKind,
+)
 from automations.nodes.base import NodeContext, NodeFailure
 from automations.nodes.registry import node_kind
 from automations.spec import RunSpec
@@ -148,10 +156,18 @@ def run_advance(run_id: str) -> Run | None:
     """
     now = timezone.now()
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(run_id=run_id).first()
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("automation")
+            .filter(run_id=run_id)
+            .first()
+        )
         if run is None:
             return None
         events = []
+        if run.status == RunStatus.QUEUED and run.automation.status != AutomationStatus.ACTIVE:
+            _hold_for_automation_pause(run, now)
+            return run
         if run.status == RunStatus.QUEUED:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
@@ -169,6 +185,40 @@ def run_advance(run_id: str) -> Run | None:
         run.save(update_fields=RUN_ENGINE_FIELDS)
         LifecycleEvent.objects.bulk_create(events)
     return run
+
+
+def _hold_for_automation_pause(run: Run, now) -> None:
+    """A queued run of a paused automation is not claimed: it is paused exactly as the
+    automation pause would have paused it (so `resume` with `resume_runs` brings it back).
+
+    Runs get queued while their automation is paused by an approval, a run resume or a
+    recover; without this they would execute although the automation is paused (SPEC §5).
+    """
+    reason = "automation is paused"
+    run.status = RunStatus.PAUSED
+    run.pause_reason = reason
+    run.stop_kind = StopKind.AUTOMATION_PAUSED
+    run.stop_reason = reason
+    run.version += 1
+    run.save(
+        update_fields=[
+            "status",
+            "pause_reason",
+            "stop_kind",
+            "stop_reason",
+            "version",
+            "updated_at",
+        ]
+    )
+    lifecycle_record(
+        run,
+        "run_paused",
+        reason=reason,
+        stop_kind=StopKind.AUTOMATION_PAUSED,
+        automation_pause=True,
+        run_version=run.version,
+        fenced_nodes=[],
+    )
 
 
 def _advance_locked(run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, events) -> None:

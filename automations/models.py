@@ -102,6 +102,9 @@ class StopKind(models.TextChoices):
     SERVER_RESTART = "server_restart", "Server restart"
     PANIC = "panic", "Panic"
     SHUTDOWN = "shutdown", "Shutdown"
+    # Held by an automation-level pause (automations.automation_control); the automation's
+    # resume with `resume_runs` resumes exactly the runs still carrying it.
+    AUTOMATION_PAUSED = "automation_paused", "Automation paused"
 
 
 class Run(models.Model):

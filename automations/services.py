@@ -124,22 +124,11 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
                 code="AUTOMATION_V2_VERSION_CONFLICT",
                 currentVersion=locked.version,
             )
-        changed = [f for f in (*PLAIN_FIELDS, *SPEC_FIELDS) if f in data]
+        changed = automation_apply_change(locked=locked, data=data)
         if not changed:
             locked.created_by = automation.created_by
             locked.workspace = automation.workspace
             return locked
-        if any(f in data for f in SPEC_FIELDS):
-            merged = {f: data.get(f, getattr(locked, f)) for f in SPEC_FIELDS}
-            spec = _validated_spec(merged)
-            locked.workspace_root = merged["workspace_root"] or ""
-            for name in ("flow", "agents", "execution", "handoff_config"):
-                setattr(locked, name, spec[name])
-        for name in PLAIN_FIELDS:
-            if name in data:
-                setattr(locked, name, data[name] if name != "metadata" else data[name] or {})
-        locked.version += 1
-        locked.save(update_fields=[*_stored_fields(changed), "version", "updated_at"])
         audit_record(
             workspace=actor.workspace,
             event_type="automation.updated",
@@ -153,6 +142,31 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
     locked.created_by = automation.created_by
     locked.workspace = automation.workspace
     return locked
+
+
+def automation_apply_change(*, locked: Automation, data: dict[str, Any]) -> list[str]:
+    """Validate and write a partial change to an automation whose row the caller has locked.
+
+    The one validated write path of an automation's spec (used by `automation_update` and by
+    run repair): the merged spec is validated before anything is written and `version` goes up
+    by one. Returns the API fields changed (empty: nothing written, no version bump). The caller
+    authorises and writes the audit event in the same transaction.
+    """
+    changed = [f for f in (*PLAIN_FIELDS, *SPEC_FIELDS) if f in data]
+    if not changed:
+        return []
+    if any(f in data for f in SPEC_FIELDS):
+        merged = {f: data.get(f, getattr(locked, f)) for f in SPEC_FIELDS}
+        spec = _validated_spec(merged)
+        locked.workspace_root = merged["workspace_root"] or ""
+        for name in ("flow", "agents", "execution", "handoff_config"):
+            setattr(locked, name, spec[name])
+    for name in PLAIN_FIELDS:
+        if name in data:
+            setattr(locked, name, data[name] if name != "metadata" else data[name] or {})
+    locked.version += 1
+    locked.save(update_fields=[*_stored_fields(changed), "version", "updated_at"])
+    return changed
 
 
 def _stored_fields(changed: list[str]) -> list[str]:

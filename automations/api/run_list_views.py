@@ -1,0 +1,128 @@
+"""Run lists: one automation's newest runs, and every run of the workspace (keyset-paginated).
+
+Thin: validate the query strictly (400 `INVALID_REQUEST` naming the parameter), call
+`selectors.runs_list` (tenant and filters in the query, before the limit), render each run with
+`run_json`. The number of queries of a page does not depend on how many runs it holds, and a
+list never writes (the original synced a blackboard per listed run; SPEC §10.11).
+"""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from automations import selectors
+from automations.api.run_json import run_json
+from automations.ids import AUTOMATION_ID_PATTERN
+from automations.models import RunStatus
+from governance.api.base import WorkspaceAPIView
+from governance.api.pagination import keyset_page
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+
+
+# --- Input --------------------------------------------------------------------------------
+
+
+class AutomationRunsQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
+    )
+
+
+class RunListQuerySerializer(AutomationRunsQuerySerializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices, required=False)
+    automation_id = serializers.CharField(
+        required=False,
+        max_length=128,
+        validators=[
+            RegexValidator(
+                f"^{AUTOMATION_ID_PATTERN.pattern}\\Z", message="Not a valid automation id."
+            )
+        ],
+        help_text="Only runs of the automation with this id (also runs of a deleted one).",
+    )
+    cursor = serializers.CharField(
+        required=False, max_length=200, help_text="`next_cursor` of the previous page."
+    )
+
+
+def _query(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# --- Output (documents the JSON for the schema) --------------------------------------------
+
+
+def _run_schema() -> serializers.DictField:
+    return serializers.DictField(help_text="The run JSON (SPEC §4), as `GET …/runs/{run_id}`.")
+
+
+class AutomationRunListSerializer(serializers.Serializer):
+    automationID = serializers.CharField()  # the original's key
+    runs = serializers.ListField(child=_run_schema())
+    count = serializers.IntegerField(help_text="Number of runs in this response.")
+
+
+class RunListSerializer(serializers.Serializer):
+    runs = serializers.ListField(child=_run_schema())
+    count = serializers.IntegerField(help_text="Number of runs in this response.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass back as `cursor` for the next page; null on the last."
+    )
+
+
+# --- Views ---------------------------------------------------------------------------------
+
+
+class AutomationRunListView(WorkspaceAPIView):
+    """The newest runs of one automation (view permission): `?limit=` 1..200, default 50.
+
+    404 `AUTOMATION_V2_NOT_FOUND` for an automation the caller cannot see. Page through older
+    runs with `GET …/runs?automation_id=<id>&cursor=…`.
+    """
+
+    @extend_schema(
+        parameters=[AutomationRunsQuerySerializer],
+        responses=AutomationRunListSerializer,
+        operation_id="automation_runs_list",
+    )
+    def get(self, request, automation_id: str):
+        automation = selectors.automation_get(request.actor, automation_id)
+        query = _query(AutomationRunsQuerySerializer, request)
+        runs = list(selectors.runs_list(request.actor, automation=automation)[: query["limit"]])
+        return Response(
+            {
+                "automationID": automation.automation_id,
+                "runs": [run_json(run) for run in runs],
+                "count": len(runs),
+            }
+        )
+
+
+class RunListView(WorkspaceAPIView):
+    """Every run of the caller's workspace, newest first, filtered and keyset-paginated."""
+
+    @extend_schema(
+        parameters=[RunListQuerySerializer],
+        responses=RunListSerializer,
+        operation_id="runs_list",
+    )
+    def get(self, request):
+        query = _query(RunListQuerySerializer, request)
+        queryset = selectors.runs_list(
+            request.actor, status=query.get("status"), automation_id=query.get("automation_id")
+        )
+        runs, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
+        return Response(
+            {
+                "runs": [run_json(run) for run in runs],
+                "count": len(runs),
+                "next_cursor": next_cursor,
+            }
+        )
