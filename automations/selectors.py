@@ -134,7 +134,9 @@ RUN_NODE_LIST_COLUMNS = ("run", "node_id", "state", "attempts", "output")
 def runs_with_list_state(queryset: QuerySet[Run]) -> QuerySet[Run]:
     """`runs_with_state` for pages of runs: the same relations in the same 1 + 4 queries, but
     only the columns the run JSON reads, since building model instances (about 3,000 for a page
-    of 200 runs with their nodes and lifecycle events) dominates a list's cost."""
+    of 200 runs with their nodes and lifecycle events) dominates a list's cost
+    (docs/performance.md, run list). Keep its relations in step with `runs_with_state`: one
+    missing here costs a query per run, which the list tests' query counts catch."""
     return (
         queryset.select_related("automation", "requested_by", "workspace__organization")
         .defer(*RUN_LIST_DEFERRED)
