@@ -77,6 +77,11 @@ class Transition:
         return (given or "").strip() or self.default_reason.format(node_id=node_id)
 
 
+TASK_RESET_MESSAGE = (
+    "Run must be paused, blocked, failed, awaiting approval, completed, or cancelled "
+    "before task reset"
+)
+
 TRANSITIONS: dict[RunAction, Transition] = {
     t.action: t
     for t in (
@@ -138,10 +143,7 @@ TRANSITIONS: dict[RunAction, Transition] = {
             action=RunAction.TASK_RETRY,
             allowed=MUTABLE,
             code="AUTOMATION_V2_RUN_TASK_NOT_MUTABLE",
-            message=(
-                "Run must be paused, blocked, failed, awaiting approval, completed, or cancelled "
-                "before task reset"
-            ),
+            message=TASK_RESET_MESSAGE,
             target=RunStatus.QUEUED,
             lifecycle=("run_task_retried",),
             verb="task_retried",
@@ -151,10 +153,7 @@ TRANSITIONS: dict[RunAction, Transition] = {
             action=RunAction.TASK_REQUEUE,
             allowed=MUTABLE,
             code="AUTOMATION_V2_RUN_TASK_NOT_MUTABLE",
-            message=(
-                "Run must be paused, blocked, failed, awaiting approval, completed, or cancelled "
-                "before task reset"
-            ),
+            message=TASK_RESET_MESSAGE,
             target=RunStatus.QUEUED,
             lifecycle=("run_task_requeued",),
             verb="task_requeued",
