@@ -93,15 +93,18 @@ def runs_visible(actor: Actor):
     return Run.objects.filter(workspace=actor.workspace)
 
 
-def run_get(actor: Actor, run_id: str):
-    """One run with its state, or 404 `AUTOMATION_V2_RUN_NOT_FOUND` (also for other tenants,
-    and without a query for an id no run can have)."""
-    run = None
-    if is_run_id(run_id):
-        run = runs_with_state(runs_visible(actor)).filter(run_id=run_id).first()
+def _one_run(queryset, run_id: str):
+    """The run `run_id` from `queryset`, or 404 `AUTOMATION_V2_RUN_NOT_FOUND` — the same answer
+    for a missing run and another workspace's, and no query for an id no run can have."""
+    run = queryset.filter(run_id=run_id).first() if is_run_id(run_id) else None
     if run is None:
         raise NotFound("Run not found", code="AUTOMATION_V2_RUN_NOT_FOUND", runID=run_id)
     return run
+
+
+def run_get(actor: Actor, run_id: str):
+    """One run with everything its JSON needs."""
+    return _one_run(runs_with_state(runs_visible(actor)), run_id)
 
 
 def _columns_except(model, keep: tuple[str, ...], prefix: str = "") -> list[str]:
@@ -176,3 +179,10 @@ def runs_list(
     if automation_id is not None:
         queryset = queryset.filter(automation__automation_id=automation_id)
     return runs_with_list_state(queryset).order_by("-created_at", "-id")
+
+
+def run_for_action(actor: Actor, run_id: str):
+    """The run (with its automation) a mutation acts on."""
+    return _one_run(
+        runs_visible(actor).select_related("automation", "workspace__organization"), run_id
+    )

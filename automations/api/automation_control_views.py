@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from automations import automation_control, selectors
 from automations.api.serializers import AutomationSerializer, automation_json
-from governance.api.base import WorkspaceAPIView
+from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.fields import StrictCharField
 
 
@@ -69,12 +69,6 @@ def _envelope(name: str, count_field: str):
     )
 
 
-def _parse(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class AutomationPauseView(WorkspaceAPIView):
     """Pause the automation and every queued and running run of it (operate permission)."""
 
@@ -85,7 +79,7 @@ class AutomationPauseView(WorkspaceAPIView):
     )
     def post(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
-        data = _parse(AutomationPauseInputSerializer, request.data)
+        data = parse_input(AutomationPauseInputSerializer, request.data)
         result = automation_control.automation_pause(
             actor=request.actor, automation=automation, reason=data.get("reason")
         )
@@ -108,7 +102,7 @@ class AutomationResumeView(WorkspaceAPIView):
     )
     def post(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
-        data = _parse(AutomationResumeInputSerializer, request.data)
+        data = parse_input(AutomationResumeInputSerializer, request.data)
         result = automation_control.automation_resume(
             actor=request.actor, automation=automation, resume_runs=data["resume_runs"]
         )

@@ -8,7 +8,6 @@ operate permission (403, audited) · the source status (409) · the node / agent
 
 from __future__ import annotations
 
-from django.http import QueryDict
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -17,11 +16,8 @@ from automations import run_control, selectors
 from automations.api.run_json import run_json
 from automations.api.serializers import AutomationSerializer, automation_json
 from automations.flow import MAX_ID_LENGTH
-from automations.ids import is_run_id
-from automations.models import Run
-from governance.api.base import WorkspaceAPIView
+from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
-from governance.errors import NotFound
 
 RUN_SCHEMA = serializers.DictField(help_text="The run JSON (SPEC §4).")
 MAX_REASON = 2000
@@ -58,31 +54,6 @@ class RunRepairInputSerializer(RunReasonInputSerializer):
     model_policy = serializers.DictField(required=False, allow_null=True)
 
 
-def _parse(serializer_class, request) -> dict:
-    """The validated body; an absent body is `{}` (every field here is optional), while any
-    JSON body that is not an object (`[]`, `0`, `null`) is a 400."""
-    data = {} if isinstance(request.data, QueryDict) and not request.data else request.data
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _run_for_action(actor, run_id: str) -> Run:
-    """The run (with its automation) in the caller's workspace, else 404 — the same answer for
-    a missing run and another workspace's."""
-    run = None
-    if is_run_id(run_id):
-        run = (
-            selectors.runs_visible(actor)
-            .select_related("automation", "workspace__organization")
-            .filter(run_id=run_id)
-            .first()
-        )
-    if run is None:
-        raise NotFound("Run not found", code="AUTOMATION_V2_RUN_NOT_FOUND", runID=run_id)
-    return run
-
-
 def _respond(request, run_id: str, **extra) -> Response:
     run = selectors.run_get(request.actor, run_id)
     return Response({"ok": True, "run": run_json(run), **extra})
@@ -104,8 +75,8 @@ class RunPauseView(WorkspaceAPIView):
         operation_id="automation_runs_pause",
     )
     def post(self, request, run_id: str):
-        body = _parse(RunReasonInputSerializer, request)
-        run = _run_for_action(request.actor, run_id)
+        body = parse_optional_body(RunReasonInputSerializer, request)
+        run = selectors.run_for_action(request.actor, run_id)
         run_control.run_pause(actor=request.actor, run=run, reason=body.get("reason"))
         return _respond(request, run_id)
 
@@ -119,8 +90,8 @@ class RunResumeView(WorkspaceAPIView):
         operation_id="automation_runs_resume",
     )
     def post(self, request, run_id: str):
-        body = _parse(RunReasonInputSerializer, request)
-        run = _run_for_action(request.actor, run_id)
+        body = parse_optional_body(RunReasonInputSerializer, request)
+        run = selectors.run_for_action(request.actor, run_id)
         run_control.run_resume(actor=request.actor, run=run, reason=body.get("reason"))
         return _respond(request, run_id)
 
@@ -139,8 +110,8 @@ class RunCancelView(WorkspaceAPIView):
         operation_id="automation_runs_cancel",
     )
     def post(self, request, run_id: str):
-        body = _parse(RunReasonInputSerializer, request)
-        run = _run_for_action(request.actor, run_id)
+        body = parse_optional_body(RunReasonInputSerializer, request)
+        run = selectors.run_for_action(request.actor, run_id)
         result = run_control.run_cancel(actor=request.actor, run=run, reason=body.get("reason"))
         extra = {"alreadyTerminal": True} if result.already_terminal else {}
         return _respond(request, run_id, **extra)
@@ -156,8 +127,8 @@ class RunRecoverView(WorkspaceAPIView):
         operation_id="automation_runs_recover",
     )
     def post(self, request, run_id: str):
-        body = _parse(RunReasonInputSerializer, request)
-        run = _run_for_action(request.actor, run_id)
+        body = parse_optional_body(RunReasonInputSerializer, request)
+        run = selectors.run_for_action(request.actor, run_id)
         run_control.run_recover(actor=request.actor, run=run, reason=body.get("reason"))
         return _respond(request, run_id)
 
@@ -172,11 +143,11 @@ class RunRepairView(WorkspaceAPIView):
         operation_id="automation_runs_repair",
     )
     def post(self, request, run_id: str):
-        body = _parse(RunRepairInputSerializer, request)
+        body = parse_optional_body(RunRepairInputSerializer, request)
         node_id = run_control.require_node_id(
             body.get("node_id", ""), code="AUTOMATION_V2_REPAIR_NODE_REQUIRED"
         )
-        run = _run_for_action(request.actor, run_id)
+        run = selectors.run_for_action(request.actor, run_id)
         result = run_control.run_repair(
             actor=request.actor,
             run=run,
@@ -196,9 +167,9 @@ class _TaskView(WorkspaceAPIView):
     service = None  # set by subclasses: a `run_control` task action
 
     def post(self, request, run_id: str, node_id: str):
-        body = _parse(RunReasonInputSerializer, request)
+        body = parse_optional_body(RunReasonInputSerializer, request)
         node_id = run_control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")
-        run = _run_for_action(request.actor, run_id)
+        run = selectors.run_for_action(request.actor, run_id)
         result = type(self).service(
             actor=request.actor, run=run, node_id=node_id, reason=body.get("reason")
         )

@@ -17,16 +17,10 @@ from automations.api.serializers import (
     GrantSerializer,
     automation_json,
 )
-from governance.api.base import WorkspaceAPIView
+from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import keyset_page
 from governance.errors import InvalidRequest
 from governance.policy import Action
-
-
-def _parse(serializer_class, data, **kwargs):
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class AutomationListView(WorkspaceAPIView):
@@ -38,7 +32,7 @@ class AutomationListView(WorkspaceAPIView):
         operation_id="automations_list",
     )
     def get(self, request):
-        query = _parse(AutomationListQuerySerializer, request.query_params)
+        query = parse_input(AutomationListQuerySerializer, request.query_params)
         queryset = selectors.automations_visible(request.actor)
         if "status" in query:
             queryset = queryset.filter(status=query["status"])
@@ -57,7 +51,7 @@ class AutomationListView(WorkspaceAPIView):
         operation_id="automations_create",
     )
     def post(self, request):
-        data = _parse(AutomationInputSerializer, request.data)
+        data = parse_input(AutomationInputSerializer, request.data)
         automation = services.automation_create(actor=request.actor, data=data)
         automation = selectors.automation_get(request.actor, automation.automation_id)
         return Response(automation_json(automation), status=status.HTTP_201_CREATED)
@@ -77,7 +71,7 @@ class AutomationDetailView(WorkspaceAPIView):
     )
     def patch(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
-        data = _parse(AutomationInputSerializer, request.data, partial=True)
+        data = parse_input(AutomationInputSerializer, request.data, partial=True)
         if "automation_id" in data and data["automation_id"] != automation_id:
             raise InvalidRequest(
                 "automation_id cannot be changed", fields={"automation_id": ["Read-only."]}
@@ -110,7 +104,7 @@ class GrantListView(WorkspaceAPIView):
     )
     def post(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
-        data = _parse(GrantInputSerializer, request.data)
+        data = parse_input(GrantInputSerializer, request.data)
         row = services.grant_add(
             actor=request.actor,
             automation=automation,

@@ -1,0 +1,79 @@
+"""Gate decisions over the API: `POST /api/automations/v2/runs/{run_id}/gate`.
+
+Thin: parse the body, find the run in the caller's workspace (404 otherwise), call the one
+decision service (`approvals.decisions.gate_decide`), render the run.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from approvals.decisions import gate_decide
+from approvals.models import Surface
+from automations import selectors
+from automations.api.run_control_views import MAX_REASON, RUN_SCHEMA, StrictInputSerializer
+from automations.api.run_json import run_json
+from governance.api.base import WorkspaceAPIView, parse_optional_body
+from governance.api.fields import StrictCharField
+
+MAX_GATE_ID = 200
+
+
+class GateDecisionInputSerializer(StrictInputSerializer):
+    """`{decision, reason?, approval_request_id? (alias request_id), transition_id?}`."""
+
+    decision = StrictCharField(
+        max_length=64, allow_blank=True, help_text="approve, rework or cancel (trimmed, any case)."
+    )
+    reason = StrictCharField(
+        required=False, allow_blank=True, allow_null=True, max_length=MAX_REASON
+    )
+    approval_request_id = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=MAX_GATE_ID,
+        help_text="The gate opening being decided (`awaiting_gate.approval_request_id`).",
+    )
+    request_id = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=MAX_GATE_ID,
+        help_text="Alias of `approval_request_id`.",
+    )
+    transition_id = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=MAX_GATE_ID,
+        help_text="`awaiting_gate.transition_id`.",
+    )
+
+
+class RunGateView(WorkspaceAPIView):
+    """Decide the run's open approval gate (SPEC §6.3): approve, rework or cancel."""
+
+    @extend_schema(
+        request=GateDecisionInputSerializer,
+        responses=inline_serializer(
+            "RunGateDecisionResult", {"ok": serializers.BooleanField(), "run": RUN_SCHEMA}
+        ),
+        operation_id="automation_runs_gate",
+    )
+    def post(self, request, run_id: str):
+        body = parse_optional_body(GateDecisionInputSerializer, request)
+        run = selectors.run_for_action(request.actor, run_id)
+        gate_decide(
+            actor=request.actor,
+            run=run,
+            decision=body["decision"],
+            reason=body.get("reason"),
+            approval_request_id=body.get("approval_request_id") or body.get("request_id"),
+            transition_id=body.get("transition_id"),
+            source=Surface.API,
+        )
+        run = selectors.run_get(request.actor, run_id)
+        return Response({"ok": True, "run": run_json(run)})

@@ -1,0 +1,121 @@
+"""Who may decide a gate: consequential gates, the self-approval rule and reviewer authority.
+
+SPEC §6.4 and the reference notes §5.4 / §11.3, with SPEC §10's corrections:
+- identities are Flowgate users: a click from a linked chat account is that user, so the
+  requester clicking "approve" in Slack is still the requester (no channel-id canonicalisation);
+- a chat decider is judged exactly like an API decider (the original let channel-verified
+  deciders bypass reviewer authority);
+- the requester is the run's `requested_by`, else the automation's creator.
+
+Pure functions over the gate row, the run and the permissions the caller holds; the decision
+service (`approvals.decisions`) calls them in SPEC §6.3's order and audits every refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from governance.actors import Actor
+from governance.policy import REVIEW_ELEVATED
+from governance.services import member_clearances
+
+# Risk tiers that need an approval by default (the original's `approval_required_by_default`).
+APPROVAL_REQUIRED_RISK_TIERS = frozenset(
+    {
+        "consequential_write",
+        "external_send",
+        "financial_record_access",
+        "credential_admin",
+        "destructive_delete",
+        "money_movement_contract",
+    }
+)
+# Data classes that make a gate consequential (`data_class_requires_elevated`).
+ELEVATED_DATA_CLASSES = frozenset(
+    {"restricted", "credential", "financial_record", "executive", "regulated"}
+)
+
+SELF_APPROVAL_FORBIDDEN = "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN"
+AUTHORITY_REQUIRED = "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"
+AUTHORITY_DENIED = "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED"
+MESSAGES = {
+    SELF_APPROVAL_FORBIDDEN: "Requester cannot approve their own consequential action",
+    AUTHORITY_REQUIRED: "Reviewer authority could not be verified for this approval",
+    AUTHORITY_DENIED: "Reviewer lacks matching authority for this approval",
+}
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """A gate's normalised policy (`automations.flow.gate_policy.parse_policy`)."""
+
+    reviewer_eligibility: str = "none"
+    risk_tier: str | None = None
+    data_classes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, policy: dict[str, Any] | None) -> GatePolicy:
+        policy = policy or {}
+        return cls(
+            reviewer_eligibility=policy.get("reviewer_eligibility") or "none",
+            risk_tier=policy.get("risk_tier") or None,
+            data_classes=tuple(policy.get("data_classes") or ()),
+        )
+
+    @property
+    def elevated(self) -> bool:
+        return self.reviewer_eligibility == "elevated_reviewer"
+
+    @property
+    def consequential(self) -> bool:
+        """Eligibility other than `none`, an approval-by-default risk tier, or a data class
+        that needs elevation: the requester may not approve it."""
+        return (
+            self.reviewer_eligibility != "none"
+            or self.risk_tier in APPROVAL_REQUIRED_RISK_TIERS
+            or any(c in ELEVATED_DATA_CLASSES for c in self.data_classes)
+        )
+
+    @property
+    def requires_authority(self) -> bool:
+        return self.elevated or bool(self.data_classes)
+
+
+def requester_id(run) -> int | None:
+    """The Flowgate user who asked for the run: `requested_by`, else the automation's creator."""
+    return run.requested_by_id or run.automation.created_by_id
+
+
+def self_approval_refusal(*, actor: Actor, run, policy: GatePolicy, decision: str) -> str | None:
+    """The refusal code when the requester approves a consequential gate; rework and cancel by
+    the requester are allowed."""
+    if decision != "approve" or not policy.consequential or actor.user is None:
+        return None
+    return SELF_APPROVAL_FORBIDDEN if actor.user.pk == requester_id(run) else None
+
+
+def authority_refusal(
+    *, actor: Actor, policy: GatePolicy, held: frozenset[str], workspace
+) -> str | None:
+    """The refusal code when the gate needs reviewer authority the actor lacks.
+
+    Elevated gates need `review_elevated_automation` (held by owners, workspace admins and
+    through grants); data classes need the actor's clearance for every class on the gate
+    (clearances are per workspace and never implied by a role). Only humans hold authority; a
+    caller without a Flowgate user (an unlinked chat account) cannot have it verified.
+    Applies to every decision, not only approve (reference §11.3).
+    """
+    if not policy.requires_authority:
+        return None
+    if actor.user is None:
+        return AUTHORITY_REQUIRED
+    if not actor.is_human:
+        return AUTHORITY_DENIED
+    if policy.elevated and REVIEW_ELEVATED not in held:
+        return AUTHORITY_DENIED
+    if policy.data_classes:
+        cleared = set(member_clearances(workspace=workspace, user=actor.user))
+        if not set(policy.data_classes) <= cleared:
+            return AUTHORITY_DENIED
+    return None
