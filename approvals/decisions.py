@@ -50,6 +50,7 @@ from approvals.policy import MESSAGES, GatePolicy, authority_refusal, self_appro
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus, StopKind
+from automations.run_control import NODE_CONTROL_FIELDS, RUN_CONTROL_FIELDS
 from automations.spec import RunSpec
 from governance.actors import Actor
 from governance.audit import audit_record, audit_record_committed
@@ -58,31 +59,6 @@ from governance.policy import Action, authorize
 
 __all__ = ["Outcome", "gate_decide", "gate_expired", "not_awaiting"]
 
-RUN_DECISION_FIELDS = [
-    "status",
-    "detail",
-    "pause_reason",
-    "resume_reason",
-    "stop_kind",
-    "stop_reason",
-    "last_failure",
-    "finished_at",
-    "lease_owner",
-    "lease_expires_at",
-    "version",
-    "updated_at",
-]
-NODE_DECISION_FIELDS = [
-    "state",
-    "attempts",
-    "output",
-    "attempt_token",
-    "task_id",
-    "not_before",
-    "started_at",
-    "finished_at",
-    "updated_at",
-]
 NOT_AWAITING = "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL"
 GUARD_DENIED = "AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED"
 EXPIRED = "AUTOMATION_V2_GATE_EXPIRED"
@@ -405,12 +381,12 @@ def _apply(context: _Context, gate: Gate, decision: str, reason: str | None) -> 
         run.lease_owner = ""
         run.lease_expires_at = None
         run.version += 1
-        run.save(update_fields=RUN_DECISION_FIELDS)
+        run.save(update_fields=RUN_CONTROL_FIELDS)
         touched = [nodes[n] for n in sorted(change.touched) if n in nodes]
         for node in touched:
             node.updated_at = now  # bulk_update does not apply `auto_now`
         if touched:
-            RunNode.objects.bulk_update(touched, NODE_DECISION_FIELDS)
+            RunNode.objects.bulk_update(touched, NODE_CONTROL_FIELDS)
         locked_gate.status = GateStatus.DECIDED
         locked_gate.closed_at = now
         locked_gate.save(update_fields=["status", "closed_at"])
