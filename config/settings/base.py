@@ -207,3 +207,9 @@ CELERY_BEAT_SCHEDULE["sweep-runs"] = {
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }
+CELERY_BEAT_SCHEDULE["sweep-gates"] = {
+    # Open gates: reminders due, expiry policies (cancel / remind / escalate) applied.
+    "task": "approvals.sweep_gates",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}

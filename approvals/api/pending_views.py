@@ -1,0 +1,91 @@
+"""`GET /api/approvals/pending`: the open gates the caller may decide (SPEC §6.6).
+
+Thin: validate `?limit=`, call `approvals.selectors.gates_pending` (tenant and permissions in
+the query, before the limit), render each gate. The number of queries does not depend on how
+many gates are listed, and the list never writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from approvals.models import Gate
+from approvals.selectors import gates_pending
+from automations.api.run_json import approval_url
+from automations.api.serializers import to_ms
+from governance.api.base import WorkspaceAPIView, parse_input
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+
+
+class PendingQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
+    )
+
+
+class PendingApprovalSerializer(serializers.Serializer):
+    """One open gate (documents the JSON for the schema)."""
+
+    approval_request_id = serializers.CharField(help_text="The gate id (decide with it).")
+    transition_id = serializers.CharField()
+    run_id = serializers.CharField()
+    automation_id = serializers.CharField()
+    node_id = serializers.CharField()
+    round = serializers.IntegerField()
+    title = serializers.CharField()
+    instructions = serializers.CharField(allow_blank=True)
+    decisions = serializers.ListField(child=serializers.CharField())
+    policy = serializers.DictField()
+    requested_at_ms = serializers.IntegerField()
+    expires_at_ms = serializers.IntegerField()
+    requested_by = serializers.CharField(allow_null=True)
+    reminder_count = serializers.IntegerField()
+    escalated = serializers.BooleanField()
+    approval_url = serializers.URLField()
+
+
+class PendingApprovalListSerializer(serializers.Serializer):
+    approvals = PendingApprovalSerializer(many=True)
+    count = serializers.IntegerField(help_text="Number of approvals in this response.")
+
+
+def pending_json(gate: Gate) -> dict[str, Any]:
+    return {
+        "approval_request_id": gate.pk,
+        "transition_id": gate.transition_id,
+        "run_id": gate.run.run_id,
+        "automation_id": gate.run.automation.automation_id,
+        "node_id": gate.node_id,
+        "round": gate.round,
+        "title": gate.title,
+        "instructions": gate.instructions,
+        "decisions": gate.decisions,
+        "policy": gate.policy,
+        "requested_at_ms": to_ms(gate.requested_at),
+        "expires_at_ms": to_ms(gate.expires_at),
+        "requested_by": gate.requested_by.username if gate.requested_by else None,
+        "reminder_count": gate.reminder_count,
+        "escalated": gate.escalated_at is not None,
+        "approval_url": approval_url(gate.pk),
+    }
+
+
+class PendingApprovalsView(WorkspaceAPIView):
+    """Open gates of the caller's workspace the caller may decide, newest first; `?limit=`
+    1..200, default 50. Agents get an empty list (only humans decide gates)."""
+
+    @extend_schema(
+        parameters=[PendingQuerySerializer],
+        responses=PendingApprovalListSerializer,
+        operation_id="approvals_pending",
+    )
+    def get(self, request):
+        query = parse_input(PendingQuerySerializer, request.query_params)
+        gates = list(gates_pending(request.actor)[: query["limit"]])
+        return Response({"approvals": [pending_json(g) for g in gates], "count": len(gates)})

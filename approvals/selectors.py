@@ -1,0 +1,104 @@
+"""Scoped reads of gates: tenant and permissions are filtered in the query, before any limit.
+
+`gates_pending` lists the open gates the caller may decide (SPEC §6.4, §6.6) as query-level
+conditions, so the list costs the same number of queries however long it is:
+- only humans decide gates (agents and the system get an empty list);
+- the review permission on the gate's automation: owner, workspace admin, a role that includes
+  it (`governance.policy.ROLE_PERMISSIONS`), or a guardian grant to the user or a group;
+- an `elevated_reviewer` gate also needs `review_elevated_automation` (owner, admin or grant);
+- a gate with data classes needs the caller's clearance for every class on it.
+The requester of a run is listed like anyone else: they may rework or cancel their own gate even
+where the self-approval rule forbids them to approve it.
+
+These conditions mirror the per-decision checks of `approvals.policy`; they should share one
+rule table with it once both are in.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from approvals.models import Gate, GateStatus
+from automations.models import (
+    AutomationGroupObjectPermission,
+    AutomationUserObjectPermission,
+    RunStatus,
+)
+from governance.actors import Actor
+from governance.models import (
+    DATA_CLASSES,
+    WorkspaceGroupObjectPermission,
+    WorkspaceUserObjectPermission,
+    clearance_codename,
+)
+from governance.policy import REVIEW, REVIEW_ELEVATED, ROLE_PERMISSIONS
+
+ELEVATED = "elevated_reviewer"
+
+
+def _granted(actor: Actor, codename: str) -> Q:
+    """The automation of the gate's run grants `codename` to the actor or one of its groups."""
+    user = actor.user
+    to_user = AutomationUserObjectPermission.objects.filter(
+        content_object=OuterRef("run__automation"), permission__codename=codename, user=user
+    )
+    to_group = AutomationGroupObjectPermission.objects.filter(
+        content_object=OuterRef("run__automation"),
+        permission__codename=codename,
+        group__user=user,
+    )
+    return Q(Exists(to_user)) | Q(Exists(to_group))
+
+
+def _holds(actor: Actor, codename: str) -> Q | None:
+    """Query condition: the actor holds `codename` on the gate's automation; None when its role
+    gives it on every automation (no condition needed)."""
+    if actor.user.is_superuser or codename in ROLE_PERMISSIONS.get(actor.role, frozenset()):
+        return None  # guardian gives superusers every object permission
+    return Q(run__automation__created_by=actor.user) | _granted(actor, codename)
+
+
+def _clearances(actor: Actor) -> list[str]:
+    """The data classes the actor is cleared for in its workspace (user and group grants), in
+    one query."""
+    if actor.user.is_superuser:  # guardian gives superusers every object permission
+        return list(DATA_CLASSES)
+    codenames = {clearance_codename(c): c for c in DATA_CLASSES}
+    workspace = actor.workspace
+    to_user = WorkspaceUserObjectPermission.objects.filter(
+        content_object=workspace, user=actor.user, permission__codename__in=codenames
+    ).values_list("permission__codename", flat=True)
+    to_group = WorkspaceGroupObjectPermission.objects.filter(
+        content_object=workspace, group__user=actor.user, permission__codename__in=codenames
+    ).values_list("permission__codename", flat=True)
+    held = set(to_user.union(to_group))
+    return sorted(codenames[c] for c in held)
+
+
+def gates_pending(actor: Actor) -> QuerySet[Gate]:
+    """Open, unexpired gates of runs awaiting approval in the actor's workspace that the actor
+    may decide, newest first, with run, automation and requester joined (no per-row queries)."""
+    if not actor.is_human or actor.user is None:
+        return Gate.objects.none()
+    queryset = Gate.objects.filter(
+        workspace=actor.workspace,
+        status=GateStatus.OPEN,
+        expires_at__gt=timezone.now(),
+        run__status=RunStatus.AWAITING_APPROVAL,
+        run__automation__deleted_at__isnull=True,
+    )
+    review = _holds(actor, REVIEW)
+    if review is not None:
+        queryset = queryset.filter(review)
+    elevated = _holds(actor, REVIEW_ELEVATED)
+    if elevated is not None:
+        queryset = queryset.filter(~Q(policy__reviewer_eligibility=ELEVATED) | elevated)
+    queryset = queryset.filter(
+        Q(policy__data_classes=[])
+        | ~Q(policy__has_key="data_classes")
+        | Q(policy__data_classes__contained_by=_clearances(actor))
+    )
+    return queryset.select_related("run__automation", "requested_by").order_by(
+        "-requested_at", "-pk"
+    )
