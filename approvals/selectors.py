@@ -94,11 +94,14 @@ def gates_pending(actor: Actor) -> QuerySet[Gate]:
     elevated = _holds(actor, REVIEW_ELEVATED)
     if elevated is not None:
         queryset = queryset.filter(~Q(policy__reviewer_eligibility=ELEVATED) | elevated)
-    queryset = queryset.filter(
-        Q(policy__data_classes=[])
-        | ~Q(policy__has_key="data_classes")
-        | Q(policy__data_classes__contained_by=_clearances(actor))
-    )
+    # Every class on the gate needs a clearance: exclude gates naming a class the actor lacks.
+    # Matching the quoted class in the JSON text works on PostgreSQL and on the embedded SQLite
+    # default alike (SQLite has no JSON containment lookups); class names are lowercase
+    # identifiers, so a quoted name never matches inside another.
+    cleared = set(_clearances(actor))
+    for data_class in DATA_CLASSES:
+        if data_class not in cleared:
+            queryset = queryset.exclude(policy__data_classes__icontains=f'"{data_class}"')
     return queryset.select_related("run__automation", "requested_by").order_by(
         "-requested_at", "-pk"
     )

@@ -114,11 +114,16 @@ if REDIS_URL:
     }
 else:
     _broker_dir = VAR_DIR / "broker"
+    # kombu's filesystem transport needs its folders to exist before anything is enqueued,
+    # including from management commands run outside ./flowgate run.
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CACHES = {

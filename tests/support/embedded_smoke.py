@@ -1,0 +1,60 @@
+"""Run by tests/config/test_embedded_default.py in a subprocess on the embedded default
+(SQLite, filesystem broker): every read and control endpoint must answer, not 500.
+
+Prints one `METHOD path status` line per call; the test asserts on them.
+"""
+
+import django
+
+django.setup()
+
+from django.test import Client  # noqa: E402
+
+from automations import tasks  # noqa: E402
+from governance.models import User  # noqa: E402
+from governance.services import token_issue, workspace_get  # noqa: E402
+
+# Nothing is executed here: the point is the SQL of every endpoint on SQLite.
+tasks.schedule_advance = lambda *args, **kwargs: None
+tasks.dispatch_node = lambda *args, **kwargs: None
+
+workspace = workspace_get("demo/main")
+tokens = {
+    name: token_issue(user=User.objects.get(username=name), workspace=workspace)[1]
+    for name in ("owner", "reviewer")
+}
+client = Client(HTTP_HOST="127.0.0.1")
+
+
+def call(method, path, user="owner", **data):
+    response = getattr(client, method)(
+        path,
+        data or None,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {tokens[user]}",
+    )
+    print(method.upper(), path.replace(run_id, "RUN") if run_id else path, response.status_code)
+    return response
+
+
+run_id = ""
+AUTOMATION = "/api/automations/v2/demo-weekly-report"
+run_id = call("post", f"{AUTOMATION}/run_now").json()["run"]["run_id"]
+for path in (
+    "/api/automations/v2",
+    "/api/automations/v2/runs",
+    f"{AUTOMATION}/runs",
+    f"{AUTOMATION}/handoffs",
+    "/api/audit/events",
+    "/api/audit/verify",
+    f"/api/automations/v2/runs/{run_id}",
+    f"/api/automations/v2/runs/{run_id}/tasks/draft/reset_preview",
+):
+    call("get", path)
+call("get", "/api/approvals/pending", user="reviewer")
+call("post", f"/api/automations/v2/runs/{run_id}/pause")
+call("post", f"/api/automations/v2/runs/{run_id}/resume")
+call("post", f"{AUTOMATION}/pause")
+call("post", f"{AUTOMATION}/resume", resume_runs=True)
+call("post", f"/api/automations/v2/runs/{run_id}/cancel")
+call("post", f"/api/automations/v2/runs/{run_id}/tasks/draft/retry")
