@@ -344,7 +344,13 @@ def _apply(context: _Context, gate: Gate, decision: str, reason: str | None) -> 
 
     actor, now = context.actor, timezone.now()
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("automation").get(pk=context.run.pk)
+        # `of=("self",)`: lock the run row only. Without it PostgreSQL also locks the joined
+        # automation row, after the run, which deadlocks with repair (automation → run).
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("automation")
+            .get(pk=context.run.pk)
+        )
         nodes = {
             n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run).order_by("pk")
         }

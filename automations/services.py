@@ -322,7 +322,7 @@ def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manu
     authorize(actor, Action.OPERATE, automation)
     with transaction.atomic():
         locked = (
-            Automation.objects.select_for_update()
+            Automation.objects.select_for_update(of=("self",))
             .select_related("created_by")
             .get(pk=automation.pk)
         )

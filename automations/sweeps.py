@@ -44,7 +44,7 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
     now = timezone.now()
     with transaction.atomic():
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("workspace__organization")
             .get(run_id=run_id)
         )

@@ -17,6 +17,7 @@ from automations.api.run_control_views import MAX_REASON, RUN_SCHEMA, StrictInpu
 from automations.api.run_json import run_json
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
+from governance.errors import InvalidRequest
 
 MAX_GATE_ID = 200
 
@@ -65,6 +66,12 @@ class RunGateView(WorkspaceAPIView):
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(GateDecisionInputSerializer, request)
+        given = {body.get("approval_request_id"), body.get("request_id")} - {None, ""}
+        if len(given) > 1:
+            raise InvalidRequest(
+                "approval_request_id and its alias request_id name different gates",
+                fields={"request_id": ["Differs from approval_request_id."]},
+            )
         run = selectors.run_for_action(request.actor, run_id)
         gate_decide(
             actor=request.actor,

@@ -306,3 +306,14 @@ def test_approval_releases_the_downstream_to_the_worker(operator, make_member, c
     )
     assert started.count() == 1
     assert GateDecision.objects.filter(run=run).count() == 1
+
+
+@pytest.mark.django_db
+def test_conflicting_request_id_alias_is_refused(operator):
+    response = operator.client().post(
+        "/api/automations/v2/runs/run-0123/gate",
+        {"decision": "approve", "approval_request_id": "gate-a", "request_id": "gate-b"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "request_id" in response.json()["fields"]
