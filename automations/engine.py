@@ -371,9 +371,13 @@ class _Heartbeat:
     def _beat(self) -> None:
         try:
             while not self.stop.wait(self.interval):
-                Run.objects.filter(pk=self.run_pk, status=RunStatus.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    Run.objects.filter(pk=self.run_pk, status=RunStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:  # a lost connection must not end the heartbeat for good
+                    logger.warning("heartbeat of run pk=%s failed", self.run_pk, exc_info=True)
+                    close_old_connections()
         finally:
             close_old_connections()
             from django.db import connection
@@ -400,13 +404,18 @@ def node_result_accept(
     with transaction.atomic():
         run = Run.objects.select_for_update().get(run_id=run_id)
         nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
-        node = nodes[node_id]
-        if run.status != RunStatus.RUNNING or str(node.attempt_token) != token:
-            reason = (
-                f"run is {run.status}" if run.status != RunStatus.RUNNING else "attempt superseded"
-            )
+        node = nodes.get(node_id)  # a re-snapshot (task retry) may have removed the node
+        if run.status != RunStatus.RUNNING or node is None or str(node.attempt_token) != token:
+            if run.status != RunStatus.RUNNING:
+                reason = f"run is {run.status}"
+            else:
+                reason = "attempt superseded" if node is not None else "node no longer in the flow"
             lifecycle_record(
-                run, "node_result_discarded", reason=reason, node_id=node_id, attempt=node.attempts
+                run,
+                "node_result_discarded",
+                reason=reason,
+                node_id=node_id,
+                attempt=node.attempts if node is not None else None,
             )
             return False
         spec = RunSpec.from_snapshot(run.automation_snapshot)
@@ -420,8 +429,9 @@ def node_result_accept(
             event = "node_blocked" if blocked else "node_completed"
             events.append(lifecycle_event(run, event, node_id=node_id, attempt=node.attempts))
             if spec.handoff(node_id) is not None and not blocked:
+                # Robust: a failing artifact write must not stop the dispatch of the next nodes.
                 transaction.on_commit(
-                    lambda: handoffs.write_artifact(run_id=run_id, node_id=node_id)
+                    lambda: handoffs.write_artifact(run_id=run_id, node_id=node_id), robust=True
                 )
         else:
             retry = node.attempts < spec.max_attempts(node_id)

@@ -227,7 +227,9 @@ def run_transition(
             apply(change)
         _move(change)
         _write(change)
-        transaction.on_commit(lambda: tasks.revoke(task_ids))
+        # Robust: the change is committed; a broker hiccup while revoking must not turn it
+        # into a 500 or skip scheduling (fenced tasks are discarded when they report anyway).
+        transaction.on_commit(lambda: tasks.revoke(task_ids), robust=True)
         if locked.status == RunStatus.QUEUED:
             transaction.on_commit(lambda: tasks.schedule_advance(locked.run_id))
         audit_record(

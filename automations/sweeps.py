@@ -34,7 +34,14 @@ def sweep_stale_runs() -> list[str]:
         .order_by("heartbeat_at")
         .values_list("run_id", flat=True)[:BATCH]
     )
-    return [run_id for run_id in stale if run_reap_stale(run_id, cutoff=cutoff)]
+    reaped = []
+    for run_id in stale:
+        try:
+            if run_reap_stale(run_id, cutoff=cutoff):
+                reaped.append(run_id)
+        except Exception:  # one broken run must not stop the sweep for every other run
+            logger.exception("reaping stale run %s failed", run_id)
+    return reaped
 
 
 def run_reap_stale(run_id: str, *, cutoff) -> bool:
@@ -123,7 +130,7 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
                 "nodes": [n.node_id for n in stuck],
             },
         )
-        transaction.on_commit(lambda: tasks.revoke(task_ids))
+        transaction.on_commit(lambda: tasks.revoke(task_ids), robust=True)
     logger.warning("reaped stale run %s → %s", run_id, run.status)
     return True
 
@@ -134,9 +141,9 @@ def requeue_idle_queued_runs() -> int:
 
     cutoff = timezone.now() - timedelta(seconds=settings.FLOWGATE_SWEEP_INTERVAL_S)
     run_ids = list(
-        Run.objects.filter(status=RunStatus.QUEUED, updated_at__lt=cutoff).values_list(
-            "run_id", flat=True
-        )[:BATCH]
+        Run.objects.filter(status=RunStatus.QUEUED, updated_at__lt=cutoff)
+        .order_by("updated_at")
+        .values_list("run_id", flat=True)[:BATCH]
     )
     for run_id in run_ids:
         tasks.schedule_advance(run_id)

@@ -19,8 +19,10 @@ def execute_node(run_id: str, node_id: str, token: str) -> None:
 
 @shared_task(name="automations.sweep_runs", ignore_result=True)
 def sweep_runs() -> None:
-    sweeps.sweep_stale_runs()
-    sweeps.requeue_idle_queued_runs()
+    try:
+        sweeps.sweep_stale_runs()
+    finally:  # re-sending lost queued runs must not depend on the reaping succeeding
+        sweeps.requeue_idle_queued_runs()
 
 
 def schedule_advance(run_id: str, *, countdown: float = 0) -> None:

@@ -136,6 +136,9 @@ else:
 # only this one). The test suite gives every session/xdist worker its own (tests/conftest.py).
 CELERY_TASK_DEFAULT_QUEUE = env.str("FLOWGATE_CELERY_QUEUE", default="flowgate")
 CELERY_TASK_IGNORE_RESULT = True
+# A node kind without `timeout_s` that hangs must not keep its run `running` forever: the hard
+# limit kills the task, the heartbeat stops and the stale sweep pauses the run.
+CELERY_TASK_TIME_LIMIT = env.int("FLOWGATE_TASK_TIME_LIMIT_S", default=3600)
 # Keep worker DB connections across tasks (Django's CONN_MAX_AGE and health checks decide when
 # they close, see config/celery.py); Celery still recycles them every 2 x this many tasks.
 CELERY_DB_REUSE_MAX = 1000
