@@ -53,7 +53,7 @@ from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatu
 from automations.run_control import NODE_CONTROL_FIELDS, RUN_CONTROL_FIELDS
 from automations.spec import RunSpec
 from governance.actors import Actor
-from governance.audit import audit_record, audit_record_committed
+from governance.audit import audit_record
 from governance.errors import Conflict, FlowgateError, Forbidden, InvalidRequest
 from governance.policy import Action, authorize
 
@@ -193,7 +193,13 @@ class _Context:
 
     def deny(self, error: FlowgateError) -> NoReturn:
         """Audit the refusal in its own committed transaction, then raise it."""
-        audit_record_committed(
+        with transaction.atomic():
+            self.audit_denial(error)
+        raise error
+
+    def audit_denial(self, error: FlowgateError) -> None:
+        """Append the refusal's audit event to the current transaction."""
+        audit_record(
             workspace=self.run.workspace,
             event_type="automation.governance.gate_decision_denied",
             actor=self.actor,
@@ -208,7 +214,6 @@ class _Context:
                 "decidedBy": self.decided_by(),
             },
         )
-        raise error
 
 
 class _Lost(Exception):
@@ -333,7 +338,9 @@ def _guard_deny(
                 reason=detail,
                 metadata={**guard, "gate_id": gate.pk, "round": gate.round},
             )
-    context.deny(error)
+        # The guard_denied record, its lifecycle event and the audit event commit together.
+        context.audit_denial(error)
+    raise error
 
 
 # --- applying -----------------------------------------------------------------------------------
