@@ -3,11 +3,14 @@
 A worker killed in the middle of a node stops heartbeating; after `FLOWGATE_STALE_AFTER_S` the
 run is paused (`stale_no_provider_activity`, `stop_kind = stale_reaped`) so an operator can
 recover it, or failed when the stuck node has no attempts left. It never stays `running`.
+A run whose work never started (messages waiting in a busy broker, or lost) is not paused: its
+unclaimed attempts are sent again under fresh tokens.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -59,6 +62,12 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
             return False
         spec = RunSpec.from_snapshot(run.automation_snapshot)
         stuck = list(RunNode.objects.select_for_update().filter(run=run, state=NodeState.RUNNING))
+        if all(node.started_at is None for node in stuck):
+            # Nothing ever began executing: the messages wait in a busy broker or were lost
+            # (or, with no node running, a wake-up was). That is not a stalled provider, so send
+            # the work again rather than pausing a healthy run.
+            _resend(run, stuck, now)
+            return True
         task_ids = [n.task_id for n in stuck if n.task_id]
         exhausted = []
         for node in stuck:
@@ -133,6 +142,40 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
         transaction.on_commit(lambda: tasks.revoke(task_ids), robust=True)
     logger.warning("reaped stale run %s → %s", run_id, run.status)
     return True
+
+
+def _resend(run: Run, unclaimed: list[RunNode], now) -> None:
+    """Re-dispatch never-claimed attempts under fresh tokens (the old messages, if they ever
+    arrive, no longer match and are skipped), or re-advance a run with nothing running."""
+    from automations import tasks
+
+    spec = RunSpec.from_snapshot(run.automation_snapshot)
+    dispatches = []
+    for node in unclaimed:
+        node.attempt_token = uuid.uuid4()
+        node.task_id = str(uuid.uuid4())
+        dispatches.append(
+            (
+                run.run_id,
+                node.node_id,
+                str(node.attempt_token),
+                node.task_id,
+                spec.timeout_s(node.node_id),
+            )
+        )
+    RunNode.objects.bulk_update(unclaimed, ["attempt_token", "task_id", "updated_at"])
+    run.heartbeat_at = now
+    run.save(update_fields=["heartbeat_at", "updated_at"])
+    lifecycle_record(
+        run,
+        "run_work_resent",
+        reason="no execution started before the stale threshold",
+        nodes=[n.node_id for n in unclaimed],
+    )
+    if dispatches:
+        transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
+    else:
+        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
 
 
 def requeue_idle_queued_runs() -> int:

@@ -21,3 +21,60 @@ def test_result_for_a_node_no_longer_in_the_flow_is_discarded(operator):
     event = LifecycleEvent.objects.get(run__run_id=run_id, event="node_result_discarded")
     assert event.reason == "node no longer in the flow"
     assert Run.objects.get(run_id=run_id).status == RunStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_stale_sweep_resends_attempts_that_never_started(
+    operator, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """A node message stuck in a busy broker is not a stalled provider: the run is not paused,
+    the attempt is re-sent under a fresh token (the old message will no longer claim it)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automations import sweeps, tasks
+    from automations.models import NodeState, RunNode
+
+    sent = []
+    monkeypatch.setattr(tasks, "dispatch_node", lambda *args: sent.append(args))
+    create(operator, automation_id="weekly")
+    run_id = operator.client().post(f"{URL}/weekly/run_now").json()["run"]["run_id"]
+    old = timezone.now() - timedelta(seconds=settings.FLOWGATE_STALE_AFTER_S + 5)
+    Run.objects.filter(run_id=run_id).update(status=RunStatus.RUNNING, heartbeat_at=old)
+    RunNode.objects.filter(run__run_id=run_id, node_id="draft").update(
+        state=NodeState.RUNNING, attempts=1, attempt_token="1" * 32, task_id="t-old"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeps.sweep_stale_runs() == [run_id]
+    run = Run.objects.get(run_id=run_id)
+    assert run.status == RunStatus.RUNNING
+    assert run.heartbeat_at > old
+    node = RunNode.objects.get(run=run, node_id="draft")
+    assert node.state == NodeState.RUNNING and node.attempts == 1
+    assert str(node.attempt_token) != "1" * 32
+    assert [(a[1], a[2]) for a in sent] == [("draft", str(node.attempt_token))]
+    assert LifecycleEvent.objects.filter(run=run, event="run_work_resent").exists()
+
+
+@pytest.mark.django_db
+def test_stale_sweep_reaps_a_run_whose_node_started_and_went_silent(operator, settings):
+    """Its only attempt is used up (the flow has no retry), so the run fails, stale-reaped."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from automations import sweeps
+    from automations.models import NodeState, RunNode
+
+    create(operator, automation_id="weekly")
+    run_id = operator.client().post(f"{URL}/weekly/run_now").json()["run"]["run_id"]
+    old = timezone.now() - timedelta(seconds=settings.FLOWGATE_STALE_AFTER_S + 5)
+    Run.objects.filter(run_id=run_id).update(status=RunStatus.RUNNING, heartbeat_at=old)
+    RunNode.objects.filter(run__run_id=run_id, node_id="draft").update(
+        state=NodeState.RUNNING, attempts=1, attempt_token="1" * 32, started_at=old
+    )
+    sweeps.sweep_stale_runs()
+    run = Run.objects.get(run_id=run_id)
+    assert (run.status, run.stop_kind) == (RunStatus.FAILED, "stale_reaped")
+    assert run.last_failure["failure_kind"] == "stale_no_provider_activity"
