@@ -478,31 +478,23 @@ class TestRecover:
         assert after["draft"] == after["publish"] == (P, 0, None)
         assert last_event(run, "run_recovered_from_pause")
 
-    def test_completion_assertion_node_detail(self, op):
+    @pytest.mark.parametrize(
+        "detail",
+        [
+            "automation run missing successful external action receipt for outbound node `publish`",
+            "automation run deliverable `customer.incident_reported` lacks current-run output "
+            "evidence",
+        ],
+        ids=["completion-assertion-names-the-node", "deliverable-assertion-resets-the-leaf"],
+    )
+    def test_run_level_assertion_resets_publish_only(self, op, detail):
         done = {n["node_id"]: (C, 1, output()) for n in BRANCHED}
         run = make_run(
             op,
             BRANCHED,
             automation_id="branched",
             status=RunStatus.FAILED,
-            detail="automation run missing successful external action receipt for outbound "
-            "node `publish`",
-            nodes=done,
-        )
-        run_control.run_recover(actor=op, run=run)
-        after = states(run)
-        assert after["publish"] == (P, 0, None)
-        assert all(after[n] == (C, 1, output()) for n in ("research", "analysis", "draft"))
-
-    def test_run_level_deliverable_assertion_resets_the_leaf(self, op):
-        done = {n["node_id"]: (C, 1, output()) for n in BRANCHED}
-        run = make_run(
-            op,
-            BRANCHED,
-            automation_id="branched",
-            status=RunStatus.FAILED,
-            detail="automation run deliverable `customer.incident_reported` lacks current-run "
-            "output evidence",
+            detail=detail,
             nodes=done,
         )
         run_control.run_recover(actor=op, run=run)
