@@ -188,6 +188,18 @@ FLOWGATE_NODE_KINDS = {
 }
 # Bodies above the limit are refused with 413 before Django reads them; this keeps Django's
 # own in-memory limit in step so a body without Content-Length cannot slip past.
+# Chat platform API roots (tests point them at local stand-ins), the timeout of one call, and
+# the backoff of card deliveries after a 5xx or network error (doubling, capped; a 429's
+# Retry-After wins) before a card is marked failed.
+FLOWGATE_SLACK_API_URL = env.str("FLOWGATE_SLACK_API_URL", default="https://slack.com/api/")
+FLOWGATE_DISCORD_API_URL = env.str(
+    "FLOWGATE_DISCORD_API_URL", default="https://discord.com/api/v10"
+)
+FLOWGATE_TELEGRAM_API_URL = env.str("FLOWGATE_TELEGRAM_API_URL", default="https://api.telegram.org")
+FLOWGATE_CHAT_TIMEOUT_S = env.float("FLOWGATE_CHAT_TIMEOUT_S", default=10.0)
+FLOWGATE_CHAT_RETRY_BACKOFF_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_S", default=5.0)
+FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S", default=600.0)
+FLOWGATE_CHAT_MAX_RETRIES = env.int("FLOWGATE_CHAT_MAX_RETRIES", default=12)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLOWGATE_MAX_BODY_BYTES
 
 LOGGING = {

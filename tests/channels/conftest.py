@@ -1,0 +1,96 @@
+"""Fixtures of the chat tests: local stand-ins for Slack, Discord and Telegram, and connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from channels.models import ChannelConnection, ChannelKind
+from tests.support.chat_fakes import ChatFakes, FakeDiscord, FakeSlack, FakeTelegram
+
+
+@dataclass
+class ChatFakesFixture:
+    """What `chat_fakes` yields. See tests/support/chat_fakes.py for one fake's API.
+
+    chat_fakes.slack / .discord / .telegram   the running fakes (`.url`, `.requests`,
+                                              `.calls(name)`, `.fail_next(...)`, `.messages`)
+    chat_fakes.env                            {"FLOWGATE_SLACK_API_URL": ..., ...}: pass it
+                                              to `celery_worker_factory(env=chat_fakes.env)`
+    chat_fakes.connect(workspace)             {"slack": ChannelConnection, "discord": ...,
+                                               "telegram": ...}, one active connection of
+                                              each kind with test tokens and secrets
+    """
+
+    fakes: ChatFakes
+
+    @property
+    def slack(self) -> FakeSlack:
+        return self.fakes.slack
+
+    @property
+    def discord(self) -> FakeDiscord:
+        return self.fakes.discord
+
+    @property
+    def telegram(self) -> FakeTelegram:
+        return self.fakes.telegram
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(self.fakes.settings)
+
+    def connect(
+        self, workspace, *, kinds=tuple(ChannelKind.values)
+    ) -> dict[str, ChannelConnection]:
+        """One active ChannelConnection per kind in `kinds` for `workspace` (ids the fakes accept).
+
+        Slack: channel C0FLOWGATE, team T0001, signing secret "slack-signing-secret".
+        Discord: channel 1100000000000000001, application 1000000000000000001, public key
+        "00"*32 (replace it with your own Ed25519 key to sign interactions). Telegram: chat
+        -1001234567890, webhook secret "telegram-webhook-secret".
+        """
+        values = {
+            ChannelKind.SLACK: {
+                "channel_id": "C0FLOWGATE",
+                "external_team_id": "T0001",
+                "application_id": "A0001",
+                "bot_token": "xoxb-test-token",
+                "signing_secret": "slack-signing-secret",
+            },
+            ChannelKind.DISCORD: {
+                "channel_id": "1100000000000000001",
+                "external_team_id": "1000000000000000009",
+                "application_id": "1000000000000000001",
+                "public_key": "00" * 32,
+                "bot_token": "discord-bot-token",
+            },
+            ChannelKind.TELEGRAM: {
+                "channel_id": "-1001234567890",
+                "bot_token": "123456:telegram-bot-token",
+                "signing_secret": "telegram-webhook-secret",
+            },
+        }
+        return {
+            kind: ChannelConnection.objects.create(
+                workspace=workspace, kind=kind, name=f"{kind}-approvals", **values[kind]
+            )
+            for kind in kinds
+        }
+
+
+@pytest.fixture
+def chat_fakes(settings):
+    """Start the Slack, Discord and Telegram stand-ins (real HTTP on 127.0.0.1, random ports),
+    point this process's settings at them, and stop them after the test.
+
+    A Celery worker must be told too: `celery_worker_factory(env=chat_fakes.env)`.
+    """
+    fakes = ChatFakes.start()
+    for name, value in fakes.settings.items():
+        setattr(settings, name, value)
+    try:
+        yield ChatFakesFixture(fakes)
+    finally:
+        fakes.stop()
