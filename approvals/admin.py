@@ -1,34 +1,47 @@
-"""Read-only admin for gates and gate decisions (decisions are made through the services)."""
+"""Read-only admin for gates and gate decisions, scoped to the staff user's workspaces.
+
+Decisions are made through `approvals.decisions.gate_decide` (the API, the approval pages, chat);
+here they are evidence to read. Each gate page lists its decision history.
+"""
+
+from __future__ import annotations
 
 from django.contrib import admin
 
 from approvals.models import Gate, GateDecision
+from governance.admin_paging import LargeTableAdmin
+from governance.admin_scope import ReadOnlyAdminMixin, ScopedWorkspaceFilter, WorkspaceScopedAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    show_full_result_count = False
+class GateDecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = GateDecision
+    extra = 0
+    fields = ("decision", "settles", "decided_by", "decider_kind", "source", "reason", "decided_at")
+    readonly_fields = fields
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("decided_by")
 
 
 @admin.register(Gate)
-class GateAdmin(ReadOnlyAdmin):
+class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
     list_display = ("id", "run", "node_id", "round", "status", "requested_at", "expires_at")
-    list_filter = ("status", "workspace")
-    search_fields = ("id", "run__run_id", "node_id")
-    list_select_related = ("run", "workspace__organization")
+    list_filter = ("status", ("workspace", ScopedWorkspaceFilter))
+    search_fields = ("=id", "=run__run_id")
+    list_select_related = ("run",)
+    list_defer = ("run__automation_snapshot", "run__last_failure")
+    ordering = ("-requested_at", "-round")
+    inlines = [GateDecisionInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("run", "workspace__organization")
 
 
 @admin.register(GateDecision)
-class GateDecisionAdmin(ReadOnlyAdmin):
+class GateDecisionAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
+    workspace_path = "gate__workspace"
     list_display = ("gate", "decision", "decided_by", "source", "decided_at")
     list_filter = ("decision", "source")
-    search_fields = ("gate__id", "run__run_id")
+    search_fields = ("=gate__id", "=run__run_id")
     list_select_related = ("gate", "decided_by")
+    ordering = ("-decided_at", "-id")

@@ -1,24 +1,118 @@
-"""Admin for automations, runs, run nodes and lifecycle events (operator actions come later).
+"""The operator's console for automations and runs (SPEC §9).
 
-The admin does not bypass the services: everything here is read-only apart from actions that
-call a service (`run_now` → `run_start`, with the staff user as actor). Automations are created
-and edited through the API (validated, versioned, audited), and nothing here deletes: runs and
-their history are evidence the audit trail points at. Per-automation grants are managed with
-`…/grants` in the API (audited), not guardian's object-permission screen.
+Nothing here writes a row itself. Every change is a call to the service the API uses, with the
+staff user as the actor (`governance.admin_actions`): automation pause / resume / run now, run
+pause / resume / cancel / recover, and per-automation grants (guardian object permissions,
+through `services.grant_add` / `grant_revoke`, audited; guardian's own object-permission screen
+is not offered because it would grant without the audit trail). Automations are created and
+edited through the API (validated, versioned, audited), and nothing is deleted here: runs and
+their history are evidence the audit trail points at.
+
+Staff who are not superusers see only their workspaces (`governance.admin_scope`). The run and
+lifecycle lists never count the whole table (`governance.admin_paging`).
 """
 
-from django.contrib import admin, messages
-from guardian.admin import GuardedModelAdmin
+from __future__ import annotations
 
-from automations.models import Automation, LifecycleEvent, Run, RunNode
-from automations.services import run_start
-from governance.actors import Actor
-from governance.errors import FlowgateError
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+
+from automations.admin_actions import AUTOMATION_ACTIONS, RUN_ACTIONS
+from automations.admin_run_page import run_page_context
+from automations.graph import flow_graph_svg
+from automations.models import Automation, LifecycleEvent, Run
+from automations.selectors import automation_grants
+from automations.services import grant_add, grant_revoke
+from governance.admin_actions import (
+    AdminAction,
+    ObjectActionForm,
+    ReasonActionForm,
+    admin_call,
+    bulk_action,
+)
+from governance.admin_paging import LargeTableAdmin
+from governance.admin_scope import ReadOnlyAdminMixin, ScopedWorkspaceFilter, WorkspaceScopedAdmin
+from governance.policy import GRANTABLE
+
+
+class AutomationActionForm(ReasonActionForm):
+    resume_runs = forms.BooleanField(
+        required=False, label="Resume: also resume the runs its pause paused"
+    )
+
+
+class ScopedAutomationFilter(admin.RelatedFieldListFilter):
+    """The automation filter, offering only automations of the workspaces the user may see."""
+
+    def field_choices(self, field, request, model_admin):
+        automations = Automation.objects.select_related("workspace__organization").order_by(
+            "workspace_id", "automation_id", "pk"
+        )
+        ids = model_admin.visible_workspace_ids(request)
+        if ids is not None:
+            automations = automations.filter(workspace_id__in=ids)
+        rows = automations.only(
+            "automation_id", "deleted_at", "workspace__slug", "workspace__organization__slug"
+        )
+        return [
+            (a.pk, f"{a.automation_id} ({a.workspace.path}){' deleted' if a.deleted_at else ''}")
+            for a in rows
+        ]
+
+
+def _reason(request) -> dict:
+    return {"reason": request.POST.get("reason", "")}
+
+
+def _automation_inputs(request) -> dict:
+    return {**_reason(request), "resume_runs": request.POST.get("resume_runs") == "on"}
+
+
+class ObjectActionsMixin:
+    """Buttons on an object page that run one of `object_actions` (POST `<pk>/act/`)."""
+
+    object_actions: dict[str, AdminAction] = {}
+
+    def act_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, object_id)  # 404 outside the user's workspaces
+        form = ObjectActionForm(request.POST)
+        if not form.is_valid() or form.cleaned_data["action"] not in self.object_actions:
+            self.message_user(request, "Unknown action or invalid input.", level=messages.ERROR)
+        else:
+            data = form.cleaned_data
+            admin_call(
+                self,
+                request,
+                obj,
+                obj.workspace,
+                self.object_actions[data["action"]],
+                reason=data["reason"],
+                resume_runs=data["resume_runs"],
+            )
+        return HttpResponseRedirect(self._change_url(obj))
+
+    def _change_url(self, obj) -> str:
+        meta = self.model._meta
+        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+
+    def object_urls(self, *extra):
+        meta = self.model._meta
+        name = f"{meta.app_label}_{meta.model_name}"
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/act/", wrap(self.act_view), name=f"{name}_act"),
+            *(path(route, wrap(view), name=f"{name}_{suffix}") for route, view, suffix in extra),
+        ]
 
 
 @admin.register(Automation)
-class AutomationAdmin(GuardedModelAdmin):
-    """Read-only view of automations, with the `run_now` action."""
+class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    """Automations with their status and flow graph; pause, resume, run now and grants."""
 
     list_display = (
         "automation_id",
@@ -30,84 +124,172 @@ class AutomationAdmin(GuardedModelAdmin):
         "updated_at",
         "deleted_at",
     )
-    list_filter = ("status", "workspace")
+    list_filter = ("status", ("workspace", ScopedWorkspaceFilter))
     search_fields = ("automation_id", "name")
     list_select_related = ("workspace__organization", "created_by")
-    readonly_fields = ("version", "created_at", "updated_at", "deleted_at")
-    actions = ["run_now"]
+    fields = (
+        "automation_id",
+        "name",
+        "description",
+        "workspace",
+        "status",
+        "version",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    )
+    readonly_fields = fields
+    change_form_template = "admin/automations/automation/change_form.html"
+    action_form = AutomationActionForm
+    object_actions = AUTOMATION_ACTIONS
+    actions = [
+        bulk_action(
+            name,
+            action,
+            prepare=lambda qs: qs.select_related("workspace__organization", "created_by"),
+            workspace_of=lambda automation: automation.workspace,
+            inputs_of=_automation_inputs,
+        )
+        for name, action in AUTOMATION_ACTIONS.items()
+    ]
 
-    def has_add_permission(self, request):
-        return False
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("workspace__organization", "created_by")
 
-    def has_change_permission(self, request, obj=None):
-        # View only: a save here would skip validation, the version bump and the audit event;
-        # it also closes guardian's object-permission screen (unaudited grants).
-        return False
+    def get_urls(self):
+        return [
+            *self.object_urls(("<path:object_id>/grants/", self.grants_view, "grants")),
+            *super().get_urls(),
+        ]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        automation = self.get_object(request, object_id)
+        context = {
+            **(extra_context or {}),
+            "flow_graph": flow_graph_svg({"flow": automation.flow}),
+            "grants": automation_grants(automation),
+            "grantable": list(GRANTABLE),
+            "object_actions": self.object_actions,
+        }
+        return super().change_view(request, object_id, form_url, context)
 
-    @admin.action(description="Run now")
-    def run_now(self, request, queryset):
-        """Start a run of each selected automation through the same service as the API."""
-        for automation in queryset.select_related("workspace__organization", "created_by"):
-            actor = Actor.for_admin(request.user, automation.workspace)
-            try:
-                run = run_start(actor=actor, automation=automation)
-            except FlowgateError as exc:
-                self.message_user(request, f"{automation}: {exc.message}", level=messages.ERROR)
-            else:
-                self.message_user(request, f"{automation}: started {run.run_id}")
+    def grants_view(self, request, object_id):
+        """Add or revoke a grant on the automation through the audited grant services."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        automation = self.get_object(request, object_id)
+        revoke = request.POST.get("revoke", "")
+        if revoke:
+            action = AdminAction(
+                f"Revoke {revoke}",
+                lambda actor, a, **_: (
+                    grant_revoke(actor=actor, automation=a, grant_id=revoke) or f"revoked {revoke}"
+                ),
+            )
+        else:
+            principal = request.POST.get("principal", "user")
+            name = request.POST.get("grantee", "").strip()
+            permission = request.POST.get("permission", "")
+            target = {"username": name} if principal == "user" else {"group_name": name}
 
+            def add(actor, a, **_):
+                grant_add(actor=actor, automation=a, permission=permission, **target)
+                return f"granted {permission} to {principal} {name}"
 
-class RunNodeInline(admin.TabularInline):
-    model = RunNode
-    extra = 0
-    can_delete = False
-    readonly_fields = ("node_id", "state", "attempts", "output", "started_at", "finished_at")
-    fields = readonly_fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+            action = AdminAction("Grant", add)
+        admin_call(self, request, automation, automation.workspace, action)
+        return HttpResponseRedirect(self._change_url(automation))
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
+    """Runs: filters by status, automation and workspace; pause/resume/cancel/recover; the run
+    page with node states, outputs, lifecycle timeline, gate history and the flow graph."""
+
     list_display = ("run_id", "automation", "workspace", "status", "created_at", "finished_at")
-    list_filter = ("status", "workspace")
-    search_fields = ("run_id", "automation__automation_id")
+    list_filter = (
+        "status",
+        ("automation", ScopedAutomationFilter),
+        ("workspace", ScopedWorkspaceFilter),
+    )
+    search_fields = ("=run_id",)
     list_select_related = ("automation", "workspace__organization")
-    show_full_result_count = False
-    inlines = [RunNodeInline]
+    list_defer = (
+        "automation_snapshot",
+        "last_failure",
+        *(
+            f"automation__{name}"
+            for name in ("flow", "agents", "execution", "metadata", "handoff_config", "description")
+        ),
+    )
+    ordering = ("-created_at", "-id")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "run_id",
+                    "automation",
+                    "workspace",
+                    "status",
+                    "requested_by",
+                    "trigger_type",
+                    "version",
+                )
+            },
+        ),
+        (
+            "Reasons",
+            {"fields": ("detail", "pause_reason", "resume_reason", "stop_kind", "stop_reason")},
+        ),
+        ("Times", {"fields": ("created_at", "started_at", "finished_at", "updated_at")}),
+        ("Last failure", {"fields": ("last_failure",)}),
+    )
     readonly_fields = [f.name for f in Run._meta.fields]
+    change_form_template = "admin/automations/run/change_form.html"
+    action_form = ReasonActionForm
+    object_actions = RUN_ACTIONS
+    actions = [
+        bulk_action(
+            name,
+            action,
+            prepare=lambda qs: qs.select_related("automation", "workspace__organization"),
+            workspace_of=lambda run: run.workspace,
+            inputs_of=_reason,
+        )
+        for name, action in RUN_ACTIONS.items()
+    ]
 
-    def has_add_permission(self, request):
-        return False
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("automation", "workspace__organization", "requested_by")
+        )
 
-    def has_change_permission(self, request, obj=None):
-        # View only: saving the form would write the whole row back over the engine's changes.
-        return False
+    def get_urls(self):
+        return [*self.object_urls(), *super().get_urls()]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        context = {
+            **(extra_context or {}),
+            **run_page_context(run),
+            "object_actions": self.object_actions,
+        }
+        return super().change_view(request, object_id, form_url, context)
 
 
 @admin.register(LifecycleEvent)
-class LifecycleEventAdmin(admin.ModelAdmin):
+class LifecycleEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
+    """The runs' history, newest first; each run page shows its own timeline."""
+
+    workspace_path = "run__workspace"
     list_display = ("run", "event", "reason", "at")
-    list_filter = ("event",)
-    search_fields = ("run__run_id", "event")
+    search_fields = ("=run__run_id", "=event")
     list_select_related = ("run",)
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    list_defer = ("run__automation_snapshot", "run__last_failure")
+    ordering = ("-at", "-id")

@@ -4,13 +4,28 @@ Membership and clearance changes go through `governance.services` (`member_add`,
 `member_remove`, `clearances_set`) with the staff user as the actor, so they are audited exactly
 like `manage.py add_member`. Guardian's generic object-permission screen is not offered: it
 would change clearances without an audit event.
+
+Staff who are not superusers (`governance.admin_scope`) see the workspaces they belong to and
+their members; workspace admins among them change roles and clearances and remove members of
+their workspace, read its audit trail (the role that may read it through the API) and revoke its
+tokens. Users, organisations, workspaces and groups themselves, and adding a person to a
+workspace, stay with superusers: they span tenants (a user can belong to several organisations).
 """
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 
 from governance.actors import Actor
+from governance.admin_paging import LargeTableAdmin
+from governance.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedWorkspaceFilter,
+    WorkspaceScopedAdmin,
+    admin_scope,
+)
 from governance.audit import verify_chain
 from governance.models import (
     DATA_CLASSES,
@@ -18,10 +33,12 @@ from governance.models import (
     AuditEvent,
     Membership,
     Organization,
+    PrincipalKind,
     User,
     Workspace,
     WorkspaceGroup,
 )
+from governance.policy import WorkspaceAction
 from governance.services import (
     clearances_set,
     member_add,
@@ -31,8 +48,40 @@ from governance.services import (
 )
 
 
+class SuperuserOnlyMixin:
+    """Deployment-wide rows: only superusers see or change them."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+class SuperuserChangesMixin:
+    """Visible to the workspace's members; only superusers change it."""
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(User)
-class FlowgateUserAdmin(UserAdmin):
+class FlowgateUserAdmin(SuperuserOnlyMixin, UserAdmin):
     list_display = ("username", "kind", "email", "is_staff", "is_active")
     list_filter = ("kind", "is_staff", "is_superuser", "is_active")
     fieldsets = (*UserAdmin.fieldsets, ("Principal", {"fields": ("kind",)}))
@@ -46,7 +95,7 @@ class FlowgateUserAdmin(UserAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
     list_display = ("slug", "name", "created_at")
     search_fields = ("slug", "name")
 
@@ -97,14 +146,17 @@ class WorkspaceGroupInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(SuperuserChangesMixin, WorkspaceScopedAdmin):
     """Workspaces with their members and groups; clearances are set on each membership."""
 
+    workspace_path = "id"
     list_display = ("slug", "organization", "name", "created_at")
-    list_filter = ("organization",)
     search_fields = ("slug", "name", "organization__slug")
     list_select_related = ("organization",)
     inlines = [MembershipInline, WorkspaceGroupInline]
+
+    def object_workspace_id(self, obj) -> int:
+        return obj.pk
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Membership:
@@ -139,13 +191,17 @@ class MembershipForm(forms.ModelForm):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
-    """Memberships and their clearances; saves go through the services (audited)."""
+class MembershipAdmin(WorkspaceScopedAdmin):
+    """Memberships and their clearances; saves go through the services (audited).
+
+    Superusers add people to workspaces; a workspace's admins change roles and clearances of
+    its members and remove them.
+    """
 
     form = MembershipForm
 
     list_display = ("user", "workspace", "role", "created_at")
-    list_filter = ("role", "workspace")
+    list_filter = ("role", ("workspace", ScopedWorkspaceFilter))
     search_fields = ("user__username", "workspace__slug")
     list_select_related = ("user", "workspace__organization")
     autocomplete_fields = ("user",)
@@ -153,6 +209,18 @@ class MembershipAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Moving a membership to another user or workspace is a removal plus an addition.
         return ("user", "workspace", "created_at") if obj is not None else ("created_at",)
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        scope = admin_scope(request)
+        if obj is None:
+            return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
+        return scope.administers(obj.workspace_id)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         saved = _save_membership(request, obj)
@@ -168,52 +236,40 @@ class MembershipAdmin(admin.ModelAdmin):
         _delete_membership(request, obj)
 
     def delete_queryset(self, request, queryset):
+        scope = admin_scope(request)
         for membership in queryset.select_related("user", "workspace__organization"):
-            _delete_membership(request, membership)
+            if scope.administers(membership.workspace_id):
+                _delete_membership(request, membership)
 
 
 @admin.register(WorkspaceGroup)
-class WorkspaceGroupAdmin(admin.ModelAdmin):
+class WorkspaceGroupAdmin(SuperuserChangesMixin, WorkspaceScopedAdmin):
     """Which workspace a group belongs to: grants name only groups of the caller's workspace."""
 
     list_display = ("group", "workspace", "created_at")
-    list_filter = ("workspace",)
+    list_filter = (("workspace", ScopedWorkspaceFilter),)
     search_fields = ("group__name", "workspace__slug")
     list_select_related = ("group", "workspace__organization")
     autocomplete_fields = ("group",)
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are issued with `manage.py issue_token`; here they can only be seen and revoked."""
+class ApiTokenAdmin(WorkspaceScopedAdmin):
+    """Tokens are issued with `manage.py issue_token`; here they can only be seen and revoked,
+    by superusers and the admins of the token's workspace."""
 
     list_display = ("prefix", "user", "workspace", "name", "created_at", "revoked_at")
-    list_filter = ("workspace",)
+    list_filter = (("workspace", ScopedWorkspaceFilter),)
     search_fields = ("prefix", "user__username", "name")
     list_select_related = ("user", "workspace__organization")
     readonly_fields = ("user", "workspace", "name", "prefix", "digest", "created_at", "revoked_at")
     actions = ["revoke"]
 
-    def has_add_permission(self, request):
-        return False
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request, queryset):
-        for token in queryset.select_related("user", "workspace__organization"):
-            token_revoke(token=token, actor=Actor.for_admin(request.user, token.workspace))
-        self.message_user(request, f"Revoked {queryset.count()} token(s).")
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only; the database refuses changes anyway. "Verify chain" checks whole workspaces."""
-
-    list_display = ("workspace", "seq", "event_type", "actor_kind", "actor_id", "created_at")
-    list_filter = ("event_type", "actor_kind", "workspace")
-    search_fields = ("event_type", "actor_id")
-    list_select_related = ("workspace__organization",)
-    show_full_result_count = False
-    actions = ["verify_chains"]
+    def visible_workspace_ids(self, request):
+        scope = admin_scope(request)
+        if scope.is_everything:
+            return None
+        return frozenset(ws for ws in scope.roles if scope.administers(ws))
 
     def has_add_permission(self, request):
         return False
@@ -221,18 +277,86 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        revoked = 0
+        for token in queryset.select_related("user", "workspace__organization"):
+            token_revoke(token=token, actor=Actor.for_admin(request.user, token.workspace))
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} token(s).")
+
+
+class ActorKindFilter(admin.SimpleListFilter):
+    """Fixed choices: Django's default would read every distinct value of the audit table."""
+
+    title = "actor kind"
+    parameter_name = "actor_kind"
+
+    def lookups(self, request, model_admin):
+        return [*PrincipalKind.choices, ("system", "System")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(actor_kind=value) if value else queryset
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
+    """Read-only; the database refuses changes anyway. "Verify chain" checks whole workspaces.
+
+    Visible, like `GET /api/audit/events`, to the workspace's admins (and superusers).
+    """
+
+    list_display = ("workspace", "seq", "event_type", "actor_kind", "actor_id", "created_at")
+    list_filter = (ActorKindFilter, ("workspace", ScopedWorkspaceFilter))
+    search_fields = ("=event_type", "=actor_id")
+    list_select_related = ("workspace__organization",)
+    ordering = ("-id",)
+    change_list_template = "admin/governance/auditevent/change_list.html"
+    actions = ["verify_chains"]
+
+    def visible_workspace_ids(self, request):
+        return admin_scope(request).ids_allowing(
+            WorkspaceAction.READ_AUDIT, human=request.user.kind == PrincipalKind.HUMAN
+        )
+
+    def get_urls(self):
+        verify = path(
+            "verify/",
+            self.admin_site.admin_view(self.verify_view),
+            name="governance_auditevent_verify",
+        )
+        return [verify, *super().get_urls()]
 
     @admin.action(description="Verify the chain of the selected events' workspaces")
     def verify_chains(self, request, queryset):
-        workspaces = {
-            event.workspace for event in queryset.select_related("workspace__organization")
-        }
-        for workspace in sorted(workspaces, key=lambda w: w.path):
+        ids = queryset.order_by().values_list("workspace_id", flat=True).distinct()
+        self._verify(request, Workspace.objects.filter(pk__in=ids))
+
+    def verify_view(self, request):
+        """The changelist's "Verify chains" button: every workspace shown (or the one filtered)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        workspaces = Workspace.objects.all()
+        ids = self.visible_workspace_ids(request)
+        if ids is not None:
+            workspaces = workspaces.filter(pk__in=ids)
+        chosen = request.POST.get("workspace", "")
+        if chosen.isdigit():
+            workspaces = workspaces.filter(pk=int(chosen))
+        self._verify(request, workspaces)
+        return HttpResponseRedirect(reverse("admin:governance_auditevent_changelist"))
+
+    def _verify(self, request, workspaces) -> None:
+        checked = workspaces.select_related("organization").order_by("organization__slug", "slug")
+        for workspace in checked:
             result = verify_chain(workspace)
             if result.ok:
-                self.message_user(request, f"{workspace.path}: chain ok ({result.events} events)")
+                self.message_user(
+                    request,
+                    f"{workspace.path}: chain ok ({result.events} events)",
+                    level=messages.SUCCESS,
+                )
             else:
                 brk = result.first_break
                 self.message_user(
@@ -240,3 +364,5 @@ class AuditEventAdmin(admin.ModelAdmin):
                     f"{workspace.path}: BROKEN at seq {brk.seq}: {brk.reason}",
                     level=messages.ERROR,
                 )
+        if not checked:
+            self.message_user(request, "No audit chain to verify.", level=messages.WARNING)
