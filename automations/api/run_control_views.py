@@ -14,12 +14,13 @@ from rest_framework.response import Response
 
 from automations import run_control, selectors
 from automations.api.run_json import run_json
+from automations.api.run_schema import run_schema_field
 from automations.api.serializers import AutomationSerializer, automation_json
 from automations.flow import MAX_ID_LENGTH
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
 
-RUN_SCHEMA = serializers.DictField(help_text="The run JSON (SPEC §4).")
+RUN_SCHEMA = run_schema_field()
 MAX_REASON = 2000
 NODE_IDS = serializers.ListField(child=serializers.CharField())
 

@@ -8,9 +8,10 @@ from rest_framework.response import Response
 
 from automations import selectors, services
 from automations.api.run_json import run_json
+from automations.api.run_schema import run_schema_field
 from governance.api.base import WorkspaceAPIView
 
-RUN_SCHEMA = serializers.DictField(help_text="The run JSON (SPEC §4).")
+RUN_SCHEMA = run_schema_field()
 
 
 class RunNowView(WorkspaceAPIView):

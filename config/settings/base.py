@@ -166,6 +166,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every /api operation documents the JSON error shape (governance/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "governance.api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "automations.models.RunStatus",
+        "AutomationStatusEnum": "automations.models.AutomationStatus",
+    },
 }
 
 # --- Flowgate ---------------------------------------------------------------------------

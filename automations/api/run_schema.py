@@ -1,0 +1,116 @@
+"""The run JSON of SPEC §4 written down as serializers, for the OpenAPI schema only.
+
+`automations.api.run_json.run_json` produces the JSON; these classes never render anything.
+They exist so clients (and the schemathesis suite in tests/reliability) can hold every run
+response to a precise shape: which keys are always present, which may be null, and the type
+of each. Free-form parts (node outputs, gate policies, lifecycle metadata, `last_failure`)
+stay objects without a fixed shape, because node kinds and policies define them.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from automations.models import RunStatus
+
+NODE_IDS = serializers.ListField(child=serializers.CharField())
+
+
+def _nullable_ms() -> serializers.IntegerField:
+    return serializers.IntegerField(allow_null=True)
+
+
+def _nullable_text() -> serializers.CharField:
+    return serializers.CharField(allow_null=True)
+
+
+class DecidedBySchema(serializers.Serializer):
+    kind = serializers.CharField(help_text="human | agent | service | system")
+    actor_id = serializers.CharField(allow_null=True)
+    source = serializers.CharField(
+        help_text="api | page | admin | slack | discord | telegram | system"
+    )
+
+
+class GateDecisionSchema(serializers.Serializer):
+    """One entry of `checkpoint.gate_history`."""
+
+    node_id = serializers.CharField()
+    approval_request_id = serializers.CharField()
+    round = serializers.IntegerField()
+    decision = serializers.CharField()
+    reason = _nullable_text()
+    decided_at_ms = _nullable_ms()
+    decided_by = DecidedBySchema()
+    reviewed_digest = _nullable_text()
+
+
+class AwaitingGateSchema(serializers.Serializer):
+    """`checkpoint.awaiting_gate`: the open gate of a run `awaiting_approval`."""
+
+    node_id = serializers.CharField()
+    approval_request_id = serializers.CharField(help_text="The gate id (decide with it).")
+    transition_id = serializers.CharField()
+    round = serializers.IntegerField()
+    title = serializers.CharField()
+    instructions = serializers.CharField()
+    decisions = serializers.ListField(child=serializers.CharField())
+    rework_targets = NODE_IDS
+    upstream_node_ids = NODE_IDS
+    policy = serializers.DictField()
+    expiry_policy = serializers.DictField()
+    reviewed_digest = serializers.CharField()
+    requested_at_ms = _nullable_ms()
+    expires_at_ms = _nullable_ms()
+    approval_url = serializers.CharField()
+
+
+class LifecycleEventSchema(serializers.Serializer):
+    event = serializers.CharField()
+    recorded_at_ms = _nullable_ms()
+    reason = _nullable_text()
+    stop_kind = _nullable_text()
+    metadata = serializers.JSONField()
+
+
+class CheckpointSchema(serializers.Serializer):
+    completed_nodes = NODE_IDS
+    pending_nodes = NODE_IDS
+    running_nodes = NODE_IDS
+    failed_nodes = NODE_IDS
+    blocked_nodes = NODE_IDS
+    node_outputs = serializers.DictField(child=serializers.JSONField())
+    node_attempts = serializers.DictField(child=serializers.IntegerField())
+    awaiting_gate = AwaitingGateSchema(allow_null=True)
+    gate_history = GateDecisionSchema(many=True)
+    lifecycle_history = LifecycleEventSchema(many=True)
+    last_failure = serializers.JSONField(allow_null=True)
+
+
+class RunSchema(serializers.Serializer):
+    """A run, as `GET /api/automations/v2/runs/{run_id}` and every run response render it."""
+
+    run_id = serializers.CharField()
+    automation_id = serializers.CharField()
+    workspace = serializers.CharField(help_text="`<org>/<workspace>`")
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    trigger_type = serializers.CharField()
+    requested_by = _nullable_text()
+    created_at_ms = serializers.IntegerField()
+    updated_at_ms = serializers.IntegerField()
+    started_at_ms = _nullable_ms()
+    finished_at_ms = _nullable_ms()
+    pause_reason = _nullable_text()
+    resume_reason = _nullable_text()
+    detail = _nullable_text()
+    stop_kind = _nullable_text()
+    stop_reason = _nullable_text()
+    version = serializers.IntegerField()
+    automation_version = serializers.IntegerField(allow_null=True)
+    checkpoint = CheckpointSchema()
+    blockedNodeIDs = NODE_IDS  # the original's key
+
+
+def run_schema_field(**kwargs) -> RunSchema:
+    """A `run` field for response serializers (each use needs its own field instance)."""
+    return RunSchema(help_text="The run JSON (SPEC §4).", **kwargs)

@@ -1,0 +1,230 @@
+"""The authorisation matrix: every API route by every kind of caller → the exact answer.
+
+This table is the documentation (scripts/render_security_doc.py renders it into
+docs/security.md) and the test (tests/security/test_authz_matrix.py calls every cell against
+the world of tests/security/world.py and asserts status and error code). Edit it here; the doc
+test fails until docs/security.md is rendered again.
+
+Callers (columns), all but the first two members of workspace `acme/ops`:
+- `anonymous`: no credentials;
+- `other_workspace`: an admin of another organisation's workspace;
+- `viewer`, `operator`, `reviewer`, `admin`: humans with that role;
+- `elevated_reviewer`: a reviewer holding a `review_elevated` grant on the automation;
+- `agent_with_grant` / `agent_without_grant`: agents with the operator role, with and without
+  an `operate` grant on the automation;
+- `owner`: the human operator who created the automation (and requested its runs).
+
+A cell is `(status, code)`; `code` is the error code of a refusal, None for a success.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = (
+    "anonymous",
+    "other_workspace",
+    "viewer",
+    "operator",
+    "reviewer",
+    "elevated_reviewer",
+    "admin",
+    "agent_with_grant",
+    "agent_without_grant",
+    "owner",
+)
+HUMANS = {"viewer", "operator", "reviewer", "elevated_reviewer", "admin", "owner"}
+AGENTS = {"agent_with_grant", "agent_without_grant"}
+MEMBERS = HUMANS | AGENTS
+
+# Error codes by short name (the rendered table uses the short names, with this legend).
+CODES = {
+    "ACCESS": "AUTOMATION_V2_ACCESS_DENIED",
+    "AGENT": "AUTOMATION_V2_MODIFY_FORBIDDEN",
+    "HUMAN": "AUTOMATION_V2_GATE_REQUIRES_HUMAN",
+    "SELF": "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN",
+    "AUTHORITY": "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED",
+    "AUDIT": "AUDIT_ACCESS_DENIED",
+    "AUTH": "AUTHENTICATION_REQUIRED",
+    "MISSING": "the route's not-found code, exactly as for an id that does not exist",
+}
+UNAUTHENTICATED = (401, "AUTH")
+# MISSING: objects of another workspace answer exactly like missing ones, with the route's code.
+NOT_FOUND_CODES = {
+    "automation_id": "AUTOMATION_V2_NOT_FOUND",
+    "run_id": "AUTOMATION_V2_RUN_NOT_FOUND",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API operation as the matrix calls it.
+
+    `path` has `{automation_id}`, `{grant_id}` and `{<state>_run_id}` placeholders filled from
+    the world; `run` names the run state the route needs (queued, paused, gate) or None.
+    """
+
+    name: str
+    method: str
+    path: str
+    expect: dict[str, tuple[int, str | None]]
+    body: dict | None = None
+    run: str | None = None
+
+    @property
+    def scoped_id(self) -> str | None:
+        """The placeholder that names an object of the workspace (for the existence check)."""
+        if "_run_id}" in self.path:
+            return "run_id"
+        if "{automation_id}" in self.path:
+            return "automation_id"
+        return None
+
+
+def everyone(ok: int) -> dict[str, tuple[int, str | None]]:
+    """Every authenticated caller gets `ok` (reads of the caller's own workspace)."""
+    return {"anonymous": UNAUTHENTICATED, **dict.fromkeys(ROLES[1:], (ok, None))}
+
+
+def visible(ok: int) -> dict[str, tuple[int, str | None]]:
+    """Reads of one object: every member may; another workspace sees nothing there (404)."""
+    return {**everyone(ok), "other_workspace": (404, "MISSING")}
+
+
+def permitted(ok: int, allowed: set[str]) -> dict[str, tuple[int, str | None]]:
+    """A permission on the automation: `allowed` succeed, other humans are refused with
+    ACCESS, other agents with AGENT (SPEC §6.2), another workspace gets 404."""
+    cells = visible(ok)
+    for role in MEMBERS - allowed:
+        cells[role] = (403, "AGENT" if role in AGENTS else "ACCESS")
+    return cells
+
+
+OPERATE = {"operator", "admin", "owner", "agent_with_grant"}
+OWNER_OR_ADMIN = {"admin", "owner"}
+AUTOMATION = "/api/automations/v2/{automation_id}"
+RUN = "/api/automations/v2/runs/{%s_run_id}"
+
+ROUTES: list[Route] = [
+    # -- automations --
+    Route("list automations", "GET", "/api/automations/v2", everyone(200)),
+    Route(
+        "create an automation",
+        "POST",
+        "/api/automations/v2",
+        {
+            **everyone(201),  # the other workspace's admin creates one in its own workspace
+            **dict.fromkeys(("viewer", "reviewer", "elevated_reviewer"), (403, "ACCESS")),
+        },
+        body={
+            "name": "Created by the matrix",
+            "agents": [{"agent_id": "writer", "template_id": "t"}],
+            "flow": {"nodes": [{"node_id": "a", "kind": "agent", "agent_id": "writer"}]},
+        },
+    ),
+    Route("read an automation", "GET", AUTOMATION, visible(200)),
+    Route(
+        "update an automation",
+        "PATCH",
+        AUTOMATION,
+        permitted(200, OWNER_OR_ADMIN),
+        body={"description": "edited"},
+    ),
+    Route("delete an automation", "DELETE", AUTOMATION, permitted(204, OWNER_OR_ADMIN)),
+    Route("list grants", "GET", AUTOMATION + "/grants", permitted(200, OWNER_OR_ADMIN)),
+    Route(
+        "add a grant",
+        "POST",
+        AUTOMATION + "/grants",
+        permitted(201, OWNER_OR_ADMIN),
+        body={"user": "vera-viewer", "permission": "operate"},
+    ),
+    Route(
+        "revoke a grant",
+        "DELETE",
+        AUTOMATION + "/grants/{grant_id}",
+        permitted(204, OWNER_OR_ADMIN),
+    ),
+    Route("list handoffs", "GET", AUTOMATION + "/handoffs", visible(200)),
+    Route("pause an automation", "POST", AUTOMATION + "/pause", permitted(200, OPERATE)),
+    Route("resume an automation", "POST", AUTOMATION + "/resume", permitted(200, OPERATE)),
+    Route("start a run", "POST", AUTOMATION + "/run_now", permitted(201, OPERATE)),
+    Route("list an automation's runs", "GET", AUTOMATION + "/runs", visible(200)),
+    # -- runs --
+    Route("list runs", "GET", "/api/automations/v2/runs", everyone(200)),
+    Route("read a run", "GET", RUN % "paused", visible(200), run="paused"),
+    Route("pause a run", "POST", RUN % "queued" + "/pause", permitted(200, OPERATE), run="queued"),
+    Route(
+        "resume a run", "POST", RUN % "paused" + "/resume", permitted(200, OPERATE), run="paused"
+    ),
+    Route(
+        "cancel a run", "POST", RUN % "paused" + "/cancel", permitted(200, OPERATE), run="paused"
+    ),
+    Route(
+        "recover a run",
+        "POST",
+        RUN % "paused" + "/recover",
+        permitted(200, OPERATE),
+        run="paused",
+    ),
+    Route(
+        "repair a run",
+        "POST",
+        RUN % "paused" + "/repair",
+        permitted(200, OPERATE),
+        body={"node_id": "review", "prompt": "Review again"},
+        run="paused",
+    ),
+    *[
+        Route(
+            f"{verb} a task",
+            "POST",
+            RUN % "paused" + f"/tasks/review/{verb}",
+            permitted(200, OPERATE),
+            run="paused",
+        )
+        for verb in ("retry", "requeue", "continue")
+    ],
+    Route(
+        "preview a task reset",
+        "GET",
+        RUN % "paused" + "/tasks/review/reset_preview",
+        visible(200),
+        run="paused",
+    ),
+    Route(
+        "decide a gate (approve)",
+        "POST",
+        RUN % "gate" + "/gate",
+        {
+            **visible(200),
+            "viewer": (403, "ACCESS"),
+            "operator": (403, "ACCESS"),
+            "reviewer": (403, "AUTHORITY"),  # the gate needs review_elevated
+            "owner": (403, "SELF"),  # the owner requested the run: no self-approval
+            "agent_with_grant": (403, "HUMAN"),
+            "agent_without_grant": (403, "HUMAN"),
+        },
+        body={"decision": "approve"},
+        run="gate",
+    ),
+    # -- approvals and audit --
+    Route("list pending approvals", "GET", "/api/approvals/pending", everyone(200)),
+    *[
+        Route(
+            name,
+            "GET",
+            path,
+            {
+                **everyone(200),  # the other workspace's admin reads its own workspace's trail
+                **dict.fromkeys(MEMBERS - {"admin"}, (403, "AUDIT")),
+            },
+        )
+        for name, path in (
+            ("list audit events", "/api/audit/events"),
+            ("verify the audit chain", "/api/audit/verify"),
+        )
+    ],
+    # -- schema and docs (public to members, like the API itself) --
+    Route("OpenAPI schema", "GET", "/api/schema/", dict.fromkeys(ROLES, (200, None))),
+]

@@ -1,0 +1,121 @@
+"""One workspace with a member of every role the authorisation matrix names, an automation
+owned by one of them, and runs in the states the API's routes act on.
+
+Used by the authorisation matrix (tests/security) and the API fuzzing suite
+(tests/reliability), so both talk to real objects: an automation with a governed gate, a run
+parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
+the task operations all have their context), a queued run (pause) and a grant to revoke.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rest_framework.test import APIClient
+
+from automations.models import Automation, NodeState, Run, RunStatus
+from automations.services import automation_create, grant_add
+from governance.models import PrincipalKind, Role
+from tests.approvals.test_decisions import approval_node, awaiting
+from tests.automations.test_run_control import AGENTS, actor_for, agent_node, make_run, output
+
+WORKSPACE = "acme/ops"
+OTHER_WORKSPACE = "globex/ops"
+AUTOMATION_ID = "weekly"
+# The gate needs `review_elevated`: a plain reviewer is refused, a reviewer holding an elevated
+# grant (or an admin) may decide, and the run's requester (the owner) may not approve it.
+GATE_POLICY = {"reviewer_eligibility": "elevated_reviewer", "risk_tier": "external_send"}
+FLOW = [
+    agent_node("draft", prompt="Write draft v1"),
+    agent_node("review", "draft"),
+    approval_node("approval", "review", policy=GATE_POLICY),
+    agent_node("publish", "approval"),
+]
+
+# Every caller of the matrix: (username, workspace, role, kind); "anonymous" has no credentials.
+ROLES: dict[str, tuple[str, str, str, str] | None] = {
+    "anonymous": None,
+    "other_workspace": ("oscar-outsider", OTHER_WORKSPACE, Role.ADMIN, PrincipalKind.HUMAN),
+    "viewer": ("vera-viewer", WORKSPACE, Role.VIEWER, PrincipalKind.HUMAN),
+    "operator": ("otto-operator", WORKSPACE, Role.OPERATOR, PrincipalKind.HUMAN),
+    "reviewer": ("rita-reviewer", WORKSPACE, Role.REVIEWER, PrincipalKind.HUMAN),
+    "elevated_reviewer": ("eli-elevated", WORKSPACE, Role.REVIEWER, PrincipalKind.HUMAN),
+    "admin": ("ada-admin", WORKSPACE, Role.ADMIN, PrincipalKind.HUMAN),
+    "agent_with_grant": ("bot-granted", WORKSPACE, Role.OPERATOR, PrincipalKind.AGENT),
+    "agent_without_grant": ("bot-plain", WORKSPACE, Role.OPERATOR, PrincipalKind.AGENT),
+    "owner": ("olga-owner", WORKSPACE, Role.OPERATOR, PrincipalKind.HUMAN),
+}
+# Per-automation grants that make the "with grant" roles what they are.
+GRANTS = {"elevated_reviewer": "review_elevated", "agent_with_grant": "operate"}
+
+
+@dataclass
+class World:
+    members: dict  # role name → tests.conftest.Member
+    automation: Automation
+    runs: dict[str, Run] = field(default_factory=dict)
+    grant_id: str = ""
+
+    def client(self, role: str) -> APIClient:
+        member = self.members.get(role)
+        return member.client() if member is not None else APIClient()
+
+    def ids(self) -> dict[str, str]:
+        """Values for the `{placeholders}` of route paths."""
+        return {
+            "automation_id": self.automation.automation_id,
+            "grant_id": self.grant_id,
+            **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
+        }
+
+
+def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
+    """Members of every role, the owner's automation, its grants and the requested runs."""
+    members = {
+        role: make_member(path, username, role=ws_role, kind=kind)
+        for role, spec in ROLES.items()
+        if spec is not None
+        for username, path, ws_role, kind in [spec]
+    }
+    owner = actor_for(members["owner"])
+    automation = automation_create(
+        actor=owner,
+        data={
+            "automation_id": AUTOMATION_ID,
+            "name": "Weekly report",
+            "agents": AGENTS,
+            "flow": {"nodes": FLOW},
+            "execution": {"max_parallel": 2},
+        },
+    )
+    grant_ids = []
+    for role, permission in GRANTS.items():
+        row = grant_add(
+            actor=owner,
+            automation=automation,
+            permission=permission,
+            username=members[role].user.username,
+        )
+        grant_ids.append(f"u{row.pk}")
+    world = World(members=members, automation=automation, grant_id=grant_ids[0])
+    makers = {
+        "queued": lambda: make_run(
+            owner, FLOW, status=RunStatus.QUEUED, automation_id=AUTOMATION_ID
+        ),
+        # draft completed, review blocked: recover, repair, retry, requeue and continue apply.
+        "paused": lambda: make_run(
+            owner,
+            FLOW,
+            status=RunStatus.PAUSED,
+            automation_id=AUTOMATION_ID,
+            last_failure={"node_id": "review", "reason": "blocked"},
+            nodes={
+                "draft": (NodeState.COMPLETED, 1, output()),
+                "review": (NodeState.BLOCKED, 1, output("blocked")),
+            },
+        ),
+        "gate": lambda: awaiting(owner, FLOW, automation_id=AUTOMATION_ID),
+    }
+    for state in runs:
+        world.runs[state] = makers[state]()
+    return world
