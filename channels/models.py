@@ -84,10 +84,19 @@ class MessageState(models.TextChoices):
     POSTED = "posted", "Posted"
     UPDATED = "updated", "Updated"
     FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Not posted (gate closed first)"
 
 
 class ApprovalMessage(models.Model):
-    """One delivered card (or reminder/escalation) of a gate on one connection: the message map."""
+    """One delivered card (or reminder/escalation) of a gate on one connection: the message map.
+
+    `purpose` is `card` (posted when the gate opened), `reminder:<n>` or `escalation` (re-posts).
+    Delivery is at-least-once and idempotent (channels/delivery.py): a row is created before its
+    card is posted, `message_id` says it was posted, `rendered_outcome` which decision the card
+    shows now and `reply_id` that the thread reply about it was posted, so running a delivery
+    again changes nothing. `claimed_until` is a short lease held while a worker talks to the
+    platform about this row, so two workers never post or reply twice at once.
+    """
 
     gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="messages")
     connection = models.ForeignKey(
@@ -103,6 +112,8 @@ class ApprovalMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     rendered_outcome = models.CharField(max_length=64, blank=True)
+    reply_id = models.CharField(max_length=128, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,0 +1,34 @@
+"""Celery tasks delivering approval cards: thin, ids in, idempotent (channels/delivery.py).
+
+`post_cards` and `update_cards` fan out one `sync_card` per card, so each card retries on its
+own schedule (Retry-After, backoff) and a failing platform never holds up the others.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from channels import delivery
+
+
+@shared_task(name="channels.post_cards", ignore_result=True)
+def post_cards(gate_id: str, purpose: str = delivery.CARD) -> None:
+    """A gate opened (or is reminded/escalated): post its card to every active connection."""
+    for message_pk in delivery.cards_prepare(gate_id=gate_id, purpose=purpose):
+        sync_card.delay(message_pk)
+
+
+@shared_task(name="channels.update_cards", ignore_result=True)
+def update_cards(gate_id: str) -> None:
+    """A gate closed (decided on any surface, or expired): update every card of it."""
+    for message_pk in delivery.cards_to_sync(gate_id=gate_id):
+        sync_card.delay(message_pk)
+
+
+@shared_task(bind=True, name="channels.sync_card", ignore_result=True, max_retries=None)
+def sync_card(self, message_pk: int) -> None:
+    """Bring one card to its gate's current state; retried with the countdown it asks for."""
+    try:
+        delivery.card_sync(message_pk=message_pk, attempt=self.request.retries)
+    except delivery.Deferred as later:
+        raise self.retry(countdown=later.countdown) from later

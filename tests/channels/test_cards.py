@@ -1,0 +1,208 @@
+"""Card content (channels/cards.py) on each platform: open cards with exactly the offered
+decisions as buttons carrying the gate id, escaped and clipped user content, and the decided /
+expired card ("Approved by Rita Reviewer via the approval page at …") without buttons."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.utils import timezone
+
+from approvals.decisions import gate_decide
+from approvals.expiry import sweep_gates
+from approvals.models import Gate
+from automations.models import RunNode
+from channels.actions import decode_action
+from channels.cards import (
+    RENDERERS,
+    SUMMARY_PER_NODE,
+    Outcome,
+    card_facts,
+    clip,
+    gate_outcome,
+)
+from tests.automations.test_run_control import actor_for
+from tests.channels.card_helpers import no_engine, open_gate  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+
+TIME = re.compile(r"at \d\d:\d\d UTC on \d{4}-\d\d-\d\d\.")
+
+
+@pytest.fixture
+def gate(operator, settings) -> Gate:
+    settings.FLOWGATE_PUBLIC_URL = "https://flowgate.example.com/"
+    return open_gate(operator)
+
+
+def slack_buttons(content):
+    actions = [b for b in content["blocks"] if b["type"] == "actions"]
+    return [e for block in actions for e in block["elements"]]
+
+
+def discord_buttons(content):
+    return [c for row in content["components"] for c in row["components"]]
+
+
+def telegram_buttons(content):
+    return [b for row in content.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+
+
+def test_facts_of_an_open_gate(gate):
+    facts = card_facts(gate)
+    assert facts.title == "Weekly-Report: Approve the weekly report"
+    assert facts.instructions == "Check the <draft> & its review"
+    assert (facts.run_id, facts.node_id, facts.workspace) == (
+        gate.run.run_id,
+        "approval",
+        "acme/ops",
+    )
+    assert facts.decisions == ("approve", "rework", "cancel")
+    assert facts.url == f"https://flowgate.example.com/approvals/{gate.pk}/"
+    assert dict(facts.upstream) == {
+        "draft": "Draft v1 of the *weekly* report <b>",
+        "review": "Looks good. Ship it.",
+    }
+
+
+def test_open_cards_carry_one_button_per_decision_with_the_gate_id(gate):
+    facts = card_facts(gate)
+    values = {
+        "slack": [b["value"] for b in slack_buttons(RENDERERS["slack"].open(facts))],
+        "discord": [b["custom_id"] for b in discord_buttons(RENDERERS["discord"].open(facts))],
+        "telegram": [
+            b["callback_data"] for b in telegram_buttons(RENDERERS["telegram"].open(facts))
+        ],
+    }
+    for kind, encoded in values.items():
+        actions = [decode_action(v) for v in encoded]
+        assert [(a.decision, a.gate_id) for a in actions] == [
+            ("approve", gate.pk),
+            ("rework", gate.pk),
+            ("cancel", gate.pk),
+        ], kind
+
+
+def test_only_offered_decisions_get_buttons(operator):
+    gate = open_gate(operator, decisions=("approve", "cancel"))
+    facts = card_facts(gate)
+    assert [b["text"]["text"] for b in slack_buttons(RENDERERS["slack"].open(facts))] == [
+        "Approve",
+        "Cancel run",
+    ]
+    assert [b["label"] for b in discord_buttons(RENDERERS["discord"].open(facts))] == [
+        "Approve",
+        "Cancel run",
+    ]
+    assert [b["text"] for b in telegram_buttons(RENDERERS["telegram"].open(facts))] == [
+        "Approve",
+        "Cancel run",
+    ]
+
+
+def test_slack_card_escapes_user_text_and_links_the_page(gate):
+    content = RENDERERS["slack"].open(card_facts(gate))
+    text = str(content["blocks"])
+    assert "Check the &lt;draft&gt; &amp; its review" in text
+    assert "<draft>" not in text
+    assert f"<https://flowgate.example.com/approvals/{gate.pk}/|Open the approval page>" in text
+    assert content["blocks"][0] == {
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": "Weekly-Report: Approve the weekly report",
+            "emoji": False,
+        },
+    }
+
+
+def test_discord_card_never_pings(gate):
+    for content in (
+        RENDERERS["discord"].open(card_facts(gate)),
+        RENDERERS["discord"].reply(
+            card_facts(gate), Outcome("approve", "Approved by @everyone via Slack.")
+        ),
+    ):
+        assert content["allowed_mentions"] == {"parse": []}
+
+
+def test_long_upstream_output_is_clipped_on_every_platform(gate):
+    RunNode.objects.filter(run=gate.run, node_id="draft").update(
+        output={"status": "completed", "summary": "word " * 5000}
+    )
+    facts = card_facts(gate)
+    assert len(dict(facts.upstream)["draft"]) == SUMMARY_PER_NODE
+    assert dict(facts.upstream)["draft"].endswith("…")
+    telegram = RENDERERS["telegram"].open(facts)
+    assert len(telegram["text"]) <= 4096
+    discord = RENDERERS["discord"].open(facts)["embeds"][0]
+    assert all(len(f["value"]) <= 1024 for f in discord["fields"])
+    slack_sections = [
+        b["text"]["text"] for b in RENDERERS["slack"].open(facts)["blocks"] if "text" in b
+    ]
+    assert all(len(t) <= 3000 for t in slack_sections)
+
+
+def test_clip_marks_the_cut():
+    assert clip("short", 10) == "short"
+    assert clip("a" * 20, 10) == "a" * 9 + "…"
+
+
+def test_decided_card_names_outcome_decider_surface_and_time_without_buttons(gate, reviewer):
+    reviewer.user.first_name, reviewer.user.last_name = "Rita", "Reviewer"
+    reviewer.user.save(update_fields=["first_name", "last_name"])
+    assert gate_outcome(gate) is None
+    gate_decide(actor=actor_for(reviewer), run=gate.run, decision="approve", source="page")
+    gate.refresh_from_db()
+    outcome = gate_outcome(gate)
+    assert outcome.key == "approve"
+    assert outcome.headline.startswith("Approved by Rita Reviewer via the approval page at ")
+    assert TIME.search(outcome.headline)
+    facts = card_facts(gate)
+    slack = RENDERERS["slack"].closed(facts, outcome)
+    assert slack_buttons(slack) == []
+    assert "*Approved by Rita Reviewer via the approval page at" in str(slack["blocks"])
+    discord = RENDERERS["discord"].closed(facts, outcome)
+    assert discord["components"] == []
+    assert "**Approved by Rita Reviewer" in discord["embeds"][0]["description"]
+    telegram = RENDERERS["telegram"].closed(facts, outcome)
+    assert "reply_markup" not in telegram
+    assert "Approved by Rita Reviewer via the approval page" in telegram["text"]
+    assert RENDERERS["telegram"].reply(facts, outcome)["text"] == outcome.headline
+
+
+def test_rework_outcome_carries_the_reason(gate, reviewer):
+    gate_decide(
+        actor=actor_for(reviewer),
+        run=gate.run,
+        decision="rework",
+        reason="Fix the totals",
+        source="slack",
+    )
+    gate.refresh_from_db()
+    outcome = gate_outcome(gate)
+    assert outcome.headline.startswith("Sent back for rework by rita-reviewer via Slack at ")
+    assert outcome.text.endswith("\nReason: Fix the totals")
+    assert "Reason: Fix the totals" in str(
+        RENDERERS["slack"].closed(card_facts(gate), outcome)["blocks"]
+    )
+
+
+def test_expired_outcome(gate):
+    Gate.objects.filter(pk=gate.pk).update(expires_at=timezone.now())
+    assert sweep_gates() == {gate.pk: "expired"}
+    gate.refresh_from_db()
+    outcome = gate_outcome(gate)
+    assert outcome.key == "expired"
+    assert outcome.headline.startswith("Expired at ")
+    assert "no decision was made" in outcome.headline
+
+
+def test_reminder_and_escalation_notices(gate):
+    Gate.objects.filter(pk=gate.pk).update(reminder_count=2, escalated_to=["rita-reviewer"])
+    gate.refresh_from_db()
+    assert card_facts(gate, purpose="reminder:2").notice.startswith("Reminder 2: still waiting")
+    assert card_facts(gate, purpose="escalation").notice.startswith("Escalated to rita-reviewer:")
+    assert "Reminder 2" in str(RENDERERS["slack"].open(card_facts(gate, purpose="reminder:2")))
+    assert card_facts(gate).notice == ""
