@@ -92,11 +92,18 @@ class WorkspaceScopedAdmin(admin.ModelAdmin):
         )
 
     def get_object(self, request, object_id, from_field=None):
-        """Another workspace's object is a 404, exactly like one that does not exist."""
-        obj = super().get_object(request, object_id, from_field)
-        if obj is None:
+        """Another workspace's object is a 404, exactly like one that does not exist.
+
+        Read once per request: a page that prepares its context from the object (the run page)
+        and Django's change view then share it.
+        """
+        cache = request.__dict__.setdefault("_flowgate_admin_objects", {})
+        key = (self.model, str(object_id), from_field)
+        if key not in cache:
+            cache[key] = super().get_object(request, object_id, from_field)
+        if cache[key] is None:
             raise Http404("Not found")
-        return obj
+        return cache[key]
 
     def has_module_permission(self, request):
         ids = self.visible_workspace_ids(request)
