@@ -1,65 +1,227 @@
-"""Admin for chat connections (secrets write-only), identities and the card message map."""
+"""Admin for chat connections (secrets write-only), identities and the card message map.
+
+Connections and identities are saved through `channels.services` as the staff user
+(`Actor.for_admin`), so the admin authorises and audits exactly like the API. A staff user who is
+not a superuser sees the rows of their workspaces and changes only those they administer.
+"""
+
+from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from channels import services
+from channels.linking import ChatAccount
 from channels.models import ApprovalMessage, ChannelConnection, ChatIdentity
+from governance.actors import Actor
+from governance.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedWorkspaceFilter,
+    WorkspaceScopedAdmin,
+    admin_scope,
+)
+from governance.errors import FlowgateError
+from governance.models import Membership, Workspace
+
+EDITABLE = (*services.CONNECTION_FIELDS, *services.SECRET_FIELDS)
+
+
+def _secret(help_text: str) -> forms.CharField:
+    return forms.CharField(
+        required=False,
+        max_length=services.MAX_SECRET,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=f"{help_text} Write-only: leave blank to keep the stored value.",
+    )
 
 
 class ChannelConnectionForm(forms.ModelForm):
-    """Secrets are never rendered back; leaving a secret field blank keeps the stored value."""
+    """Secrets are never rendered back; the service's checks run as form validation."""
 
-    bot_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
-    signing_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    bot_token = _secret("Bot token.")
+    signing_secret = _secret("Slack signing secret or Telegram webhook secret.")
 
     class Meta:
         model = ChannelConnection
-        fields = (
-            "workspace",
-            "kind",
-            "name",
-            "channel_id",
-            "external_team_id",
-            "application_id",
-            "public_key",
-            "bot_token",
-            "signing_secret",
-            "is_active",
-        )
+        fields = ("workspace", "kind", *EDITABLE)
 
     def clean(self):
         cleaned = super().clean()
-        for name in ("bot_token", "signing_secret"):
-            if not cleaned.get(name) and self.instance.pk:
-                cleaned[name] = getattr(self.instance, name)
+        if self.errors:
+            return cleaned
+        existing = self.instance if self.instance.pk else None
+        kind = existing.kind if existing else cleaned.get("kind")
+        try:
+            services.connection_validate(
+                kind=kind, data=connection_data(cleaned), connection=existing
+            )
+        except FlowgateError as exc:
+            for name, problems in exc.extra.get("fields", {}).items():
+                self.add_error(name if name in self.fields else None, problems)
+            if not exc.extra.get("fields"):
+                raise forms.ValidationError(exc.message) from None
         return cleaned
+
+    def _post_clean(self):
+        # The model's own validation would meet the blank write-only secrets and the unique
+        # name: the service decides both, so only the form's cleaning runs here.
+        pass
+
+
+def connection_data(cleaned: dict) -> dict:
+    return {name: cleaned[name] for name in EDITABLE if name in cleaned}
 
 
 @admin.register(ChannelConnection)
-class ChannelConnectionAdmin(admin.ModelAdmin):
+class ChannelConnectionAdmin(WorkspaceScopedAdmin):
     form = ChannelConnectionForm
     list_display = ("name", "kind", "workspace", "channel_id", "is_active")
-    list_filter = ("kind", "is_active", "workspace")
+    list_filter = ("kind", "is_active", ("workspace", ScopedWorkspaceFilter))
     search_fields = ("name", "channel_id")
     list_select_related = ("workspace__organization",)
+    actions = ("deactivate",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("workspace", "kind") if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "workspace":
+            scope = admin_scope(request)
+            workspaces = Workspace.objects.select_related("organization")
+            if not scope.is_everything:
+                ids = [ws for ws in scope.roles if scope.administers(ws)]
+                workspaces = workspaces.filter(pk__in=ids)
+            kwargs["queryset"] = workspaces
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request):
+        scope = admin_scope(request)
+        return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_add_permission(request)
+        return admin_scope(request).administers(obj.workspace_id)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = connection_data(form.cleaned_data)
+        actor = Actor.for_admin(request.user, obj.workspace)
+        if change:
+            saved = services.connection_update(actor=actor, connection=obj, data=data)
+        else:
+            saved = services.connection_create(actor=actor, kind=obj.kind, data=data)
+        obj.pk, obj.created_at, obj.updated_at = saved.pk, saved.created_at, saved.updated_at
+
+    def delete_model(self, request, obj):
+        actor = Actor.for_admin(request.user, obj.workspace)
+        services.connection_delete(actor=actor, connection=obj)
+
+    def delete_queryset(self, request, queryset):
+        for connection in queryset.select_related("workspace__organization"):
+            self.delete_model(request, connection)
+
+    @admin.action(description="Deactivate selected connections")
+    def deactivate(self, request, queryset):
+        for connection in queryset.select_related("workspace__organization"):
+            try:
+                services.connection_deactivate(
+                    actor=Actor.for_admin(request.user, connection.workspace),
+                    connection=connection,
+                )
+            except FlowgateError as exc:
+                self.message_user(request, f"{connection}: {exc.message}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{connection}: deactivated.")
+
+
+class ChatIdentityForm(forms.ModelForm):
+    class Meta:
+        model = ChatIdentity
+        fields = ("user", "kind", "external_team_id", "external_user_id", "display_name")
+
+    request = None  # set by ChatIdentityAdmin.get_form
+
+    def clean_user(self):
+        user = self.cleaned_data["user"]
+        if not Membership.objects.filter(user=user).exists():
+            raise forms.ValidationError("Only members of a workspace can be linked.")
+        if not services.identity_may_change(self.request.user, user):
+            raise forms.ValidationError(
+                "You may link accounts only of users whose every workspace you administer."
+            )
+        return user
 
 
 @admin.register(ChatIdentity)
-class ChatIdentityAdmin(admin.ModelAdmin):
+class ChatIdentityAdmin(WorkspaceScopedAdmin):
+    """Links are added or removed, never edited (a changed link is another chat account)."""
+
+    form = ChatIdentityForm
+    workspace_path = "user__memberships__workspace"
     list_display = ("user", "kind", "external_team_id", "external_user_id", "display_name")
     list_filter = ("kind",)
     search_fields = ("user__username", "external_user_id", "display_name")
     list_select_related = ("user",)
     autocomplete_fields = ("user",)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).distinct()
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.request = request
+        return form
+
+    def has_view_permission(self, request, obj=None):
+        scope = admin_scope(request)
+        if obj is None or scope.is_everything:
+            return super().has_view_permission(request)
+        return Membership.objects.filter(
+            user=obj.user_id, workspace__in=scope.workspace_ids
+        ).exists()
+
+    def has_add_permission(self, request):
+        scope = admin_scope(request)
+        return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_add_permission(request)
+
+    def _actor(self, request, user) -> Actor:
+        membership = Membership.objects.select_related("workspace__organization").filter(user=user)
+        return Actor.for_admin(request.user, membership.first().workspace)
+
+    def save_model(self, request, obj, form, change):
+        saved = services.identity_link(
+            actor=self._actor(request, obj.user),
+            user=obj.user,
+            account=ChatAccount(
+                kind=obj.kind,
+                team_id=obj.external_team_id.strip(),
+                user_id=obj.external_user_id.strip(),
+                display_name=obj.display_name.strip(),
+            ),
+        )
+        obj.pk, obj.created_at = saved.pk, saved.created_at
+
+    def delete_model(self, request, obj):
+        services.identity_unlink(actor=self._actor(request, obj.user), identity=obj)
+
+    def delete_queryset(self, request, queryset):
+        for identity in queryset.select_related("user"):
+            self.delete_model(request, identity)
+
 
 @admin.register(ApprovalMessage)
-class ApprovalMessageAdmin(admin.ModelAdmin):
+class ApprovalMessageAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    workspace_path = "connection__workspace"
     list_display = ("gate", "connection", "purpose", "state", "message_id", "updated_at")
     list_filter = ("state", "purpose")
     list_select_related = ("gate", "connection")
     show_full_result_count = False
-    readonly_fields = [f.name for f in ApprovalMessage._meta.fields]
-
-    def has_add_permission(self, request):
-        return False

@@ -13,6 +13,7 @@ handler500 = "governance.api.errors.server_error"
 api_patterns = [
     path("", include("automations.api.urls")),
     path("audit/", include("governance.api.urls")),
+    path("channels/", include("channels.api.urls")),
     path("approvals/pending", PendingApprovalsView.as_view(), name="approvals-pending"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -23,5 +24,6 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     re_path(r"^api(/.*)?$", api_not_found),
     path("healthz", healthz, name="healthz"),
+    path("channels/", include("channels.urls")),
     path("readyz", readyz, name="readyz"),
 ]

@@ -1,0 +1,192 @@
+"""Deciding a gate from a verified chat click: the half every platform handler shares.
+
+A platform handler verifies the request (which yields the connections whose secret signed it),
+parses the chat account and the card action, and calls `chat_decide` (approve, cancel, a rework
+with its reason) or `chat_rework_prompt` (a rework button: may we ask for the reason?).
+
+Both:
+1. claim the delivery (`InteractionReceipt`, unique per platform delivery) in the transaction
+   of everything they write, so a retried or replayed delivery changes nothing, and a delivery
+   whose handling failed can be retried;
+2. find the gate the button names, in a workspace of a connection that verified the request
+   (several workspaces may share one Slack team or Discord app: the gate decides which one, and
+   a gate of a workspace that did not sign the request is treated as unknown);
+3. map the chat account through `ChatIdentity` to a member of that workspace. An unlinked
+   account (or a user who is not a member) is refused, audited like the decision service's
+   refusals (`AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED`), and sent a link to link it;
+4. call the one decision service, `approvals.decisions.gate_decide`, with the button's gate id as
+   `approval_request_id` and the platform as source, so every policy rule applies (self-approval,
+   reviewer authority, humans only, the transition guard for stale cards, expiry).
+
+Nothing here calls a chat platform: the handler tells the user after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from approvals.decisions import gate_decide
+from approvals.models import Gate
+from approvals.policy import AUTHORITY_REQUIRED, MESSAGES
+from channels.actions import CardAction
+from channels.interactions import words
+from channels.linking import ChatAccount, link_url
+from channels.models import ChannelConnection, ChatIdentity, InteractionReceipt
+from governance.actors import Actor
+from governance.audit import audit_record
+from governance.errors import FlowgateError
+from governance.models import Membership, PrincipalKind
+
+MAX_DELIVERY_KEY = InteractionReceipt._meta.get_field("delivery_key").max_length
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to tell the chat user, and through which connection (the gate's workspace's when
+    known, else the first that verified the request)."""
+
+    text: str
+    connection: ChannelConnection
+    ok: bool = False  # a decision was applied / the rework reason may be asked for
+    duplicate: bool = False  # the delivery was handled before: say and change nothing
+    link: str | None = None  # the self-service link sent to an unlinked account
+    gate: Gate | None = None
+
+
+def chat_decide(
+    *,
+    verified: Sequence[ChannelConnection],
+    account: ChatAccount,
+    action: CardAction,
+    delivery_key: str,
+    reason: str | None = None,
+) -> Answer:
+    """Decide `action` as the member `account` is linked to (see the module docstring)."""
+    with transaction.atomic():
+        found = _find(verified, account, action, delivery_key)
+        if isinstance(found, Answer):
+            return found
+        gate, connection, actor = found
+        try:
+            outcome = gate_decide(
+                actor=actor,
+                run=gate.run,
+                decision=action.decision,
+                reason=reason,
+                approval_request_id=gate.pk,
+                source=account.kind,
+            )
+        except FlowgateError as exc:
+            # The refusal (audited by the service) commits with the receipt.
+            return Answer(words.refusal(exc, gate), connection, gate=gate)
+    return Answer(words.decided(outcome.decision, gate), connection, ok=True, gate=gate)
+
+
+def chat_rework_prompt(
+    *,
+    verified: Sequence[ChannelConnection],
+    account: ChatAccount,
+    action: CardAction,
+    delivery_key: str,
+) -> Answer:
+    """Whether to ask `account` for a rework reason (`ok`), or why not.
+
+    Only what can be told before asking is checked here (a linked member, an opening still
+    open); the submission goes through `chat_decide`, where every rule applies.
+    """
+    with transaction.atomic():
+        found = _find(verified, account, action, delivery_key)
+        if isinstance(found, Answer):
+            return found
+        gate, connection, _actor = found
+        state = words.gate_state(gate)
+        if state is not None:
+            return Answer(state, connection, gate=gate)
+        return Answer("", connection, ok=True, gate=gate)
+
+
+def claim_delivery(kind: str, delivery_key: str) -> bool:
+    """Record a delivery in the caller's transaction; False when it was recorded before.
+
+    The unique key makes a concurrent duplicate wait for the first one's transaction and then
+    fail, so exactly one of them is handled, across processes.
+    """
+    if len(delivery_key) > MAX_DELIVERY_KEY:
+        delivery_key = "sha256:" + hashlib.sha256(delivery_key.encode()).hexdigest()
+    try:
+        with transaction.atomic():
+            InteractionReceipt.objects.create(kind=kind, delivery_key=delivery_key)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _find(verified, account: ChatAccount, action: CardAction, delivery_key: str):
+    """(gate, connection, actor), or the Answer that ends the handling."""
+    fallback = verified[0]
+    if not claim_delivery(account.kind, delivery_key):
+        return Answer(words.DUPLICATE, fallback, duplicate=True)
+    by_workspace = {c.workspace_id: c for c in verified}
+    gate = (
+        Gate.objects.select_related("run__automation", "workspace__organization")
+        .filter(pk=action.gate_id, workspace_id__in=by_workspace)
+        .first()
+    )
+    if gate is None:
+        return Answer(words.GONE, fallback)
+    connection = by_workspace[gate.workspace_id]
+    identity = (
+        ChatIdentity.objects.select_related("user")
+        .filter(
+            kind=account.kind,
+            external_team_id=account.team_id,
+            external_user_id=account.user_id,
+        )
+        .first()
+    )
+    membership = None
+    if identity is not None:
+        membership = (
+            Membership.objects.select_related("user", "workspace__organization")
+            .filter(user=identity.user, workspace=gate.workspace)
+            .first()
+        )
+    if membership is None:
+        _audit_unmapped(gate, account, action)
+        if identity is None:
+            link = link_url(account, gate.workspace_id)
+            return Answer(words.unlinked(account, link), connection, link=link, gate=gate)
+        return Answer(words.not_member(identity.user, gate.workspace), connection, gate=gate)
+    return gate, connection, Actor.for_member(membership, source=account.kind)
+
+
+def _audit_unmapped(gate: Gate, account: ChatAccount, action: CardAction) -> None:
+    """Audit a click from an account that maps to no member, as the decision service audits its
+    refusals (SPEC §6.4: an unlinked chat account cannot have authority verified)."""
+    actor = Actor(kind=PrincipalKind.HUMAN, workspace=gate.workspace, source=account.kind)
+    audit_record(
+        workspace=gate.workspace,
+        event_type="automation.governance.gate_decision_denied",
+        actor=actor,
+        payload={
+            "runID": gate.run.run_id,
+            "automationID": gate.run.automation.automation_id,
+            "nodeID": gate.node_id,
+            "gateID": gate.pk,
+            "decision": action.decision,
+            "code": AUTHORITY_REQUIRED,
+            "status": 403,
+            "error": MESSAGES[AUTHORITY_REQUIRED],
+            "chatAccount": {
+                "kind": account.kind,
+                "team_id": account.team_id,
+                "user_id": account.user_id,
+                "display_name": account.display_name,
+            },
+            "decidedBy": actor.describe(),
+        },
+    )

@@ -1,0 +1,203 @@
+"""`POST /channels/slack/interactions`: Slack button clicks and the rework modal's submission.
+
+Verification: slack-sdk's `SignatureVerifier` (HMAC over `v0:<timestamp>:<body>`, 5-minute
+window) with the signing secret of every active Slack connection of the payload's team (or of
+no team); the connections whose secret verifies are the ones the request may act for.
+
+- `block_actions` on an approve/cancel button decides at once; the user is told the outcome
+  privately (`chat.postEphemeral`). Delivery key: team, user, `action_ts` and the message.
+- A rework button opens a modal (`views.open`, before the 3-second trigger expires) whose
+  `private_metadata` carries the gate id and the channel; its `view_submission` decides rework
+  with the reason, answered in the modal itself (`response_action: update`). An empty reason is
+  an inline error and claims nothing, so the user can fix it and submit again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from slack_sdk.signature import SignatureVerifier
+
+from channels.actions import CardAction, decode_action
+from channels.interactions import words
+from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
+from channels.interactions.http import dig, json_object, malformed, tell, unverified
+from channels.linking import ChatAccount
+from channels.models import ChannelConnection, ChannelKind
+from channels.platforms import slack as slack_api
+
+REWORK_CALLBACK = "fg_rework"
+REASON_BLOCK = "reason"
+MAX_REASON = 3000
+
+
+def handle(request: HttpRequest) -> HttpResponse:
+    body = request.body
+    payload = json_object(request.POST.get("payload", ""))
+    if payload is None:
+        return malformed("expected a form field `payload` holding a JSON object")
+    team_id = str(dig(payload, "team", "id") or dig(payload, "user", "team_id"))
+    verified = verified_connections(body, request.headers, team_id)
+    if not verified:
+        return unverified()
+    account = ChatAccount(
+        kind=ChannelKind.SLACK,
+        team_id=team_id,
+        user_id=str(dig(payload, "user", "id")),
+        display_name=str(dig(payload, "user", "name") or dig(payload, "user", "username")),
+    )
+    if not account.user_id:
+        return malformed("no user")
+    if payload.get("type") == "block_actions":
+        return _button(payload, verified, account)
+    if payload.get("type") == "view_submission" and dig(payload, "view", "callback_id") == (
+        REWORK_CALLBACK
+    ):
+        return _rework_submitted(payload, verified, account)
+    return HttpResponse(status=200)  # other interactions are not ours to handle
+
+
+def verified_connections(body: bytes, headers, team_id: str) -> list[ChannelConnection]:
+    """The active Slack connections of `team_id` (or without a team) whose secret signed this."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp.isdigit() or not signature:
+        return []
+    candidates = ChannelConnection.objects.filter(
+        Q(external_team_id=team_id) | Q(external_team_id=""),
+        kind=ChannelKind.SLACK,
+        is_active=True,
+    ).select_related("workspace__organization")
+    valid: dict[str, bool] = {}
+    verified = []
+    for connection in candidates.order_by("pk"):
+        secret = connection.signing_secret
+        if not secret:
+            continue
+        if secret not in valid:
+            valid[secret] = _signed(secret, body, timestamp, signature)
+        if valid[secret]:
+            verified.append(connection)
+    return verified
+
+
+def _signed(secret: str, body: bytes, timestamp: str, signature: str) -> bool:
+    try:
+        return SignatureVerifier(secret).is_valid(
+            body=body, timestamp=timestamp, signature=signature
+        )
+    except UnicodeDecodeError:  # the verifier decodes the body as UTF-8: not Slack's
+        return False
+
+
+def _button(payload, verified, account: ChatAccount) -> HttpResponse:
+    actions = payload.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else {}
+    action = decode_action(str(dig(first, "value")))
+    if action is None:
+        return HttpResponse(status=200)  # a button we did not put on a card
+    channel = str(dig(payload, "container", "channel_id") or dig(payload, "channel", "id"))
+    key = ":".join(
+        [
+            account.team_id,
+            account.user_id,
+            str(dig(first, "action_ts")),
+            str(dig(payload, "container", "message_ts") or dig(payload, "container", "view_id")),
+        ]
+    )
+    if action.decision == "rework":
+        answer = chat_rework_prompt(
+            verified=verified, account=account, action=action, delivery_key=key
+        )
+        if answer.ok:
+            opened = tell(
+                slack_api.open_modal,
+                answer.connection,
+                str(payload.get("trigger_id", "")),
+                rework_modal(answer, action, channel),
+            )
+            if opened:
+                return HttpResponse(status=200)
+            answer = replace(answer, text=words.NO_FORM)
+    else:
+        answer = chat_decide(verified=verified, account=account, action=action, delivery_key=key)
+    if not answer.duplicate and channel:
+        tell(slack_api.post_ephemeral, answer.connection, channel, account.user_id, answer.text)
+    return HttpResponse(status=200)
+
+
+def rework_modal(answer: Answer, action: CardAction, channel: str) -> dict[str, Any]:
+    gate = answer.gate
+    return {
+        "type": "modal",
+        "callback_id": REWORK_CALLBACK,
+        "title": {"type": "plain_text", "text": "Request rework"},
+        "submit": {"type": "plain_text", "text": "Send back"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": json.dumps({"gate": action.gate_id, "channel": channel}),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "plain_text",
+                    "text": f"{gate.run.automation.name}: {gate.title}"[:3000],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {
+                    "type": "plain_text",
+                    "text": "What should change before this can be approved?",
+                },
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_BLOCK,
+                    "multiline": True,
+                    "max_length": MAX_REASON,
+                },
+            },
+        ],
+    }
+
+
+def _rework_submitted(payload, verified, account: ChatAccount) -> HttpResponse:
+    metadata = json_object(str(dig(payload, "view", "private_metadata"))) or {}
+    action = decode_action(f"fg:rework:{metadata.get('gate', '')}")
+    if action is None:
+        return _modal_says("This form is not from Flowgate.")
+    reason = str(dig(payload, "view", "state", "values", REASON_BLOCK, REASON_BLOCK, "value") or "")
+    if not reason.strip():
+        return JsonResponse(
+            {"response_action": "errors", "errors": {REASON_BLOCK: words.NEED_REASON}}
+        )
+    key = f"view:{dig(payload, 'view', 'id')}"
+    answer = chat_decide(
+        verified=verified,
+        account=account,
+        action=action,
+        delivery_key=key,
+        reason=reason[:MAX_REASON],
+    )
+    if answer.duplicate:
+        return JsonResponse({"response_action": "clear"})
+    return _modal_says(answer.text)
+
+
+def _modal_says(text: str) -> JsonResponse:
+    """Replace the submitted modal with one that shows `text` (the submission's answer)."""
+    return JsonResponse(
+        {
+            "response_action": "update",
+            "view": {
+                "type": "modal",
+                "title": {"type": "plain_text", "text": "Flowgate"},
+                "close": {"type": "plain_text", "text": "Close"},
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            },
+        }
+    )

@@ -1,0 +1,334 @@
+"""Writes to chat connections and chat identities: authorised, validated, audited.
+
+Every change goes through these functions, from the API, the admin and the self-service link
+page alike (STYLE.md: one mutation path). Each runs in one transaction that writes the row and
+its audit event; a refused mutation is audited `automation.governance.denied` in a transaction of
+its own, as everywhere else.
+
+Connections belong to one workspace and only its admins manage them. Secrets (bot token, signing
+secret / webhook secret) are write-only: they are stored encrypted, never returned, and audit
+payloads only say *that* a secret changed.
+
+Identities are not bound to a workspace (a chat account is one person in every workspace they
+belong to), so who may link or unlink one is decided against the user being linked:
+- the user themself (the self-service page, `source="page"`), or
+- a human who administers every workspace that user belongs to (the API and the admin), or a
+  superuser in the admin. An admin of one workspace cannot give a chat account the power of a
+  user in a workspace they do not run.
+Only human users can be linked: only humans decide gates. A link or unlink is audited in the chain
+of every workspace the user belongs to, since it changes who may decide there.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import IntegrityError, transaction
+
+from channels.linking import ChatAccount
+from channels.models import ChannelConnection, ChannelKind, ChatIdentity
+from governance.actors import Actor
+from governance.audit import audit_record
+from governance.errors import Conflict, Forbidden, InvalidRequest
+from governance.models import Membership, Role, User
+from governance.policy import deny
+
+CONNECTION_FIELDS = (
+    "name",
+    "channel_id",
+    "external_team_id",
+    "application_id",
+    "public_key",
+    "is_active",
+)
+SECRET_FIELDS = ("bot_token", "signing_secret")
+# What each kind needs to post cards and to verify the clicks on them.
+REQUIRED = {
+    ChannelKind.SLACK: ("bot_token", "signing_secret", "channel_id"),
+    ChannelKind.DISCORD: ("bot_token", "public_key", "channel_id"),
+    ChannelKind.TELEGRAM: ("bot_token", "signing_secret", "channel_id"),
+}
+# Telegram's rules for `secret_token` of setWebhook, and the shape of a bot token (the bot id
+# before the colon is how a force-reply prompt is recognised as ours).
+TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+TELEGRAM_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
+MAX_SECRET = 512
+
+CONNECTION_DENIED = ("CHANNEL_ACCESS_DENIED", "Only workspace admins may manage chat connections")
+IDENTITY_DENIED = (
+    "CHANNEL_IDENTITY_DENIED",
+    "Only the user or an admin of every workspace they belong to may link their chat accounts",
+)
+
+
+# --- connections --------------------------------------------------------------------------------
+
+
+def require_connection_admin(actor: Actor, *, action: str, audit: bool = True) -> None:
+    """403 unless the actor is a human workspace admin (audited for mutations)."""
+    if actor.is_workspace_admin:
+        return
+    code, message = CONNECTION_DENIED
+    if not audit:
+        raise Forbidden(message, code=code)
+    deny(actor, action=action, automation_id=None, code=code, message=message)
+
+
+def connection_create(*, actor: Actor, kind: str, data: dict[str, Any]) -> ChannelConnection:
+    """Create a connection of `kind` in the actor's workspace (admins only)."""
+    require_connection_admin(actor, action="channels.connection.create")
+    if kind not in ChannelKind.values:
+        raise InvalidRequest(
+            f"kind must be one of {', '.join(ChannelKind.values)}",
+            fields={"kind": ["Unknown chat platform."]},
+        )
+    connection = ChannelConnection(workspace=actor.workspace, kind=kind)
+    _assign(connection, data)
+    _check(connection)
+    with transaction.atomic():
+        _save(connection)
+        _audit(actor, connection, "channels.connection.created", changed=sorted(data))
+    return connection
+
+
+def connection_update(
+    *, actor: Actor, connection: ChannelConnection, data: dict[str, Any]
+) -> ChannelConnection:
+    """Change fields of a connection; a secret absent from `data` (or blank) keeps its value."""
+    require_connection_admin(actor, action="channels.connection.update")
+    with transaction.atomic():
+        locked = ChannelConnection.objects.select_for_update().get(pk=connection.pk)
+        before = {name: getattr(locked, name) for name in (*CONNECTION_FIELDS, *SECRET_FIELDS)}
+        _assign(locked, data)
+        _check(locked)
+        changed = sorted(n for n, value in before.items() if getattr(locked, n) != value)
+        if changed:
+            _save(locked, update_fields=[*changed, "updated_at"])
+            _audit(actor, locked, "channels.connection.updated", changed=changed)
+    return locked
+
+
+def connection_deactivate(*, actor: Actor, connection: ChannelConnection) -> ChannelConnection:
+    """Stop posting to a connection and stop accepting its clicks; keeps its cards' history."""
+    require_connection_admin(actor, action="channels.connection.deactivate")
+    with transaction.atomic():
+        locked = ChannelConnection.objects.select_for_update().get(pk=connection.pk)
+        if locked.is_active:
+            locked.is_active = False
+            locked.save(update_fields=["is_active", "updated_at"])
+            _audit(actor, locked, "channels.connection.deactivated", changed=["is_active"])
+    return locked
+
+
+def connection_delete(*, actor: Actor, connection: ChannelConnection) -> None:
+    """Delete a connection and its card records (the messages stay in the chat)."""
+    require_connection_admin(actor, action="channels.connection.delete")
+    with transaction.atomic():
+        _audit(actor, connection, "channels.connection.deleted", changed=[])
+        ChannelConnection.objects.filter(pk=connection.pk).delete()
+
+
+def connection_validate(
+    *, kind: str, data: dict[str, Any], connection: ChannelConnection | None = None
+) -> None:
+    """Check `data` as `connection_create`/`connection_update` will (400 naming the fields),
+    without saving: lets a form show the errors next to its fields."""
+    candidate = copy.copy(connection) if connection is not None else ChannelConnection(kind=kind)
+    _assign(candidate, data)
+    _check(candidate)
+
+
+def _assign(connection: ChannelConnection, data: dict[str, Any]) -> None:
+    for name in CONNECTION_FIELDS:
+        if name in data:
+            value = data[name]
+            setattr(connection, name, value.strip() if isinstance(value, str) else value)
+    for name in SECRET_FIELDS:
+        value = (data.get(name) or "").strip()
+        if value:  # write-only: blank means "keep what is stored"
+            setattr(connection, name, value)
+
+
+def _check(connection: ChannelConnection) -> None:
+    """Everything the kind needs is present and well-formed (400 naming the fields)."""
+    errors: dict[str, list[str]] = {}
+    if not connection.name:
+        errors["name"] = ["Required."]
+    for name in REQUIRED[connection.kind]:
+        if not getattr(connection, name):
+            errors.setdefault(name, ["Required for this platform."])
+    for name in SECRET_FIELDS:
+        if len(getattr(connection, name) or "") > MAX_SECRET:
+            errors[name] = [f"At most {MAX_SECRET} characters."]
+    for name in CONNECTION_FIELDS:
+        field = ChannelConnection._meta.get_field(name)
+        value = getattr(connection, name)
+        if isinstance(value, str) and field.max_length and len(value) > field.max_length:
+            errors[name] = [f"At most {field.max_length} characters."]
+    if connection.kind == ChannelKind.DISCORD and connection.public_key:
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(connection.public_key))
+        except ValueError:
+            errors["public_key"] = ["Not an Ed25519 public key (64 hex digits)."]
+    if connection.kind == ChannelKind.TELEGRAM:
+        if connection.signing_secret and not TELEGRAM_SECRET.fullmatch(connection.signing_secret):
+            errors["signing_secret"] = ["1-256 characters: letters, digits, '_' and '-'."]
+        if connection.bot_token and not TELEGRAM_TOKEN.fullmatch(connection.bot_token):
+            errors["bot_token"] = ["Not a Telegram bot token (<bot id>:<secret>)."]
+    if errors:
+        raise InvalidRequest("Invalid chat connection", fields=errors)
+
+
+def _save(connection: ChannelConnection, **kwargs) -> None:
+    taken = (
+        ChannelConnection.objects.filter(
+            workspace=connection.workspace_id, kind=connection.kind, name=connection.name
+        )
+        .exclude(pk=connection.pk)
+        .exists()
+    )
+    if taken:
+        raise _name_taken(connection)
+    try:
+        with transaction.atomic():
+            connection.save(**kwargs)
+    except IntegrityError:  # a concurrent create with the same name
+        raise _name_taken(connection) from None
+
+
+def _name_taken(connection: ChannelConnection) -> Conflict:
+    return Conflict(
+        f"A {connection.kind} connection named {connection.name!r} exists in this workspace",
+        code="CHANNEL_CONNECTION_EXISTS",
+    )
+
+
+def _audit(actor: Actor, connection: ChannelConnection, event_type: str, *, changed) -> None:
+    audit_record(
+        workspace=connection.workspace,
+        event_type=event_type,
+        actor=actor,
+        payload={
+            "connectionID": connection.pk,
+            "kind": connection.kind,
+            "name": connection.name,
+            "channelID": connection.channel_id,
+            "isActive": connection.is_active,
+            "changed": [n for n in changed if n not in SECRET_FIELDS],
+            "secretsChanged": [n for n in changed if n in SECRET_FIELDS],
+        },
+    )
+
+
+# --- identities -----------------------------------------------------------------------------------
+
+
+def identity_link(*, actor: Actor, user: User, account: ChatAccount) -> ChatIdentity:
+    """Link a chat account to `user` (see the module docstring for who may).
+
+    409 when the account is linked to someone else; linking it again to the same user updates
+    the display name and changes nothing else.
+    """
+    memberships = _authorize_identity(actor, user, action="channels.identity.link")
+    if account.kind not in ChannelKind.values:
+        raise InvalidRequest("Unknown chat platform", fields={"kind": ["Unknown chat platform."]})
+    if not account.user_id:
+        raise InvalidRequest(
+            "A chat user id is required", fields={"external_user_id": ["Required."]}
+        )
+    with transaction.atomic():
+        return _link(actor, user, account, memberships)
+
+
+def _link(actor: Actor, user: User, account: ChatAccount, memberships) -> ChatIdentity:
+    existing = (
+        ChatIdentity.objects.select_for_update()
+        .filter(
+            kind=account.kind,
+            external_team_id=account.team_id,
+            external_user_id=account.user_id,
+        )
+        .first()
+    )
+    if existing is not None and existing.user_id != user.pk:
+        raise Conflict(
+            f"This {account.kind.title()} account is linked to another Flowgate user; "
+            "it must be unlinked first",
+            code="CHANNEL_IDENTITY_TAKEN",
+        )
+    if existing is not None:
+        if account.display_name and existing.display_name != account.display_name:
+            existing.display_name = account.display_name
+            existing.save(update_fields=["display_name"])
+        return existing
+    try:
+        with transaction.atomic():
+            identity = ChatIdentity.objects.create(
+                user=user,
+                kind=account.kind,
+                external_team_id=account.team_id,
+                external_user_id=account.user_id,
+                display_name=account.display_name,
+            )
+    except IntegrityError:  # linked concurrently
+        raise Conflict(
+            f"This {account.kind.title()} account is already linked", code="CHANNEL_IDENTITY_TAKEN"
+        ) from None
+    _audit_identity(actor, identity, memberships, "channels.identity.linked")
+    return identity
+
+
+def identity_unlink(*, actor: Actor, identity: ChatIdentity) -> None:
+    """Remove a link: the chat account's clicks no longer count for anyone."""
+    memberships = _authorize_identity(actor, identity.user, action="channels.identity.unlink")
+    with transaction.atomic():
+        deleted, _ = ChatIdentity.objects.filter(pk=identity.pk).delete()
+        if deleted:
+            _audit_identity(actor, identity, memberships, "channels.identity.unlinked")
+
+
+def identity_may_change(by: User | None, user: User) -> bool:
+    """Whether `by` may link or unlink chat accounts of `user` (the module docstring's rule)."""
+    if by is None or not by.is_human:
+        return False
+    if by.pk == user.pk or by.is_superuser:
+        return True
+    theirs = set(Membership.objects.filter(user=user).values_list("workspace_id", flat=True))
+    administered = set(
+        Membership.objects.filter(user=by, role=Role.ADMIN).values_list("workspace_id", flat=True)
+    )
+    return bool(theirs) and theirs <= administered
+
+
+def _authorize_identity(actor: Actor, user: User, *, action: str) -> list[Membership]:
+    """The user's memberships, once the actor may change their links; 403 (audited) otherwise."""
+    if not user.is_human:
+        raise InvalidRequest(
+            "Only human users can be linked to chat accounts: only humans decide gates",
+            code="CHANNEL_IDENTITY_NOT_HUMAN",
+        )
+    if not (actor.is_human and identity_may_change(actor.user, user)):
+        code, message = IDENTITY_DENIED
+        deny(actor, action=action, automation_id=None, code=code, message=message)
+    return list(Membership.objects.select_related("workspace__organization").filter(user=user))
+
+
+def _audit_identity(
+    actor: Actor, identity: ChatIdentity, memberships: list[Membership], event_type: str
+) -> None:
+    payload = {
+        "identityID": identity.pk,
+        "user": identity.user.username,
+        "kind": identity.kind,
+        "teamID": identity.external_team_id,
+        "chatUserID": identity.external_user_id,
+        "displayName": identity.display_name,
+        "source": actor.source,
+    }
+    for membership in memberships:
+        audit_record(
+            workspace=membership.workspace, event_type=event_type, actor=actor, payload=payload
+        )

@@ -1,0 +1,253 @@
+"""Signed requests to our interaction endpoints, as Slack, Discord and Telegram send them, and
+the gates and linked accounts the interaction tests decide."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.test import Client
+
+from approvals.models import Gate, GateDecision, GateStatus
+from automations import engine
+from automations.models import NodeState, RunNode, RunStatus
+from channels.models import ChatIdentity, InteractionReceipt
+from governance.models import AuditEvent
+from tests.automations.test_run_control import actor_for, make_run, output
+from tests.channels.card_helpers import approval_flow
+
+SLACK_SECRET = "slack-signing-secret"
+SLACK_TEAM = "T0001"
+TELEGRAM_SECRET = "telegram-webhook-secret"
+TELEGRAM_BOT_ID = 123456  # the bot id of the fixture's token "123456:telegram-bot-token"
+DISCORD_APP = "1000000000000000001"
+
+
+def gate_for(member, *, automation_id="weekly-report", policy=None) -> Gate:
+    """A run requested by `member`, parked by the engine on its approval gate."""
+    flow = approval_flow()
+    if policy:
+        flow[2]["gate"]["policy"] = policy
+    done = NodeState.COMPLETED
+    run = make_run(
+        actor_for(member),
+        flow,
+        status=RunStatus.QUEUED,
+        automation_id=automation_id,
+        nodes={"draft": (done, 1, output()), "review": (done, 1, output())},
+    )
+    engine.run_advance(run.run_id)
+    return Gate.objects.select_related("run__automation", "workspace__organization").get(
+        run=run, status=GateStatus.OPEN
+    )
+
+
+def reopen(gate: Gate) -> Gate:
+    """After a rework of `gate`: the reset nodes complete again and the engine opens the next
+    round of the same gate node."""
+    RunNode.objects.filter(run=gate.run, node_id__in=["draft", "review"]).update(
+        state=NodeState.COMPLETED, attempts=1, output=output()
+    )
+    engine.run_advance(gate.run.run_id)
+    return Gate.objects.get(run=gate.run, status=GateStatus.OPEN)
+
+
+def link(member, kind: str, user_id: str, *, team_id: str = "", name: str = "") -> ChatIdentity:
+    return ChatIdentity.objects.create(
+        user=member.user,
+        kind=kind,
+        external_team_id=team_id,
+        external_user_id=user_id,
+        display_name=name,
+    )
+
+
+def snapshot(gate: Gate) -> tuple:
+    """Everything a chat request could write: decisions, audit events, receipts, run status."""
+    gate.run.refresh_from_db(fields=["status"])
+    return (
+        gate.run.status,
+        GateDecision.objects.filter(run=gate.run).count(),
+        AuditEvent.objects.count(),
+        InteractionReceipt.objects.count(),
+    )
+
+
+def decisions(gate: Gate) -> list[tuple[str, str, str, str]]:
+    return [
+        (d.decision, d.source, d.decided_by.username if d.decided_by else "", d.reason)
+        for d in GateDecision.objects.filter(gate=gate, settles=True).select_related("decided_by")
+    ]
+
+
+def denial_codes(gate: Gate) -> list[str]:
+    return [
+        e.payload["code"]
+        for e in AuditEvent.objects.filter(
+            event_type="automation.governance.gate_decision_denied", payload__gateID=gate.pk
+        ).order_by("seq")
+    ]
+
+
+# --- Slack ------------------------------------------------------------------------------------
+
+
+def slack_sign(body: str, timestamp: str, secret: str = SLACK_SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def slack_post(payload: dict, *, secret=SLACK_SECRET, timestamp=None, signature=None):
+    body = urlencode({"payload": json.dumps(payload)})
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return Client().post(
+        "/channels/slack/interactions",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_SLACK_REQUEST_TIMESTAMP=stamp,
+        HTTP_X_SLACK_SIGNATURE=signature or slack_sign(body, stamp, secret),
+    )
+
+
+def slack_click(gate_id: str, decision: str, *, user="U0RITA", team=SLACK_TEAM, ts="1.0001"):
+    return {
+        "type": "block_actions",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "username": "rita", "name": "rita", "team_id": team},
+        "api_app_id": "A0001",
+        "trigger_id": f"trigger-{ts}",
+        "container": {
+            "type": "message",
+            "message_ts": "1700000000.000100",
+            "channel_id": "C0FLOWGATE",
+        },
+        "channel": {"id": "C0FLOWGATE", "name": "approvals"},
+        "actions": [
+            {
+                "type": "button",
+                "action_id": f"fg-{decision}",
+                "value": f"fg:{decision}:{gate_id}",
+                "action_ts": ts,
+            }
+        ],
+    }
+
+
+def slack_submission(view: dict, reason: str, *, user="U0RITA", team=SLACK_TEAM, view_id="V1"):
+    return {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "username": "rita", "name": "rita", "team_id": team},
+        "view": {
+            **view,
+            "id": view_id,
+            "state": {
+                "values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
+            },
+        },
+    }
+
+
+# --- Discord ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def discord_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def public_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def discord_post(payload: dict, key: Ed25519PrivateKey, *, timestamp=None, signature=None):
+    body = json.dumps(payload)
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signed = key.sign(stamp.encode() + body.encode()).hex()
+    return Client().post(
+        "/channels/discord/interactions",
+        data=body,
+        content_type="application/json",
+        HTTP_X_SIGNATURE_ED25519=signature or signed,
+        HTTP_X_SIGNATURE_TIMESTAMP=stamp,
+    )
+
+
+def discord_click(gate_id: str, decision: str, *, user="2000000000000000001", id="9000001"):
+    return {
+        "id": id,
+        "application_id": DISCORD_APP,
+        "type": 3,
+        "token": "interaction-token",
+        "guild_id": "1000000000000000009",
+        "channel_id": "1100000000000000001",
+        "member": {"user": {"id": user, "username": "rita", "global_name": "Rita"}},
+        "data": {"custom_id": f"fg:{decision}:{gate_id}", "component_type": 2},
+    }
+
+
+def discord_submission(custom_id: str, reason: str, *, user="2000000000000000001", id="9000002"):
+    return {
+        "id": id,
+        "application_id": DISCORD_APP,
+        "type": 5,
+        "token": "interaction-token",
+        "member": {"user": {"id": user, "username": "rita", "global_name": "Rita"}},
+        "data": {
+            "custom_id": custom_id,
+            "components": [
+                {"type": 1, "components": [{"type": 4, "custom_id": "reason", "value": reason}]}
+            ],
+        },
+    }
+
+
+# --- Telegram ---------------------------------------------------------------------------------
+
+
+def telegram_post(update: dict, *, secret=TELEGRAM_SECRET):
+    headers = {"HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN": secret} if secret is not None else {}
+    return Client().post(
+        "/channels/telegram/interactions",
+        data=json.dumps(update),
+        content_type="application/json",
+        **headers,
+    )
+
+
+def telegram_press(gate_id: str, decision: str, *, update_id=1, user=5000001, chat=-1001234567890):
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cbq-{update_id}",
+            "from": {"id": user, "is_bot": False, "first_name": "Rita", "username": "rita"},
+            "message": {"message_id": 42, "chat": {"id": chat, "type": "supergroup"}},
+            "chat_instance": "ci-1",
+            "data": f"fg:{decision}:{gate_id}",
+        },
+    }
+
+
+def telegram_reply(prompt_text: str, reason, *, update_id=2, user=5000001, bot=TELEGRAM_BOT_ID):
+    chat = {"id": -1001234567890, "type": "supergroup"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 77,
+            "from": {"id": user, "is_bot": False, "first_name": "Rita", "username": "rita"},
+            "chat": chat,
+            "text": reason,
+            "reply_to_message": {
+                "message_id": 43,
+                "from": {"id": bot, "is_bot": True, "first_name": "Flowgate"},
+                "chat": chat,
+                "text": prompt_text,
+            },
+        },
+    }

@@ -1,0 +1,239 @@
+"""`POST /channels/slack/interactions`: signed requests as Slack sends them, answered through the
+local Slack stand-in (`chat_fakes`), decided by the one decision service."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from approvals.decisions import gate_decide
+from approvals.models import GateStatus
+from automations.models import RunStatus
+from governance.models import AuditEvent
+from tests.automations.test_run_control import actor_for
+from tests.channels.card_helpers import no_engine  # noqa: F401
+from tests.channels.interaction_helpers import (
+    SLACK_TEAM,
+    decisions,
+    denial_codes,
+    gate_for,
+    link,
+    reopen,
+    slack_click,
+    slack_post,
+    slack_submission,
+    snapshot,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+
+GOVERNED = {"risk_tier": "external_send"}  # consequential: the requester may not approve
+
+
+@pytest.fixture
+def gate(operator):
+    return gate_for(operator)
+
+
+@pytest.fixture
+def slack(chat_fakes, gate):
+    return chat_fakes.connect(gate.workspace, kinds=["slack"])["slack"]
+
+
+@pytest.fixture
+def rita(reviewer):
+    link(reviewer, "slack", "U0RITA", team_id=SLACK_TEAM, name="rita")
+    return reviewer
+
+
+def ephemerals(chat_fakes) -> list[dict]:
+    return [r.body for r in chat_fakes.slack.calls("chat.postEphemeral")]
+
+
+def opened_view(recorded) -> dict:
+    """The modal slack-sdk sent to `views.open` (form-encoded, so the view is a JSON string)."""
+    view = recorded.body["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def test_approve_by_a_linked_reviewer_applies(chat_fakes, slack, gate, rita):
+    response = slack_post(slack_click(gate.pk, "approve"))
+
+    assert response.status_code == 200
+    gate.refresh_from_db()
+    gate.run.refresh_from_db()
+    assert gate.status == GateStatus.DECIDED
+    assert gate.run.status == RunStatus.QUEUED  # left awaiting_approval
+    assert decisions(gate) == [("approve", "slack", "rita-reviewer", "")]
+    event = AuditEvent.objects.get(event_type="automation.governance.gate_decided")
+    assert event.payload["decidedBy"] == {
+        "kind": "human",
+        "actor_id": "rita-reviewer",
+        "source": "slack",
+    }
+    [told] = ephemerals(chat_fakes)
+    assert (told["channel"], told["user"]) == ("C0FLOWGATE", "U0RITA")
+    assert told["text"].startswith("Approved: “Weekly-Report: ")
+
+
+def test_a_forged_signature_changes_nothing(chat_fakes, slack, gate, rita):
+    before = snapshot(gate)
+    response = slack_post(slack_click(gate.pk, "approve"), secret="not-the-secret")
+    assert response.status_code == 401
+    assert snapshot(gate) == before
+    assert chat_fakes.slack.requests == []
+
+
+def test_an_expired_timestamp_changes_nothing(chat_fakes, slack, gate, rita):
+    before = snapshot(gate)
+    six_minutes_ago = int(time.time()) - 360
+    response = slack_post(slack_click(gate.pk, "approve"), timestamp=six_minutes_ago)
+    assert response.status_code == 401
+    assert snapshot(gate) == before
+
+
+def test_a_missing_or_malformed_signature_is_refused(slack, gate, rita):
+    before = snapshot(gate)
+    assert slack_post(slack_click(gate.pk, "approve"), signature="v0=00").status_code == 401
+    assert slack_post(slack_click(gate.pk, "approve"), timestamp="soon").status_code == 401
+    assert snapshot(gate) == before
+
+
+def test_another_teams_secret_does_not_verify(chat_fakes, slack, gate, rita):
+    """The secret is looked up by the payload's team: a request claiming another team is not
+    verified by this team's secret."""
+    response = slack_post(slack_click(gate.pk, "approve", team="T0OTHER"))
+    assert response.status_code == 401
+
+
+def test_a_replayed_delivery_changes_nothing(chat_fakes, slack, gate, rita):
+    payload = slack_click(gate.pk, "approve")
+    stamp = int(time.time())
+    assert slack_post(payload, timestamp=stamp).status_code == 200
+    after_first = snapshot(gate)
+
+    assert slack_post(payload, timestamp=stamp).status_code == 200  # Slack's retry, or a replay
+
+    assert snapshot(gate) == after_first
+    assert len(ephemerals(chat_fakes)) == 1
+
+
+def test_an_unlinked_user_is_refused_and_told_how_to_link(chat_fakes, slack, gate, reviewer):
+    response = slack_post(slack_click(gate.pk, "approve", user="U0STRANGER"))
+
+    assert response.status_code == 200
+    assert decisions(gate) == []
+    assert denial_codes(gate) == ["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"]
+    [told] = ephemerals(chat_fakes)
+    assert told["user"] == "U0STRANGER"
+    assert told["text"].startswith(
+        "Your Slack account is not linked to Flowgate: http://127.0.0.1:8000/channels/link/"
+    )
+
+
+def test_the_requester_cannot_approve_their_own_consequential_gate(chat_fakes, admin):
+    gate = gate_for(admin, policy=GOVERNED)
+    chat_fakes.connect(gate.workspace, kinds=["slack"])
+    link(admin, "slack", "U0ADA", team_id=SLACK_TEAM)
+
+    response = slack_post(slack_click(gate.pk, "approve", user="U0ADA"))
+
+    assert response.status_code == 200
+    gate.refresh_from_db()
+    assert gate.status == GateStatus.OPEN
+    assert denial_codes(gate) == ["AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN"]
+    assert [e["text"] for e in ephemerals(chat_fakes)] == ["You cannot approve your own request."]
+
+
+def test_a_stale_card_cannot_decide_the_current_opening(chat_fakes, slack, gate, rita, reviewer):
+    gate_decide(
+        actor=actor_for(reviewer), run=gate.run, decision="rework", reason="tighten the intro"
+    )
+    current = reopen(gate)
+    assert current.round == 2
+
+    response = slack_post(slack_click(gate.pk, "approve"))
+
+    assert response.status_code == 200
+    current.refresh_from_db()
+    assert current.status == GateStatus.OPEN
+    assert decisions(current) == []
+    [told] = ephemerals(chat_fakes)
+    assert told["text"].startswith("Already sent back for rework by rita-reviewer via the API at ")
+
+
+def test_an_already_decided_gate_says_who_decided_where(chat_fakes, slack, gate, rita, admin):
+    gate_decide(actor=actor_for(admin), run=gate.run, decision="approve", source="page")
+
+    slack_post(slack_click(gate.pk, "cancel"))
+
+    assert decisions(gate) == [("approve", "page", "ada-admin", "")]
+    [told] = ephemerals(chat_fakes)
+    assert told["text"].startswith("Already approved by ada-admin via the approval page at ")
+
+
+def test_a_gate_of_a_workspace_without_this_connection_is_unknown(
+    chat_fakes, rita, operator, outsider
+):
+    """Connections verify only for their own workspace: a button naming another workspace's
+    gate decides nothing there."""
+    theirs = gate_for(outsider, automation_id="globex-report")
+    ours = gate_for(operator, automation_id="acme-report")
+    chat_fakes.connect(ours.workspace, kinds=["slack"])
+
+    slack_post(slack_click(theirs.pk, "cancel"))
+
+    theirs.refresh_from_db()
+    assert theirs.status == GateStatus.OPEN
+    assert [e["text"] for e in ephemerals(chat_fakes)] == ["This approval no longer exists."]
+
+
+def test_rework_opens_the_modal_and_the_submission_records_the_reason(
+    chat_fakes, slack, gate, rita
+):
+    assert slack_post(slack_click(gate.pk, "rework")).status_code == 200
+
+    [opened] = chat_fakes.slack.calls("views.open")
+    view = opened_view(opened)
+    assert opened.body["trigger_id"] == "trigger-1.0001"
+    assert json.loads(view["private_metadata"])["gate"] == gate.pk
+    assert decisions(gate) == []  # nothing decided before the reason arrives
+
+    response = slack_post(slack_submission(view, "  Cite the Q3 numbers  "))
+
+    assert response.status_code == 200
+    assert response.json()["response_action"] == "update"
+    assert "sent back for rework" in json.dumps(response.json()).lower()
+    assert decisions(gate) == [("rework", "slack", "rita-reviewer", "Cite the Q3 numbers")]
+
+
+def test_a_rework_submission_without_a_reason_is_an_inline_error(chat_fakes, slack, gate, rita):
+    slack_post(slack_click(gate.pk, "rework"))
+    view = opened_view(chat_fakes.slack.calls("views.open")[0])
+
+    response = slack_post(slack_submission(view, "   "))
+
+    assert response.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "Say what should change: a rework needs a reason."},
+    }
+    assert decisions(gate) == []
+    # Nothing was claimed: the same form can be submitted again with a reason.
+    slack_post(slack_submission(view, "Shorter, please"))
+    assert decisions(gate) == [("rework", "slack", "rita-reviewer", "Shorter, please")]
+
+
+def test_malformed_bodies_are_400_and_write_nothing(slack, gate):
+    from django.test import Client
+
+    before = snapshot(gate)
+    client = Client()
+    no_payload = client.post(
+        "/channels/slack/interactions", data="x=1", content_type="application/x-www-form-urlencoded"
+    )
+    assert no_payload.status_code == 400
+    assert no_payload.json()["code"] == "INVALID_REQUEST"
+    assert client.get("/channels/slack/interactions").status_code == 405
+    assert snapshot(gate) == before
