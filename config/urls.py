@@ -1,6 +1,7 @@
 """Root URLs: admin, the API under /api, probes, and the approval pages."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -26,4 +27,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("channels/", include("channels.urls")),
     path("readyz", readyz, name="readyz"),
+    path("approvals/", include("approvals.pages.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

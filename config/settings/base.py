@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "automations",
     "approvals",
     "channels.apps.ChannelsConfig",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -46,6 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -86,7 +88,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The approval pages' own sign-in (the admin keeps /admin/login/); chat card links land on a
+# gate page, which sends a signed-out reader here and back.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/approvals/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # django-guardian: no anonymous user row; object permissions only for real principals.
 ANONYMOUS_USER_NAME = None
@@ -99,6 +105,28 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Content security policy (django-csp) on every response: scripts, styles, images and form
+# posts from this origin only, no inline script or style, no plugins, no framing. The approval
+# pages and the admin work under it. The one exemption is the Swagger UI page (/api/docs/),
+# a developer tool drf-spectacular serves with an inline bootstrap script and assets from a
+# CDN; it shows the API schema only, never user data.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 REDIS_URL = env.str("REDIS_URL", default="")
 

@@ -1,0 +1,117 @@
+"""Views of the approval pages: thin, reads through selectors, the decision through the service.
+
+A gate of a workspace the reader is not a member of, or of an automation they cannot see,
+answers the same 404 as a gate id that does not exist (SPEC §11). GETs never write.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from approvals.decisions import gate_decide
+from approvals.eligibility import gate_eligibility
+from approvals.models import Gate
+from approvals.pages.forms import DecisionForm
+from approvals.pages.gate_view import gate_view
+from approvals.pages.pending import PAGE_SIZE, pending_for_user
+from governance.actors import Actor
+from governance.errors import FlowgateError, Forbidden, NotFound
+from governance.models import Membership
+from governance.policy import Action, authorize
+
+OUTCOME_VERBS = {"approve": "approved", "rework": "sent back for rework", "cancel": "cancelled"}
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def pending_list(request: HttpRequest) -> HttpResponse:
+    """The reader's open gates in all their workspaces, newest first."""
+    gates = list(pending_for_user(request.user)[: PAGE_SIZE + 1])
+    return render(
+        request,
+        "approvals/pending.html",
+        {"gates": gates[:PAGE_SIZE], "truncated": len(gates) > PAGE_SIZE},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def gate_page(request: HttpRequest, gate_id: str) -> HttpResponse:
+    """One gate opening: what is under review, who may decide it, and the decision form."""
+    gate, actor = _visible_gate(request, gate_id)
+    form = None
+    if request.method == "POST":
+        form = DecisionForm(request.POST, decisions=gate.decisions)
+        if form.is_valid():
+            try:
+                outcome = gate_decide(
+                    actor=actor,
+                    run=gate.run,
+                    decision=form.cleaned_data["decision"],
+                    reason=form.cleaned_data["reason"],
+                    approval_request_id=form.cleaned_data["approval_request_id"],
+                    source="page",
+                )
+            except FlowgateError as error:
+                # Re-read: a lost race or an expiry changed the gate, and the page shows it.
+                gate, actor = _visible_gate(request, gate_id)
+                return _render(request, gate, actor, form, error=error, status=error.status)
+            verb = OUTCOME_VERBS[outcome.decision]
+            messages.success(request, f"You {verb} this gate.")
+            return redirect("approval_pages:gate", gate_id=gate.pk)
+        return _render(request, gate, actor, form, status=400)
+    return _render(request, gate, actor, form)
+
+
+def _visible_gate(request: HttpRequest, gate_id: str) -> tuple[Gate, Actor]:
+    """The gate and the reader as an actor of its workspace; 404 unless they are a member who
+    can see its automation."""
+    gate = (
+        Gate.objects.select_related(
+            "run__automation",
+            "run__workspace__organization",
+            "run__requested_by",
+            "requested_by",
+        )
+        .filter(pk=gate_id)
+        .first()
+    )
+    membership = (
+        Membership.objects.select_related("user", "workspace__organization")
+        .filter(user=request.user, workspace_id=gate.workspace_id)
+        .first()
+        if gate is not None
+        else None
+    )
+    if membership is None:
+        raise Http404("No such approval")
+    actor = Actor.for_member(membership, source="page")
+    try:
+        authorize(actor, Action.VIEW, gate.run.automation, audit=False)
+    except (NotFound, Forbidden):
+        raise Http404("No such approval") from None
+    return gate, actor
+
+
+def _render(
+    request: HttpRequest,
+    gate: Gate,
+    actor: Actor,
+    form: DecisionForm | None,
+    *,
+    error: FlowgateError | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    if form is None:
+        form = DecisionForm(initial={"approval_request_id": gate.pk}, decisions=gate.decisions)
+    context = {
+        **gate_view(gate, actor),
+        "eligibility": gate_eligibility(actor=actor, gate=gate, run=gate.run),
+        "form": form,
+        "error": error,
+    }
+    return render(request, "approvals/gate.html", context, status=status)

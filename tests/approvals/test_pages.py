@@ -1,0 +1,411 @@
+"""The approval pages (`approvals.pages`): pending list, gate page, decision form, login.
+
+Runs reach their gate through the engine (`tests.approvals.test_decisions.awaiting`), and every
+decision goes through the real decision service; the browser side is
+tests/browser/test_approval_pages.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from approvals.decisions import gate_decide
+from approvals.models import Gate, GateDecision, GateStatus
+from approvals.policy import MESSAGES, SELF_APPROVAL_FORBIDDEN
+from automations import engine
+from automations.models import NodeState, Run, RunStatus
+from governance.models import AuditEvent, Role
+from tests.approvals.test_decisions import GOVERNED, approval_node, open_gate
+from tests.automations.test_run_control import actor_for, agent_node, make_run
+
+pytestmark = pytest.mark.django_db
+
+C = NodeState.COMPLETED
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+def review_flow(**gate) -> list[dict]:
+    """research → draft → review (gate) → publish."""
+    reworks = "rework" in gate.get("decisions", ["rework"])
+    return [
+        agent_node("research"),
+        agent_node("draft", "research"),
+        approval_node("review", "draft", rework_targets=("draft",) if reworks else (), **gate),
+        agent_node("publish", "review"),
+    ]
+
+
+def gate_for(requester, *, automation_id="newsletter", text="Draft text for review", **gate):
+    """A run started by `requester` (an Actor), parked by the engine on its `review` gate, with
+    `draft`'s output carrying `text`."""
+    run = make_run(
+        requester,
+        review_flow(**gate),
+        status=RunStatus.QUEUED,
+        automation_id=automation_id,
+        nodes={
+            "research": (C, 1, {"status": "completed", "summary": "Found three sources"}),
+            "draft": (
+                C,
+                1,
+                {"status": "completed", "summary": "Drafted the issue", "content": {"text": text}},
+            ),
+        },
+    )
+    engine.run_advance(run.run_id)
+    return open_gate(run)
+
+
+def gate_url(gate) -> str:
+    return reverse("approval_pages:gate", args=[gate.pk])
+
+
+def signed_in(member) -> Client:
+    member.user.refresh_from_db()  # make_member resets the password, and the session hash
+    client = Client()
+    client.force_login(member.user)
+    return client
+
+
+def page_text(response) -> str:
+    """The page's visible text (tags stripped, whitespace collapsed), to assert on sentences."""
+    html = re.sub(r"<svg.*?</svg>", " ", response.content.decode(), flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    monkeypatch.setattr("automations.tasks.schedule_advance", lambda run_id, **kw: None)
+
+
+@pytest.fixture
+def requester(operator):
+    return actor_for(operator)
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/approvals/", "/approvals/gate-123/"])
+def test_anonymous_readers_are_sent_to_the_login_page_and_back(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+def test_login_form_signs_a_human_in_and_returns_to_the_page(client, reviewer, requester):
+    gate = gate_for(requester)
+    page = client.get(f"/accounts/login/?next={gate_url(gate)}")
+    assert page.status_code == 200 and 'name="password"' in page.content.decode()
+    response = client.post(
+        "/accounts/login/",
+        {"username": "rita-reviewer", "password": "pw-for-tests", "next": gate_url(gate)},
+    )
+    assert response.status_code == 302 and response["Location"] == gate_url(gate)
+    assert client.get(gate_url(gate)).status_code == 200
+
+
+def test_login_refuses_a_wrong_password(client, reviewer):
+    response = client.post("/accounts/login/", {"username": "rita-reviewer", "password": "no"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in page_text(response)
+
+
+def test_logout_is_a_post_and_ends_the_session(reviewer):
+    client = signed_in(reviewer)
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/approvals/").status_code == 302
+
+
+# --- pending list -----------------------------------------------------------------------------
+
+
+def test_pending_lists_decidable_gates_across_workspaces(make_member, reviewer, requester):
+    ours = gate_for(requester)
+    other_ws = make_member("acme/finance", "fin-operator", role=Role.OPERATOR)
+    make_member("acme/finance", "rita-reviewer", role=Role.REVIEWER)
+    theirs = gate_for(actor_for(other_ws), automation_id="ledger")
+    foreign = gate_for(
+        actor_for(make_member("globex/ops", "globex-op", role=Role.OPERATOR)),
+        automation_id="globex",
+    )
+    elevated = gate_for(requester, automation_id="elevated", policy=GOVERNED)
+
+    response = signed_in(reviewer).get("/approvals/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert gate_url(ours) in html and gate_url(theirs) in html
+    assert gate_url(foreign) not in html  # not a member there
+    assert gate_url(elevated) not in html  # needs authority the reviewer lacks
+    text = page_text(response)
+    assert "acme/ops" in text and "acme/finance" in text
+    assert "waiting" in text and "expires in 6 days" in text
+    # Newest first.
+    assert html.index(gate_url(theirs)) < html.index(gate_url(ours))
+
+
+def test_pending_list_query_count_does_not_grow_with_gates(make_member, reviewer, requester):
+    client = signed_in(reviewer)
+    gate_for(requester, automation_id="first")
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/approvals/").status_code == 200
+    for n in range(4):
+        gate_for(requester, automation_id=f"more-{n}")
+    with CaptureQueriesContext(connection) as five:
+        response = client.get("/approvals/")
+    assert response.content.decode().count('class="pending-item"') == 5
+    assert len(five) == len(one)
+    # session + user, memberships, clearances of the one workspace, the gates.
+    assert len(five) <= 5
+
+
+def test_pending_list_is_empty_for_a_viewer_and_after_a_decision(viewer, reviewer, requester):
+    gate = gate_for(requester)
+    assert "Nothing is waiting for you" in page_text(signed_in(viewer).get("/approvals/"))
+    gate_decide(actor=actor_for(reviewer), run=gate.run, decision="approve", source="api")
+    assert "Nothing is waiting for you" in page_text(signed_in(reviewer).get("/approvals/"))
+
+
+# --- the gate page ----------------------------------------------------------------------------
+
+
+def test_gate_page_shows_run_graph_outputs_instructions_policy_and_form(make_member, requester):
+    reviewer = make_member("acme/ops", "rita-reviewer", role=Role.REVIEWER, clearances=["internal"])
+    gate = gate_for(
+        requester,
+        decisions=["approve", "rework"],
+        policy={"risk_tier": "external_send", "data_classes": ["internal"]},
+        instructions="Check tone and the three sources",
+    )
+    response = signed_in(reviewer).get(gate_url(gate))
+    assert response.status_code == 200
+    html, text = response.content.decode(), page_text(response)
+    assert "Newsletter: " in text and gate.run.run_id in text and "acme/ops" in text
+    assert "requested by otto-operator" in text.lower() or "otto-operator" in text
+    # The graph: every node with its state, the open gate marked as awaiting approval.
+    assert 'data-node-id="research" data-state="completed"' in html
+    assert 'data-node-id="review" data-state="awaiting_approval"' in html
+    assert 'data-node-id="publish" data-state="pending"' in html
+    # The outputs under review, the instructions and the policy.
+    assert "Drafted the issue" in text and "Draft text for review" in text
+    assert "Found three sources" not in text  # research is not a direct upstream of the gate
+    assert "Check tone and the three sources" in text
+    assert "Risk tier external_send" in text and "Data classes internal" in text
+    assert "Reviewer eligibility none" in text
+    assert "(in 6 days, 23 hours); then: cancel" in text
+    # The form offers exactly the gate's decisions, and names the opening it decides.
+    assert re.findall(r'name="decision" value="(\w+)"', html) == ["approve", "rework"]
+    assert f'name="approval_request_id" value="{gate.pk}"' in html
+    assert "csrfmiddlewaretoken" in html
+    assert "Your role in this workspace (reviewer) includes the review permission." in text
+    assert "You are cleared for every data class on this gate (internal)." in text
+
+
+def test_output_markup_is_shown_as_text(reviewer, requester):
+    gate = gate_for(requester, text=HOSTILE)
+    html = signed_in(reviewer).get(gate_url(gate)).content.decode()
+    assert "<script>window.__pwned" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
+
+
+def test_pages_carry_a_content_security_policy_and_no_inline_script_or_style(reviewer, requester):
+    gate = gate_for(requester)
+    client = signed_in(reviewer)
+    for response in (client.get(gate_url(gate)), client.get("/approvals/")):
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "style-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+        html = response.content.decode()
+        assert "<script" not in html and "<style" not in html and " style=" not in html
+
+
+def test_a_gate_of_another_workspace_is_the_same_404_as_no_gate(outsider, requester):
+    gate = gate_for(requester)
+    client = signed_in(outsider)
+    foreign, missing = client.get(gate_url(gate)), client.get("/approvals/gate-nope/")
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.content == missing.content
+    posted = client.post(
+        gate_url(gate), {"approval_request_id": gate.pk, "decision": "approve", "reason": "x"}
+    )
+    assert posted.status_code == 404
+    assert Gate.objects.get(pk=gate.pk).status == GateStatus.OPEN
+
+
+def test_a_viewer_sees_the_gate_and_why_they_may_not_decide(viewer, requester):
+    gate = gate_for(requester)
+    response = signed_in(viewer).get(gate_url(gate))
+    text = page_text(response)
+    assert response.status_code == 200
+    assert "You may not decide this gate." in text
+    assert "your role (viewer) does not include review" in text
+    assert 'name="decision"' not in response.content.decode()
+
+
+def test_a_reviewer_without_authority_is_told_what_is_missing(reviewer, requester):
+    gate = gate_for(requester, policy=GOVERNED)
+    text = page_text(signed_in(reviewer).get(gate_url(gate)))
+    assert MESSAGES["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED"] in text
+    assert "elevated review authority" in text
+    assert "clearance for the data class financial_record" in text
+
+
+def test_get_never_writes(reviewer, requester):
+    gate = gate_for(requester)
+    audit = AuditEvent.objects.count()
+    client = signed_in(reviewer)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(gate_url(gate))
+        client.get("/approvals/")
+    writes = [q["sql"] for q in queries if re.match(r"\s*(INSERT|UPDATE|DELETE)", q["sql"], re.I)]
+    assert writes == []
+    assert AuditEvent.objects.count() == audit
+
+
+def test_gate_page_queries_are_bounded(reviewer, requester):
+    gate = gate_for(requester, policy={"data_classes": ["internal"]})
+    client = signed_in(reviewer)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(gate_url(gate)).status_code == 200
+    # session, user, gate, membership, permissions (view, then review), nodes, decision,
+    # clearances: a fixed number whatever the flow's size or the outputs' length.
+    assert len(queries) <= 14
+
+
+# --- deciding ---------------------------------------------------------------------------------
+
+
+def decide(client, gate, decision, reason="", request_id=None):
+    return client.post(
+        gate_url(gate),
+        {
+            "approval_request_id": request_id or gate.pk,
+            "decision": decision,
+            "reason": reason,
+        },
+    )
+
+
+def test_approve_with_a_reason_applies_through_the_service_and_shows_the_outcome(
+    reviewer, requester
+):
+    gate = gate_for(requester)
+    client = signed_in(reviewer)
+    response = decide(client, gate, "approve", "Reads well")
+    assert response.status_code == 302 and response["Location"] == gate_url(gate)
+    record = GateDecision.objects.get(gate=gate, settles=True)
+    assert (record.decision, record.source, record.reason) == ("approve", "page", "Reads well")
+    assert record.decided_by == reviewer.user
+    assert Run.objects.get(pk=gate.run.pk).status == RunStatus.QUEUED
+    event = AuditEvent.objects.get(event_type="automation.governance.gate_decided")
+    assert event.payload["decidedBy"]["source"] == "page"
+
+    page = client.get(gate_url(gate))
+    text = page_text(page)
+    assert "You approved this gate." in text
+    assert "Approved by rita-reviewer via approval page at" in text
+    assert "Reason: Reads well" in text
+    assert "This gate has been decided." in text
+    assert 'name="decision"' not in page.content.decode()
+
+
+def test_rework_without_a_reason_is_refused_in_the_page(reviewer, requester):
+    gate = gate_for(requester)
+    audit = AuditEvent.objects.count()
+    response = decide(signed_in(reviewer), gate, "rework", "   ")
+    assert response.status_code == 400
+    assert "A reason is required to send work back for rework." in page_text(response)
+    assert not GateDecision.objects.filter(gate=gate).exists()
+    assert AuditEvent.objects.count() == audit  # refused before the service
+
+
+def test_rework_with_a_reason_reopens_the_gate_and_the_old_page_links_to_the_new_round(
+    reviewer, requester
+):
+    gate = gate_for(requester)
+    client = signed_in(reviewer)
+    assert decide(client, gate, "rework", "Too long").status_code == 302
+    run = Run.objects.get(pk=gate.run.pk)
+    make_run_reach_gate_again(run)
+    newer = Gate.objects.get(run=run, status=GateStatus.OPEN)
+    assert newer.round == 2
+    text = page_text(client.get(gate_url(gate)))
+    assert "Sent back for rework by rita-reviewer" in text
+    assert "This gate opened again: decide round 2" in text
+    # The stale page's form cannot decide the new opening.
+    stale = decide(client, newer, "approve", "ok", request_id=gate.pk)
+    assert stale.status_code == 409
+    assert "AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED" in page_text(stale)
+    assert Gate.objects.get(pk=newer.pk).status == GateStatus.OPEN
+
+
+def make_run_reach_gate_again(run):
+    """Complete the reset nodes as a worker would, then let the engine reopen the gate."""
+    from automations.models import RunNode
+
+    RunNode.objects.filter(run=run, node_id="draft").update(
+        state=C, attempts=1, output={"status": "completed", "summary": "Shorter draft"}
+    )
+    engine.run_advance(run.run_id)
+
+
+def test_a_decision_the_gate_does_not_offer_is_refused(reviewer, requester):
+    gate = gate_for(requester, decisions=["approve", "cancel"])
+    response = decide(signed_in(reviewer), gate, "rework", "please")
+    assert response.status_code == 400
+    assert "This gate does not offer that decision." in page_text(response)
+    assert not GateDecision.objects.filter(gate=gate).exists()
+
+
+def test_self_approval_is_explained_then_refused_with_the_policy_reason(make_member):
+    owner = make_member("acme/ops", "sam-requester", role=Role.ADMIN)
+    gate = gate_for(actor_for(owner), policy={"risk_tier": "external_send"})
+    client = signed_in(owner)
+    page = client.get(gate_url(gate))
+    html, text = page.content.decode(), page_text(page)
+    assert "Approve : Requester cannot approve their own consequential action" in text
+    assert "risk tier external_send" in text
+    assert re.search(r'value="approve" class="[^"]*" disabled', html)
+    assert not re.search(r'value="rework" class="[^"]*" disabled', html)
+
+    refused = decide(client, gate, "approve", "mine")
+    assert refused.status_code == 403
+    text = page_text(refused)
+    assert f"Your decision was not applied. {MESSAGES[SELF_APPROVAL_FORBIDDEN]}" in text
+    assert SELF_APPROVAL_FORBIDDEN in text
+    denial = AuditEvent.objects.get(event_type="automation.governance.gate_decision_denied")
+    assert denial.payload["code"] == SELF_APPROVAL_FORBIDDEN
+    assert denial.payload["decidedBy"]["source"] == "page"
+    # Rework by the requester is allowed.
+    assert decide(client, gate, "rework", "I will fix it").status_code == 302
+
+
+def test_a_lost_race_shows_the_winner(make_member, reviewer, requester):
+    gate = gate_for(requester)
+    other = make_member("acme/ops", "ron-reviewer", role=Role.REVIEWER)
+    client = signed_in(reviewer)
+    assert client.get(gate_url(gate)).status_code == 200  # the form is on screen ...
+    gate_decide(actor=actor_for(other), run=gate.run, decision="cancel", reason="dup", source="api")
+    late = decide(client, gate, "approve", "fine")  # ... and is posted after the other decision
+    assert late.status_code == 409
+    text = page_text(late)
+    assert "Your decision was not applied. Run is not awaiting approval" in text
+    assert "Cancelled by ron-reviewer via api at" in text
+    assert GateDecision.objects.get(gate=gate, settles=True).decided_by == other.user
+
+
+def test_an_expired_gate_takes_no_decision(reviewer, requester):
+    gate = gate_for(requester)
+    Gate.objects.filter(pk=gate.pk).update(expires_at=gate.requested_at)
+    client = signed_in(reviewer)
+    text = page_text(client.get(gate_url(gate)))
+    assert "This gate expired before a decision was made." in text
+    response = decide(client, gate, "approve", "late")
+    assert response.status_code == 409
+    assert "AUTOMATION_V2_GATE_EXPIRED" in page_text(response)
