@@ -22,12 +22,12 @@ from django.utils.safestring import SafeString, mark_safe
 
 from automations.flow import is_approval_node
 
-BOX_WIDTH = 176
+BOX_WIDTH = 196
 BOX_HEIGHT = 58
-COLUMN_GAP = 56
+COLUMN_GAP = 44
 ROW_GAP = 22
 MARGIN = 16  # leaves room above the first row for edges that skip columns
-LABEL_CHARS = 22  # longer node ids are cut with an ellipsis; the full id is the box's <title>
+LABEL_CHARS = 24  # longer node ids are cut with an ellipsis; the full id is the box's <title>
 
 # state -> (fill, stroke). `awaiting_approval` is not a RunNode state: pages pass it for the
 # gate node that is open, so the reviewer sees which box they are deciding.

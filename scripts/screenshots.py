@@ -1,0 +1,33 @@
+"""Re-take the approval page screenshots in docs/screenshots/ from the browser tests.
+
+    python scripts/screenshots.py     # needs what ./flowgate test needs: PostgreSQL, Redis,
+                                      # Chromium (DATABASE_URL / REDIS_URL honoured)
+
+The pictures come from the same test that checks the pages fit a phone
+(tests/browser/test_approval_pages.py), so they show what the suite verified: the pending
+list and the approval page at desktop width and at 390 px. The test writes them only when
+FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST = (
+    "tests/browser/test_approval_pages.py"
+    "::test_pages_fit_a_phone_and_the_pending_list_links_to_the_gate"
+)
+
+
+def main() -> int:
+    env = {**os.environ, "FLOWGATE_SCREENSHOTS_DIR": str(ROOT / "docs" / "screenshots")}
+    command = [sys.executable, "-m", "pytest", TEST, "-q", "-p", "no:cacheprovider"]
+    return subprocess.call(command, cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
