@@ -22,6 +22,9 @@ class GateDecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("decided_by")
 
+    def has_view_permission(self, request, obj=None):
+        return True  # shown on a gate page, which is already scoped to the user's workspaces
+
 
 @admin.register(Gate)
 class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):

@@ -15,6 +15,7 @@ workspace, stay with superusers: they span tenants (a user can belong to several
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
@@ -337,6 +338,8 @@ class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin)
         """The changelist's "Verify chains" button: every workspace shown (or the one filtered)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         workspaces = Workspace.objects.all()
         ids = self.visible_workspace_ids(request)
         if ids is not None:

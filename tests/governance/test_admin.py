@@ -295,3 +295,142 @@ def test_membership_admin_sets_clearances_through_the_audited_service(superuser_
         ([], ["financial_record"]),
     ]
     assert events[0].actor_id == "root"
+
+
+# --- Staff who are not superusers: their workspaces only ----------------------------------------
+
+
+def _staff(member):
+    from tests.automations.test_admin import console
+
+    return console(member)
+
+
+def _follow_messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+AUDIT = "admin:governance_auditevent_changelist"
+VERIFY = "admin:governance_auditevent_verify"
+
+
+@pytest.mark.django_db
+def test_audit_events_are_for_workspace_admins_of_their_own_workspace(admin, operator, outsider):
+    from governance.models import AuditEvent
+
+    create(operator, automation_id="weekly")
+    create(outsider, automation_id="theirs")
+    assert _staff(operator).get(reverse(AUDIT)).status_code == 403  # READ_AUDIT: admins only
+    client = _staff(admin)
+    page = client.get(reverse(AUDIT))
+    assert page.status_code == 200
+    assert b"acme/ops" in page.content
+    assert b"globex/ops" not in page.content
+    theirs = AuditEvent.objects.filter(workspace=outsider.workspace).first()
+    url = reverse("admin:governance_auditevent_change", args=[theirs.pk])
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_verify_chains_button_reports_each_visible_chain(admin, operator, outsider):
+    from governance.models import AuditEvent
+    from tests.governance.test_audit import tampering
+
+    create(operator, automation_id="weekly")
+    create(outsider, automation_id="theirs")
+    client = _staff(admin)
+    events = AuditEvent.objects.filter(workspace=admin.workspace).count()
+    response = client.post(reverse(VERIFY), follow=True)
+    assert response.status_code == 200
+    # globex's chain is not this admin's to verify, nor to learn about
+    assert _follow_messages(response) == [f"acme/ops: chain ok ({events} events)"]
+    with tampering():
+        AuditEvent.objects.filter(workspace=admin.workspace, seq=2).update(actor_id="forged")
+    response = client.post(reverse(VERIFY), follow=True)
+    assert _follow_messages(response) == [
+        "acme/ops: BROKEN at seq 2: hash does not match the event's contents (edited)"
+    ]
+    assert client.get(reverse(VERIFY)).status_code == 405
+    assert _staff(operator).post(reverse(VERIFY)).status_code == 403  # admins only
+
+
+@pytest.mark.django_db
+def test_verify_button_honours_the_workspace_filter(superuser_client, operator, outsider):
+    create(operator, automation_id="weekly")
+    create(outsider, automation_id="theirs")
+    everything = superuser_client.post(reverse(VERIFY), follow=True)
+    assert [m.split(":")[0] for m in _follow_messages(everything)] == ["acme/ops", "globex/ops"]
+    one = superuser_client.post(
+        reverse(VERIFY), {"workspace": str(outsider.workspace.pk)}, follow=True
+    )
+    assert [m.split(":")[0] for m in _follow_messages(one)] == ["globex/ops"]
+    page = superuser_client.get(reverse(AUDIT), {"workspace__id__exact": outsider.workspace.pk})
+    assert f'name="workspace" value="{outsider.workspace.pk}"'.encode() in page.content
+
+
+@pytest.mark.django_db
+def test_audit_list_costs_the_same_queries_and_never_counts_the_table(
+    admin, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    create(admin, automation_id="first")
+    client = _staff(admin)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(reverse(AUDIT)).status_code == 200
+    first = len(few)  # read now: the API requests below reset the connection's query log
+    for n in range(20):
+        create(admin, automation_id=f"more-{n}")
+    with django_assert_max_num_queries(first), CaptureQueriesContext(connection) as many:
+        assert client.get(reverse(AUDIT)).status_code == 200
+    counts = [q["sql"] for q in many.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT" in sql.upper() for sql in counts)
+
+
+@pytest.mark.django_db
+def test_workspace_admins_manage_their_members_through_the_services(admin, operator, outsider):
+    from governance.models import AuditEvent, Membership
+
+    membership = Membership.objects.get(user=operator.user)
+    url = reverse("admin:governance_membership_change", args=[membership.pk])
+    # An operator may look but not change; another workspace's admin does not find it.
+    assert _staff(operator).get(url).status_code == 200
+    assert _staff(operator).post(url, {"role": "admin"}).status_code == 403
+    assert _staff(outsider).get(url).status_code == 404
+    assert _staff(outsider).post(url, {"role": "admin"}).status_code == 404
+    membership.refresh_from_db()
+    assert membership.role == "operator"
+    # Adding people to a workspace stays with superusers (users span organisations).
+    assert _staff(admin).get(reverse("admin:governance_membership_add")).status_code == 403
+    response = _staff(admin).post(url, {"role": "reviewer", "clearances": ["internal"]})
+    assert response.status_code == 302
+    membership.refresh_from_db()
+    assert membership.role == "reviewer"
+    event = AuditEvent.objects.filter(event_type="governance.member.updated").latest("seq")
+    assert (event.actor_id, event.payload["role"]) == ("ada-admin", "reviewer")
+    listing = _staff(admin).get(reverse("admin:governance_membership_changelist"))
+    assert b"otto-operator" in listing.content and b"oscar-outsider" not in listing.content
+
+
+@pytest.mark.django_db
+def test_tokens_users_and_organisations_stay_out_of_reach(admin, operator, outsider):
+    from governance.models import ApiToken
+
+    tokens = reverse("admin:governance_apitoken_changelist")
+    assert _staff(operator).get(tokens).status_code == 403  # not an admin of the workspace
+    client = _staff(admin)
+    page = client.get(tokens)
+    assert b"otto-operator" in page.content and b"oscar-outsider" not in page.content
+    theirs = ApiToken.objects.get(user=outsider.user)
+    response = client.post(
+        tokens, {"action": "revoke", "index": "0", "_selected_action": [theirs.pk]}
+    )
+    theirs.refresh_from_db()
+    assert theirs.revoked_at is None  # not in the admin's selection, so untouched
+    assert response.status_code == 302
+    for name in ("governance_user", "governance_organization"):
+        assert client.get(reverse(f"admin:{name}_changelist")).status_code == 403
+    assert client.get(reverse("admin:governance_workspace_changelist")).status_code == 200
+    other = reverse("admin:governance_workspace_change", args=[outsider.workspace.pk])
+    assert client.get(other).status_code == 404
