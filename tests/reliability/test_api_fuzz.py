@@ -2,12 +2,12 @@
 on real objects, with a bounded number of generated examples per operation.
 
 Schemathesis generates both schema-valid and schema-violating examples (its positive and
-negative modes). Each example must answer without a 5xx and with a response that matches the schema (status
-code documented, JSON body of the documented shape, content type). Path ids are swapped for the
-ids of the world's objects (tests/security/world.py) in most examples, so the fuzzer reaches
-the services and not just the 404 branch; the rest keep the generated id. Every example runs
-inside a savepoint that is rolled back, so each starts from the same world (a generated DELETE
-does not empty it for the examples after it).
+negative modes). Each example must answer without a 5xx and with a response that matches the
+schema (status code documented, JSON body of the documented shape, content type). Path ids
+are swapped for the ids of the world's objects (tests/security/world.py) in most examples, so
+the fuzzer reaches the services and not just the 404 branch; the rest keep the generated id.
+Every example runs inside a savepoint that is rolled back, so each starts from the same world
+(a generated DELETE does not empty it for the examples after it).
 
 `FUZZ_EXAMPLES` (default 15) sets the examples per operation; docs/reliability.md documents a
 longer run.
