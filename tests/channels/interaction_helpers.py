@@ -9,7 +9,6 @@ import json
 import time
 from urllib.parse import urlencode
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.test import Client
@@ -155,11 +154,6 @@ def slack_submission(view: dict, reason: str, *, user="U0RITA", team=SLACK_TEAM,
 
 
 # --- Discord ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def discord_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
 
 
 def public_hex(key: Ed25519PrivateKey) -> str:

@@ -1,0 +1,177 @@
+"""`POST /channels/discord/interactions`: Ed25519-signed interactions as Discord sends them;
+every answer is the interaction response itself (ephemeral messages, the rework modal)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from approvals.decisions import gate_decide
+from approvals.models import GateStatus
+from automations.models import RunStatus
+from tests.automations.test_run_control import actor_for
+from tests.channels.card_helpers import no_engine  # noqa: F401
+from tests.channels.interaction_helpers import (
+    decisions,
+    denial_codes,
+    discord_click,
+    discord_post,
+    discord_submission,
+    gate_for,
+    link,
+    public_hex,
+    reopen,
+    snapshot,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+
+RITA = "2000000000000000001"
+
+
+@pytest.fixture
+def discord_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def gate(operator):
+    return gate_for(operator)
+
+
+@pytest.fixture
+def discord(chat_fakes, gate, discord_key):
+    connection = chat_fakes.connect(gate.workspace, kinds=["discord"])["discord"]
+    connection.public_key = public_hex(discord_key)
+    connection.save(update_fields=["public_key"])
+    return connection
+
+
+@pytest.fixture
+def rita(reviewer):
+    link(reviewer, "discord", RITA, name="Rita")
+    return reviewer
+
+
+def ephemeral(response) -> str:
+    body = response.json()
+    assert body["type"] == 4 and body["data"]["flags"] == 64, body
+    assert body["data"]["allowed_mentions"] == {"parse": []}
+    return body["data"]["content"]
+
+
+def test_ping_is_answered_with_pong(discord, discord_key):
+    response = discord_post(
+        {"id": "1", "application_id": "1000000000000000001", "type": 1}, discord_key
+    )
+    assert response.status_code == 200
+    assert response.json() == {"type": 1}
+
+
+def test_a_ping_with_a_bad_signature_is_401(discord):
+    """Discord checks the endpoint by sending wrongly signed requests: they must get 401."""
+    other = Ed25519PrivateKey.generate()
+    response = discord_post({"id": "1", "application_id": "1000000000000000001", "type": 1}, other)
+    assert response.status_code == 401
+
+
+def test_approve_by_a_linked_reviewer_applies(discord, discord_key, gate, rita):
+    response = discord_post(discord_click(gate.pk, "approve"), discord_key)
+
+    assert ephemeral(response).startswith("Approved: ")
+    gate.run.refresh_from_db()
+    assert gate.run.status == RunStatus.QUEUED
+    assert decisions(gate) == [("approve", "discord", "rita-reviewer", "")]
+
+
+def test_forged_expired_and_replayed_requests_change_nothing(discord, discord_key, gate, rita):
+    before = snapshot(gate)
+    forged = discord_post(discord_click(gate.pk, "approve"), Ed25519PrivateKey.generate())
+    expired = discord_post(
+        discord_click(gate.pk, "approve"), discord_key, timestamp=int(time.time()) - 600
+    )
+    assert (forged.status_code, expired.status_code) == (401, 401)
+    assert snapshot(gate) == before
+
+    click = discord_click(gate.pk, "cancel")
+    discord_post(click, discord_key)
+    after_first = snapshot(gate)
+    replay = discord_post(click, discord_key)
+    assert ephemeral(replay) == "This click was already handled."
+    assert snapshot(gate) == after_first
+    assert decisions(gate) == [("cancel", "discord", "rita-reviewer", "")]
+
+
+def test_an_unlinked_user_is_told_privately_how_to_link(discord, discord_key, gate):
+    response = discord_post(discord_click(gate.pk, "approve", user="2999"), discord_key)
+
+    text = ephemeral(response)
+    assert text.startswith("Your Discord account is not linked to Flowgate: http")
+    assert "/channels/link/" in text
+    assert decisions(gate) == []
+    assert denial_codes(gate) == ["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"]
+
+
+def test_the_requester_cannot_approve_their_own_consequential_gate(chat_fakes, admin, discord_key):
+    gate = gate_for(admin, policy={"risk_tier": "external_send"})
+    connection = chat_fakes.connect(gate.workspace, kinds=["discord"])["discord"]
+    connection.public_key = public_hex(discord_key)
+    connection.save(update_fields=["public_key"])
+    link(admin, "discord", "2000000000000000042")
+
+    response = discord_post(
+        discord_click(gate.pk, "approve", user="2000000000000000042"), discord_key
+    )
+
+    assert ephemeral(response) == "You cannot approve your own request."
+    assert decisions(gate) == []
+
+
+def test_a_stale_card_cannot_decide_the_current_opening(discord, discord_key, gate, rita, reviewer):
+    gate_decide(actor=actor_for(reviewer), run=gate.run, decision="rework", reason="again")
+    current = reopen(gate)
+
+    response = discord_post(discord_click(gate.pk, "approve"), discord_key)
+
+    assert ephemeral(response).startswith("Already sent back for rework by rita-reviewer")
+    current.refresh_from_db()
+    assert current.status == GateStatus.OPEN
+    assert decisions(current) == []
+
+
+def test_rework_opens_a_modal_and_its_submission_records_the_reason(
+    discord, discord_key, gate, rita
+):
+    response = discord_post(discord_click(gate.pk, "rework"), discord_key)
+
+    modal = response.json()
+    assert modal["type"] == 9
+    assert modal["data"]["custom_id"] == f"fg:rework:{gate.pk}"
+    [field] = modal["data"]["components"][0]["components"]
+    assert (field["custom_id"], field["required"]) == ("reason", True)
+    assert decisions(gate) == []
+
+    submitted = discord_post(
+        discord_submission(modal["data"]["custom_id"], "Add the appendix"), discord_key
+    )
+
+    assert ephemeral(submitted).startswith("Sent back for rework: ")
+    assert decisions(gate) == [("rework", "discord", "rita-reviewer", "Add the appendix")]
+
+
+def test_a_modal_submission_without_a_reason_decides_nothing(discord, discord_key, gate, rita):
+    response = discord_post(discord_submission(f"fg:rework:{gate.pk}", " "), discord_key)
+    assert ephemeral(response) == "Say what should change: a rework needs a reason."
+    assert decisions(gate) == []
+
+
+def test_malformed_json_is_400(discord):
+    from django.test import Client
+
+    response = Client().post(
+        "/channels/discord/interactions", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_REQUEST"

@@ -1,0 +1,153 @@
+"""`POST /channels/telegram/interactions`: webhook updates verified by the secret-token header;
+callback answers go through the Telegram stand-in, replies come back in the webhook response."""
+
+from __future__ import annotations
+
+import pytest
+
+from approvals.decisions import gate_decide
+from approvals.models import GateStatus
+from automations.models import RunStatus
+from tests.automations.test_run_control import actor_for
+from tests.channels.card_helpers import no_engine  # noqa: F401
+from tests.channels.interaction_helpers import (
+    decisions,
+    denial_codes,
+    gate_for,
+    link,
+    reopen,
+    snapshot,
+    telegram_post,
+    telegram_press,
+    telegram_reply,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+
+RITA = "5000001"
+
+
+@pytest.fixture
+def gate(operator):
+    return gate_for(operator)
+
+
+@pytest.fixture
+def telegram(chat_fakes, gate):
+    return chat_fakes.connect(gate.workspace, kinds=["telegram"])["telegram"]
+
+
+@pytest.fixture
+def rita(reviewer):
+    link(reviewer, "telegram", RITA, name="rita")
+    return reviewer
+
+
+def answers(chat_fakes) -> list[tuple[str, str]]:
+    return [
+        (r.body["callback_query_id"], r.body["text"])
+        for r in chat_fakes.telegram.calls("answerCallbackQuery")
+    ]
+
+
+def test_approve_by_a_linked_reviewer_applies(chat_fakes, telegram, gate, rita):
+    response = telegram_post(telegram_press(gate.pk, "approve"))
+
+    assert response.status_code == 200
+    gate.run.refresh_from_db()
+    assert gate.run.status == RunStatus.QUEUED
+    assert decisions(gate) == [("approve", "telegram", "rita-reviewer", "")]
+    [(query, text)] = answers(chat_fakes)
+    assert query == "cbq-1" and text.startswith("Approved: ")
+
+
+def test_wrong_missing_and_replayed_deliveries_change_nothing(chat_fakes, telegram, gate, rita):
+    before = snapshot(gate)
+    assert telegram_post(telegram_press(gate.pk, "approve"), secret="guess").status_code == 401
+    assert telegram_post(telegram_press(gate.pk, "approve"), secret=None).status_code == 401
+    assert snapshot(gate) == before
+
+    press = telegram_press(gate.pk, "approve", update_id=7)
+    telegram_post(press)
+    after_first = snapshot(gate)
+    assert telegram_post(press).status_code == 200  # Telegram re-delivers unacknowledged updates
+    assert snapshot(gate) == after_first
+    assert len(answers(chat_fakes)) == 1
+
+
+def test_an_unlinked_user_gets_the_link_in_a_private_chat(chat_fakes, telegram, gate):
+    response = telegram_post(telegram_press(gate.pk, "approve", user=5999))
+
+    assert decisions(gate) == []
+    assert denial_codes(gate) == ["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"]
+    [(_, text)] = answers(chat_fakes)
+    assert "not linked to Flowgate" in text
+    sent = response.json()
+    assert (sent["method"], sent["chat_id"]) == ("sendMessage", "5999")  # private, not the group
+    assert sent["text"].startswith("Your Telegram account is not linked to Flowgate: http")
+
+
+def test_the_requester_cannot_approve_their_own_consequential_gate(chat_fakes, admin):
+    gate = gate_for(admin, policy={"data_classes": ["regulated"]})
+    chat_fakes.connect(gate.workspace, kinds=["telegram"])
+    link(admin, "telegram", "5000042")
+
+    telegram_post(telegram_press(gate.pk, "approve", user=5000042))
+
+    assert decisions(gate) == []
+    assert answers(chat_fakes)[0][1] == "You cannot approve your own request."
+
+
+def test_a_stale_card_cannot_decide_the_current_opening(chat_fakes, telegram, gate, rita, reviewer):
+    gate_decide(actor=actor_for(reviewer), run=gate.run, decision="rework", reason="again")
+    current = reopen(gate)
+
+    telegram_post(telegram_press(gate.pk, "approve"))
+
+    current.refresh_from_db()
+    assert current.status == GateStatus.OPEN
+    assert answers(chat_fakes)[0][1].startswith("Already sent back for rework by rita-reviewer")
+
+
+def test_rework_asks_with_a_force_reply_and_the_reply_records_the_reason(
+    chat_fakes, telegram, gate, rita
+):
+    telegram_post(telegram_press(gate.pk, "rework", update_id=10))
+
+    [prompt] = chat_fakes.telegram.calls("sendMessage")
+    assert prompt.body["reply_markup"]["force_reply"] is True
+    assert prompt.body["chat_id"] == "-1001234567890"
+    assert prompt.body["text"].endswith(f"fg:rework:{gate.pk}")
+    assert answers(chat_fakes)[0][1] == "Reply to my message with the reason for rework."
+    assert decisions(gate) == []
+
+    response = telegram_post(telegram_reply(prompt.body["text"], "Use the new logo", update_id=11))
+
+    assert decisions(gate) == [("rework", "telegram", "rita-reviewer", "Use the new logo")]
+    sent = response.json()
+    assert sent["method"] == "sendMessage" and sent["text"].startswith("Sent back for rework: ")
+
+
+def test_a_reply_to_a_message_not_sent_by_our_bot_decides_nothing(telegram, gate, rita):
+    """Anyone can type an action value; only a reply to our bot's prompt counts."""
+    forged = telegram_reply(f"fg:rework:{gate.pk}", "sneaky", bot=999)
+    assert telegram_post(forged).status_code == 200
+    assert decisions(gate) == []
+
+
+def test_an_empty_reply_asks_again_and_decides_nothing(telegram, gate, rita):
+    response = telegram_post(telegram_reply(f"text\n\nfg:rework:{gate.pk}", "  "))
+    assert response.json()["text"] == "Say what should change: a rework needs a reason."
+    assert decisions(gate) == []
+
+
+def test_malformed_updates_are_400(telegram):
+    from django.test import Client
+
+    response = Client().post(
+        "/channels/telegram/interactions",
+        data="[]",
+        content_type="application/json",
+        HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN="telegram-webhook-secret",
+    )
+    assert response.status_code == 400
