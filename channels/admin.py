@@ -62,11 +62,6 @@ class ChannelConnectionForm(forms.ModelForm):
                 raise forms.ValidationError(exc.message) from None
         return cleaned
 
-    def _post_clean(self):
-        # The model's own validation would meet the blank write-only secrets and the unique
-        # name: the service decides both, so only the form's cleaning runs here.
-        pass
-
 
 def connection_data(cleaned: dict) -> dict:
     return {name: cleaned[name] for name in EDITABLE if name in cleaned}
