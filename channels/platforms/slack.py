@@ -45,7 +45,7 @@ def _calling(method: str) -> Iterator[None]:
             except (TypeError, ValueError):
                 retry_after = None
         raise PlatformError(
-            f"slack {method}: {error or status}",
+            f"slack {method} answered {status}: {error or 'no error named'}",
             status=status,
             retry_after=retry_after,
             retryable=status == 429 or status >= 500 or error in RETRYABLE_ERRORS,

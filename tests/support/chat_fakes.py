@@ -7,7 +7,8 @@ fail. The tests' fixture (`tests/channels/conftest.py`, `chat_fakes`) starts all
 the settings, and worker subprocesses, at them.
 
     fake.url                       API root to configure (Slack ".../api/", Discord ".../api/v10")
-    fake.requests                  every request: `Recorded(method, path, headers, body, call)`
+    fake.requests                  every request: `Recorded(method, path, headers, body, call,
+                                   at, status)` (`at`: time.monotonic(); `status`: the answer)
     fake.calls("chat.update")      the recorded requests of one call, in order
     fake.fail_next(2, status=429, retry_after=1, call="chat.update")
                                    the next 2 matching requests answer 429 with Retry-After: 1
@@ -44,6 +45,7 @@ class Recorded:
     body: dict[str, Any]
     call: str
     at: float = field(default_factory=time.monotonic)
+    status: int = 0  # what the fake answered
 
 
 @dataclass
@@ -151,8 +153,9 @@ class FakePlatform:
             call, params = self.route(handler.command, relative)
         except LookupError:
             call, params = "unknown", {}
+        recorded = Recorded(handler.command, path, headers, body, call)
         with self._lock:
-            self.requests.append(Recorded(handler.command, path, headers, body, call))
+            self.requests.append(recorded)
         rule = self._take_failure(call)
         extra: dict[str, str] = {}
         if rule is not None:
@@ -163,6 +166,7 @@ class FakePlatform:
             status, payload = 404, {"error": f"no such call {handler.command} {path}"}
         else:
             status, payload = self.answer(call, params, body, headers)
+        recorded.status = status
         data = b"" if payload is None else json.dumps(payload).encode()
         handler.send_response(status)
         if data:
