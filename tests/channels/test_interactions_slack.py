@@ -11,6 +11,7 @@ import pytest
 from approvals.decisions import gate_decide
 from approvals.models import GateStatus
 from automations.models import RunStatus
+from channels.models import ApprovalMessage, MessageState
 from governance.models import AuditEvent
 from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine  # noqa: F401
@@ -26,6 +27,7 @@ from tests.channels.interaction_helpers import (
     slack_submission,
     snapshot,
 )
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
 
@@ -237,3 +239,45 @@ def test_malformed_bodies_are_400_and_write_nothing(slack, gate):
     assert no_payload.json()["code"] == "INVALID_REQUEST"
     assert client.get("/channels/slack/interactions").status_code == 405
     assert snapshot(gate) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_approve_from_slack_updates_every_card_on_every_platform(
+    chat_fakes, celery_worker_factory, operator, reviewer
+):
+    """End to end with a real Celery worker: the gate's cards are posted on all three platforms,
+    a linked reviewer approves from Slack, and every card shows the decision without buttons."""
+    celery_worker_factory(env=chat_fakes.env)
+    chat_fakes.connect(operator.workspace)
+    link(reviewer, "slack", "U0RITA", team_id=SLACK_TEAM)
+    gate = gate_for(operator)
+    wait_for(lambda: cards(gate, MessageState.POSTED) == KINDS, message="cards posted")
+
+    assert slack_post(slack_click(gate.pk, "approve")).status_code == 200
+
+    wait_for(lambda: cards(gate, MessageState.UPDATED) == KINDS, message="cards updated")
+    by_kind = {
+        m.connection.kind: m
+        for m in ApprovalMessage.objects.filter(gate=gate).select_related("connection")
+    }
+    assert {m.rendered_outcome for m in by_kind.values()} == {"approve"}
+    slack_card = chat_fakes.slack.messages[("C0FLOWGATE", by_kind["slack"].message_id)]
+    assert "via Slack" in str(slack_card["blocks"])
+    assert not [b for b in slack_card["blocks"] if b["type"] == "actions"]
+    discord_card = chat_fakes.discord.messages[
+        ("1100000000000000001", by_kind["discord"].message_id)
+    ]
+    assert discord_card["components"] == []
+    telegram_card = chat_fakes.telegram.messages[("-1001234567890", by_kind["telegram"].message_id)]
+    assert "via Slack" in telegram_card["text"] and "reply_markup" not in telegram_card
+
+
+KINDS = {"slack", "discord", "telegram"}
+
+
+def cards(gate, state) -> set[str]:
+    return set(
+        ApprovalMessage.objects.filter(gate=gate, state=state).values_list(
+            "connection__kind", flat=True
+        )
+    )
