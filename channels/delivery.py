@@ -19,6 +19,8 @@ Retry-After, else a doubling backoff (`FLOWGATE_CHAT_RETRY_BACKOFF_S`, capped by
 `..._BACKOFF_MAX_S`); the Celery task retries with that countdown. After
 `FLOWGATE_CHAT_MAX_RETRIES`, or on a final error (bad token, unknown channel), the row is
 `failed` with `last_error`. Each row is its own task, so one failing card never holds up another.
+A beat sweep (`cards_overdue`) re-sends cards whose task was lost, so an update is retried until
+it is delivered or fails for good.
 
 Concurrency: a row is *claimed* (`claimed_until`, a lease a little longer than the platform
 calls can take) with a conditional UPDATE before any platform call, and re-read after claiming,
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 CARD = "card"
 ESCALATION = "escalation"
 DONE_STATES = (MessageState.FAILED, MessageState.SKIPPED)
+OVERDUE_BATCH = 500
 
 
 class Deferred(Exception):
@@ -109,6 +112,23 @@ def cards_to_sync(*, gate_id: str) -> list[int]:
         .exclude(state=MessageState.UPDATED, reply_id__gt="")
         .order_by("pk")
         .values_list("pk", flat=True)
+    )
+
+
+def cards_overdue(*, now) -> list[int]:
+    """Ids of cards whose task was lost: not posted yet, or of a closed gate and still showing
+    buttons or lacking their reply, and untouched for longer than any retry waits (the broker
+    was down when the gate closed, a worker died). The oldest `OVERDUE_BATCH` first; the beat
+    sweep sends them to `card_sync` again, which is safe because it is idempotent."""
+    quiet = now - timedelta(seconds=settings.FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S + lease_seconds())
+    closed_and_stale = ~Q(gate__status=GateStatus.OPEN) & (
+        Q(state=MessageState.POSTED) | Q(state=MessageState.UPDATED, reply_id="")
+    )
+    return list(
+        ApprovalMessage.objects.filter(updated_at__lt=quiet, connection__is_active=True)
+        .filter(Q(state=MessageState.PENDING, message_id="") | closed_and_stale)
+        .order_by("updated_at", "pk")
+        .values_list("pk", flat=True)[:OVERDUE_BATCH]
     )
 
 

@@ -7,6 +7,7 @@ own schedule (Retry-After, backoff) and a failing platform never holds up the ot
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from channels import delivery
 
@@ -32,3 +33,10 @@ def sync_card(self, message_pk: int) -> None:
         delivery.card_sync(message_pk=message_pk, attempt=self.request.retries)
     except delivery.Deferred as later:
         raise self.retry(countdown=later.countdown) from later
+
+
+@shared_task(name="channels.sync_overdue_cards", ignore_result=True)
+def sync_overdue_cards() -> None:
+    """Beat: send again the cards whose delivery task was lost (see `delivery.cards_overdue`)."""
+    for message_pk in delivery.cards_overdue(now=timezone.now()):
+        sync_card.delay(message_pk)

@@ -270,3 +270,9 @@ CELERY_BEAT_SCHEDULE["sweep-gates"] = {
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }
+CELERY_BEAT_SCHEDULE["sync-overdue-cards"] = {
+    # Chat cards whose delivery task was lost (broker down, worker killed) are sent again.
+    "task": "channels.sync_overdue_cards",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -191,3 +192,21 @@ def test_one_failing_card_does_not_stop_the_others(chat_fakes, posted_gate, revi
     failed = wait_for(lambda: cards(posted_gate, MessageState.FAILED).get("slack"), timeout=30)
     assert failed.rendered_outcome == "" and failed.reply_id == ""
     assert "500" in failed.last_error
+
+
+def test_a_lost_update_task_is_sent_again_by_the_beat_sweep(
+    chat_fakes, posted_gate, reviewer, monkeypatch
+):
+    monkeypatch.setattr("approvals.hooks.gate_decided", lambda gate_id: None)  # enqueue lost
+    gate_decide(actor=actor_for(reviewer), run=posted_gate.run, decision="approve", source="page")
+    tasks.sync_overdue_cards()
+    time.sleep(1)
+    assert chat_fakes.slack.calls("chat.update") == []  # too recent: a retry may still be due
+
+    ApprovalMessage.objects.filter(gate=posted_gate).update(
+        updated_at=timezone.now() - timedelta(hours=1)
+    )
+    tasks.sync_overdue_cards()
+    wait_updated(posted_gate)
+    assert_cards_show(chat_fakes, posted_gate, "Approved by Rita Reviewer via the approval page")
+    assert delivery.cards_overdue(now=timezone.now() + timedelta(days=1)) == []
