@@ -357,14 +357,14 @@ class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin)
             if result.ok:
                 self.message_user(
                     request,
-                    f"{workspace.path}: chain ok ({result.events} events)",
+                    f"Audit chain of {workspace.path}: ok ({result.events} events)",
                     level=messages.SUCCESS,
                 )
             else:
                 brk = result.first_break
                 self.message_user(
                     request,
-                    f"{workspace.path}: BROKEN at seq {brk.seq}: {brk.reason}",
+                    f"Audit chain of {workspace.path}: BROKEN at seq {brk.seq}: {brk.reason}",
                     level=messages.ERROR,
                 )
         if not checked:

@@ -18,6 +18,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.utils.text import capfirst
 
 from governance.actors import Actor
 from governance.errors import FlowgateError
@@ -36,12 +37,13 @@ class AdminAction:
 def admin_call(model_admin, request, obj, workspace, action: AdminAction, **inputs: Any) -> bool:
     """Run one action on one object as the request's staff user; report it as a message."""
     actor = Actor.for_admin(request.user, workspace)
+    subject = f"{capfirst(obj._meta.verbose_name)} {obj}"
     try:
         outcome = action.call(actor, obj, **inputs)
     except FlowgateError as exc:
-        model_admin.message_user(request, f"{obj}: {exc.message}", level=messages.ERROR)
+        model_admin.message_user(request, f"{subject}: {exc.message}", level=messages.ERROR)
         return False
-    model_admin.message_user(request, f"{obj}: {outcome}", level=messages.SUCCESS)
+    model_admin.message_user(request, f"{subject}: {outcome}", level=messages.SUCCESS)
     return True
 
 

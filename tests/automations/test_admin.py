@@ -116,7 +116,7 @@ def test_run_actions_go_through_run_control(operator, action, start, end, verb, 
     run = make_run(actor_for(operator), status=start)
     response = bulk(console(operator), RUNS, action, [run.pk], reason="night shift")
     assert response.status_code == 200
-    assert messages_of(response) == [f"{run.run_id}: {end}"]
+    assert messages_of(response) == [f"Run {run.run_id}: {end}"]
     run.refresh_from_db()
     assert run.status == end
     assert run.version == 2
@@ -134,11 +134,11 @@ def test_run_page_buttons_call_the_same_service(operator, op_run):
     client = console(operator)
     response = post(client, act_url(op_run), {"action": "pause", "reason": "deploy freeze"})
     assert response.status_code == 200 and redirected_to(response) == change_url(op_run)
-    assert messages_of(response) == [f"{op_run.run_id}: paused"]
+    assert messages_of(response) == [f"Run {op_run.run_id}: paused"]
     op_run.refresh_from_db()
     assert (op_run.status, op_run.pause_reason) == (RunStatus.PAUSED, "deploy freeze")
     response = post(client, act_url(op_run), {"action": "recover"})
-    assert messages_of(response) == [f"{op_run.run_id}: queued"]
+    assert messages_of(response) == [f"Run {op_run.run_id}: queued"]
     op_run.refresh_from_db()
     assert op_run.status == RunStatus.QUEUED
     assert run_audit(op_run, "recovered").actor_id == "otto-operator"
@@ -150,10 +150,10 @@ def test_a_refused_transition_is_a_message_and_changes_nothing(operator):
     client = console(operator)
     response = bulk(client, RUNS, "pause", [run.pk])
     assert response.status_code == 200
-    assert messages_of(response) == [f"{run.run_id}: Run is not pausable"]
+    assert messages_of(response) == [f"Run {run.run_id}: Run is not pausable"]
     response = post(client, act_url(run), {"action": "resume"})
     assert response.status_code == 200
-    assert messages_of(response) == [f"{run.run_id}: Run is not paused"]
+    assert messages_of(response) == [f"Run {run.run_id}: Run is not paused"]
     run.refresh_from_db()
     assert (run.status, run.version) == (RunStatus.COMPLETED, 1)
     assert not AuditEvent.objects.filter(event_type__startswith="automation.run.").exists()
@@ -162,13 +162,13 @@ def test_a_refused_transition_is_a_message_and_changes_nothing(operator):
 def test_cancel_of_a_finished_run_says_so(operator):
     run = make_run(actor_for(operator), status=RunStatus.COMPLETED)
     response = bulk(console(operator), RUNS, "cancel", [run.pk])
-    assert messages_of(response) == [f"{run.run_id}: already completed, nothing to cancel"]
+    assert messages_of(response) == [f"Run {run.run_id}: already completed, nothing to cancel"]
 
 
 def test_a_viewer_is_refused_by_the_policy_and_the_denial_is_audited(operator, viewer, op_run):
     response = bulk(console(viewer), RUNS, "pause", [op_run.pk])
     assert response.status_code == 200
-    assert messages_of(response) == [f"{op_run.run_id}: Automation access denied"]
+    assert messages_of(response) == [f"Run {op_run.run_id}: Automation access denied"]
     op_run.refresh_from_db()
     assert op_run.status == RunStatus.RUNNING
     denial = AuditEvent.objects.get(event_type="automation.governance.denied")
@@ -233,7 +233,7 @@ def test_superusers_see_every_workspace(operator, op_run, foreign_run, admin_use
     page = client.get(reverse(RUNS))
     assert op_run.run_id.encode() in page.content and foreign_run.run_id.encode() in page.content
     response = post(client, act_url(foreign_run), {"action": "pause"})
-    assert messages_of(response) == [f"{foreign_run.run_id}: paused"]
+    assert messages_of(response) == [f"Run {foreign_run.run_id}: paused"]
 
 
 def test_staff_without_a_membership_see_no_runs(operator, op_run):
@@ -354,7 +354,7 @@ def automation(operator, op_run) -> Automation:
 def test_automation_pause_and_resume_with_its_runs(operator, automation, op_run):
     client = console(operator)
     response = bulk(client, AUTOMATIONS, "pause", [automation.pk], reason="incident")
-    assert messages_of(response) == ["basic: paused (1 run(s) paused)"]
+    assert messages_of(response) == ["Automation basic: paused (1 run(s) paused)"]
     automation.refresh_from_db()
     op_run.refresh_from_db()
     assert (automation.status, op_run.status) == (AutomationStatus.PAUSED, RunStatus.PAUSED)
@@ -362,7 +362,7 @@ def test_automation_pause_and_resume_with_its_runs(operator, automation, op_run)
     assert (paused.actor_id, paused.payload["reason"]) == ("otto-operator", "incident")
 
     response = post(client, act_url(automation), {"action": "resume", "resume_runs": "on"})
-    assert messages_of(response) == ["basic: active, 1 run(s) resumed"]
+    assert messages_of(response) == ["Automation basic: active, 1 run(s) resumed"]
     automation.refresh_from_db()
     op_run.refresh_from_db()
     assert (automation.status, op_run.status) == (AutomationStatus.ACTIVE, RunStatus.QUEUED)
@@ -373,7 +373,7 @@ def test_automation_pause_and_resume_with_its_runs(operator, automation, op_run)
 def test_run_now_from_the_automation_page(operator, automation, no_broker):
     response = post(console(operator), act_url(automation), {"action": "run_now"})
     run = Run.objects.filter(automation=automation).latest("id")
-    assert messages_of(response) == [f"basic: started {run.run_id}"]
+    assert messages_of(response) == [f"Automation basic: started {run.run_id}"]
     assert run.requested_by == operator.user
     assert AuditEvent.objects.filter(
         event_type="automation.run_started", payload__runID=run.run_id, actor_id="otto-operator"
@@ -385,7 +385,7 @@ def test_run_now_of_a_paused_automation_is_refused(operator, automation):
     before = Run.objects.count()
     response = bulk(console(operator), AUTOMATIONS, "run_now", [automation.pk])
     assert messages_of(response) == [
-        "basic: Automation is paused; only active automations start runs"
+        "Automation basic: Automation is paused; only active automations start runs"
     ]
     assert Run.objects.count() == before
 
@@ -406,12 +406,12 @@ def test_grants_go_through_the_audited_services(admin, operator, automation):
     response = post(
         client, grants, {"principal": "user", "grantee": "otto-operator", "permission": "review"}
     )
-    assert messages_of(response) == ["basic: granted review to user otto-operator"]
+    assert messages_of(response) == ["Automation basic: granted review to user otto-operator"]
     row = AutomationUserObjectPermission.objects.get(user=operator.user)
     assert row.permission.codename == "review_automation"
     assert f'data-grant-id="u{row.pk}"'.encode() in client.get(change_url(automation)).content
     response = post(client, grants, {"revoke": f"u{row.pk}"})
-    assert messages_of(response) == [f"basic: revoked u{row.pk}"]
+    assert messages_of(response) == [f"Automation basic: revoked u{row.pk}"]
     assert not AutomationUserObjectPermission.objects.exists()
     events = AuditEvent.objects.filter(event_type__startswith="automation.grant.").order_by("seq")
     assert [(e.event_type, e.actor_id) for e in events] == [
@@ -427,19 +427,21 @@ def test_grant_refusals_are_messages(admin, operator, outsider, automation, make
     response = post(
         console(other), grants, {"principal": "user", "grantee": "vera", "permission": "view"}
     )
-    assert messages_of(response) == ["basic: Automation access denied"]
+    assert messages_of(response) == ["Automation basic: Automation access denied"]
     # A workspace admin naming someone outside the workspace, or an unknown permission: 400s.
     client = console(admin)
     response = post(
         client, grants, {"principal": "user", "grantee": "oscar-outsider", "permission": "view"}
     )
-    assert messages_of(response) == ["basic: No member named 'oscar-outsider' in this workspace"]
+    assert messages_of(response) == [
+        "Automation basic: No member named 'oscar-outsider' in this workspace"
+    ]
     response = post(
         client, grants, {"principal": "user", "grantee": "otto-operator", "permission": "root"}
     )
     assert "permission must be one of" in messages_of(response)[0]
     response = post(client, grants, {"revoke": "u999999"})
-    assert messages_of(response) == ["basic: Grant not found"]
+    assert messages_of(response) == ["Automation basic: Grant not found"]
     assert not AutomationUserObjectPermission.objects.exists()
     # Another workspace's admin does not find the automation at all.
     assert console(outsider).post(grants, {"revoke": "u1"}).status_code == 404

@@ -73,7 +73,7 @@ def test_admin_verify_chain_action_reports_ok(superuser_client, operator):
     )
     assert response.status_code == 302
     messages = [m.message for m in response.wsgi_request._messages]
-    assert messages == [f"acme/ops: chain ok ({len(ids)} events)"]
+    assert messages == [f"Audit chain of acme/ops: ok ({len(ids)} events)"]
 
 
 # --- The admin does not bypass the services ----------------------------------------------------
@@ -122,7 +122,7 @@ def test_run_now_action_still_starts_a_run(superuser_client, operator):
     assert response.status_code == 302
     run = Run.objects.get()
     messages = [m.message for m in response.wsgi_request._messages]
-    assert messages == [f"weekly: started {run.run_id}"]
+    assert messages == [f"Automation weekly: started {run.run_id}"]
 
 
 @pytest.mark.django_db
@@ -343,12 +343,13 @@ def test_verify_chains_button_reports_each_visible_chain(admin, operator, outsid
     response = client.post(reverse(VERIFY), follow=True)
     assert response.status_code == 200
     # globex's chain is not this admin's to verify, nor to learn about
-    assert _follow_messages(response) == [f"acme/ops: chain ok ({events} events)"]
+    assert _follow_messages(response) == [f"Audit chain of acme/ops: ok ({events} events)"]
     with tampering():
         AuditEvent.objects.filter(workspace=admin.workspace, seq=2).update(actor_id="forged")
     response = client.post(reverse(VERIFY), follow=True)
     assert _follow_messages(response) == [
-        "acme/ops: BROKEN at seq 2: hash does not match the event's contents (edited)"
+        "Audit chain of acme/ops: BROKEN at seq 2: "
+        "hash does not match the event's contents (edited)"
     ]
     assert client.get(reverse(VERIFY)).status_code == 405
     assert _staff(operator).post(reverse(VERIFY)).status_code == 403  # admins only
@@ -359,11 +360,14 @@ def test_verify_button_honours_the_workspace_filter(superuser_client, operator, 
     create(operator, automation_id="weekly")
     create(outsider, automation_id="theirs")
     everything = superuser_client.post(reverse(VERIFY), follow=True)
-    assert [m.split(":")[0] for m in _follow_messages(everything)] == ["acme/ops", "globex/ops"]
+    assert [m.split(":")[0] for m in _follow_messages(everything)] == [
+        "Audit chain of acme/ops",
+        "Audit chain of globex/ops",
+    ]
     one = superuser_client.post(
         reverse(VERIFY), {"workspace": str(outsider.workspace.pk)}, follow=True
     )
-    assert [m.split(":")[0] for m in _follow_messages(one)] == ["globex/ops"]
+    assert [m.split(":")[0] for m in _follow_messages(one)] == ["Audit chain of globex/ops"]
     page = superuser_client.get(reverse(AUDIT), {"workspace__id__exact": outsider.workspace.pk})
     assert f'name="workspace" value="{outsider.workspace.pk}"'.encode() in page.content
 
