@@ -462,3 +462,21 @@ def test_node_state_values_shown_are_the_run_nodes(operator, op_run):
     RunNode.objects.filter(run=op_run, node_id="draft").update(state=NodeState.FAILED)
     html = console(operator).get(change_url(op_run)).content.decode()
     assert '<tr data-node-id="draft" data-state="failed">' in html
+
+
+@pytest.mark.parametrize("changelist", [AUTOMATIONS, "admin:governance_membership_changelist"])
+def test_small_lists_cost_the_same_queries_whatever_their_length(
+    operator, make_member, changelist, django_assert_max_num_queries
+):
+    actor = actor_for(operator)
+    client = console(operator)
+    make_run(actor, automation_id="first", status=RunStatus.RUNNING)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(reverse(changelist)).status_code == 200
+    first = len(few)
+    for n in range(12):
+        make_run(actor, automation_id=f"more-{n}", status=RunStatus.RUNNING)
+        make_member("acme/ops", f"member-{n}", role=Role.VIEWER)
+    with django_assert_max_num_queries(first):
+        page = client.get(reverse(changelist))
+    assert page.content.count(b'<th class="field-') == 13  # one row each: 1 + 12
