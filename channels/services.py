@@ -239,6 +239,12 @@ def identity_link(*, actor: Actor, user: User, account: ChatAccount) -> ChatIden
         raise InvalidRequest(
             "A chat user id is required", fields={"external_user_id": ["Required."]}
         )
+    if account.kind == ChannelKind.SLACK and not account.team_id:
+        # Slack user ids are per team: a click always names its team, so this link could
+        # never match one.
+        raise InvalidRequest(
+            "A Slack account needs its team id", fields={"external_team_id": ["Required."]}
+        )
     with transaction.atomic():
         return _link(actor, user, account, memberships)
 

@@ -127,6 +127,8 @@ def test_api_refusals(admin, reviewer, outsider):
     assert admin.client().post(URL, stranger, format="json").status_code == 400
     assert admin.client().post(URL, {**body, "kind": "irc"}, format="json").status_code == 400
     assert admin.client().post(URL, {**body, "extra": 1}, format="json").status_code == 400
+    no_team = {**body, "kind": "slack"}
+    assert "external_team_id" in admin.client().post(URL, no_team, format="json").json()["fields"]
     # Another workspace's member's identity does not exist for the outsider.
     assert outsider.client().delete(f"{URL}/{identity.pk}").status_code == 404
     assert outsider.client().get(URL).json()["count"] == 0
