@@ -206,3 +206,25 @@ def test_reminder_and_escalation_notices(gate):
     assert card_facts(gate, purpose="escalation").notice.startswith("Escalated to rita-reviewer:")
     assert "Reminder 2" in str(RENDERERS["slack"].open(card_facts(gate, purpose="reminder:2")))
     assert card_facts(gate).notice == ""
+
+
+def test_card_lists_cost_constant_queries(
+    gate, operator, make_member, django_assert_max_num_queries
+):
+    from channels import delivery
+    from channels.models import ChannelConnection
+
+    for n in range(6):
+        ChannelConnection.objects.create(
+            workspace=operator.workspace, kind="slack", name=f"c{n}", channel_id=f"C{n}"
+        )
+    with django_assert_max_num_queries(4):  # gate, connections, one INSERT, the ids
+        prepared = delivery.cards_prepare(gate_id=gate.pk, purpose="card")
+    assert len(prepared) == 6
+    assert delivery.cards_prepare(gate_id=gate.pk, purpose="card") == prepared  # no new rows
+    with django_assert_max_num_queries(1):
+        assert delivery.cards_to_sync(gate_id=gate.pk) == prepared
+    with django_assert_max_num_queries(1):
+        assert delivery.cards_overdue(now=timezone.now()) == []
+    with django_assert_max_num_queries(2):
+        card_facts(gate)
