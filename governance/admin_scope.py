@@ -59,7 +59,10 @@ def admin_scope(request) -> AdminScope:
     scope = getattr(request, _CACHE_ATTRIBUTE, None)
     if scope is None:
         user = request.user
-        if user.is_active and user.is_superuser:
+        if not user.is_authenticated:
+            # The login page builds the app list too, before anyone has signed in.
+            scope = AdminScope(workspace_ids=frozenset(), roles={})
+        elif user.is_active and user.is_superuser:
             scope = AdminScope(workspace_ids=None, roles={})
         else:
             roles = dict(Membership.objects.filter(user=user).values_list("workspace_id", "role"))

@@ -438,3 +438,11 @@ def test_tokens_users_and_organisations_stay_out_of_reach(admin, operator, outsi
     assert client.get(reverse("admin:governance_workspace_changelist")).status_code == 200
     other = reverse("admin:governance_workspace_change", args=[outsider.workspace.pk])
     assert client.get(other).status_code == 404
+
+
+def test_signed_out_visitors_get_the_login_page_not_an_error(client, db):
+    """The login page lists no apps, but building it must not query scopes for AnonymousUser."""
+    assert client.get("/admin/login/").status_code == 200
+    response = client.get("/admin/automations/run/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
