@@ -318,7 +318,8 @@ class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin)
 
     def visible_workspace_ids(self, request):
         return admin_scope(request).ids_allowing(
-            WorkspaceAction.READ_AUDIT, human=request.user.kind == PrincipalKind.HUMAN
+            WorkspaceAction.READ_AUDIT,
+            human=getattr(request.user, "kind", None) == PrincipalKind.HUMAN,  # anonymous: none
         )
 
     def get_urls(self):
