@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from governance.errors import FlowgateError
+
+logger = logging.getLogger(__name__)
 
 _DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
     (exceptions.NotAuthenticated, "AUTHENTICATION_REQUIRED"),
@@ -37,6 +42,15 @@ def _drf_body(exc: exceptions.APIException) -> dict:
 def exception_handler(exc, context):
     if isinstance(exc, FlowgateError):
         return Response(exc.body(), status=exc.status)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away mid-request (connection cut, server restarting). The
+        # transaction was rolled back with it, so nothing was written: the client may retry.
+        logger.warning("database unavailable during %s: %s", context.get("request"), exc)
+        return Response(
+            {"error": "Database unavailable, retry later", "code": "DATABASE_UNAVAILABLE"},
+            status=503,
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, RequestDataTooBig):
         return Response({"error": str(exc), "code": "PAYLOAD_TOO_LARGE"}, status=413)
     if isinstance(exc, Http404):
