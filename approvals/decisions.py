@@ -1,11 +1,14 @@
 """Deciding a gate: the one service every surface calls (API, admin, approval pages, chat).
 
-`gate_decide` checks, in SPEC §6.3's order:
+`gate_decide` takes the run's lock and then checks, in SPEC §6.3's order and all under that
+lock (so nothing checked can change before the decision commits):
 
-1. the run is visible to the caller (404 `AUTOMATION_V2_RUN_NOT_FOUND`, by the caller's lookup;
-   404 `AUTOMATION_V2_NOT_FOUND` when its automation was deleted);
+1. the run is visible to the caller (404 `AUTOMATION_V2_RUN_NOT_FOUND`, by the caller's lookup)
+   and its automation is live (404 `AUTOMATION_V2_NOT_FOUND` once it is soft-deleted, judged on
+   the row read under the lock, so a caller holding a run read before the deletion is refused);
 2. the actor is human (403 `AUTOMATION_V2_GATE_REQUIRES_HUMAN`);
-3. the review permission on the automation (403 `AUTOMATION_V2_ACCESS_DENIED`);
+3. the review permission on the automation, or on this opening when it was escalated to the
+   actor (403 `AUTOMATION_V2_ACCESS_DENIED`);
 4. the run is `awaiting_approval` (409 `AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL` with
    `currentStatus` and the `winningDecision` of the most recent settled decision of the same
    gate node — SPEC §10.9), except that a decision aimed at an expired opening gets 409
@@ -15,21 +18,26 @@
    `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`);
 6. `approval_request_id` / `transition_id`, when given, name the open gate (409
    `AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED`; a `guard_denied` record that settles nothing,
-   lifecycle `approval_gate_transition_guard_denied`, committed although the request fails);
+   lifecycle `approval_gate_transition_guard_denied`);
 7. the gate has not expired (409 `AUTOMATION_V2_GATE_EXPIRED`);
 8. the self-approval rule and 9. reviewer authority (403, `approvals.policy`).
 
-Every refusal after step 1 is audited `automation.governance.gate_decision_denied` with its code
-in a transaction of its own (committed although the request fails).
+Every refusal after step 1's lookup is audited `automation.governance.gate_decision_denied`
+with its code: the denial's writes replace the decision's in the same transaction, which
+commits, and the error is raised after the commit (kept although the request fails).
 
-Then one transaction applies the decision. Lock order (STYLE.md, as the engine and run control):
-run row, its node rows, the gate row, and last (inside `audit_record`) the audit chain head. The
-run and gate are re-checked under the locks; the GateDecision insert is the final arbiter: the
-partial unique constraint `one_settling_decision_per_gate` lets exactly one settling decision
-exist per opening, so a writer that somehow got past the run lock still loses with 409. The
-decision, the node/run change, the gate's closing, the lifecycle events and the audit event
-`automation.governance.gate_decided` commit together (SPEC §10.8); after commit the run's
-execution is scheduled (approve, rework) and `approvals.hooks.gate_decided` runs (chat cards).
+Lock order (STYLE.md, as the engine and run control): run row, its node rows, the gate row,
+and last (inside `audit_record`) the audit chain head. The GateDecision insert is the final
+arbiter: the partial unique constraint `one_settling_decision_per_gate` lets exactly one
+settling decision exist per opening, so a writer that somehow got past the run lock still
+loses with 409. The decision, the node/run change, the gate's closing, the lifecycle events and
+the audit event `automation.governance.gate_decided` commit together (SPEC §10.8); after commit
+the run's execution is scheduled (approve, rework) and `approvals.hooks.gate_decided` runs.
+
+The transaction is kept short because the audit chain head serialises every decision of a
+workspace (docs/performance.md): the permissions and clearances are one query, the writes are
+single statements, and the history a caller wants to render (`with_history`) is read before
+the writes rather than re-read after the commit.
 
 Decisions are keyed by gate *opening* (the Gate row): an opening superseded by a repair, reset
 or cancel is closed, so a decision naming it is refused and never settles a later opening.
@@ -39,26 +47,55 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import hooks
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
-from approvals.policy import MESSAGES, GatePolicy, authority_refusal, self_approval_refusal
+from approvals.policy import (
+    MESSAGES,
+    GatePolicy,
+    authority_refusal,
+    escalation_grants,
+    self_approval_refusal,
+)
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
-from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus, StopKind
+from automations.models import (
+    Automation,
+    LifecycleEvent,
+    NodeState,
+    Run,
+    RunNode,
+    RunStatus,
+    StopKind,
+)
 from automations.run_control import NODE_CONTROL_FIELDS, RUN_CONTROL_FIELDS
 from automations.spec import RunSpec
 from governance.actors import Actor
 from governance.audit import audit_record
-from governance.errors import Conflict, FlowgateError, Forbidden, InvalidRequest
-from governance.policy import Action, authorize
+from governance.errors import Conflict, FlowgateError, Forbidden, InvalidRequest, NotFound
+from governance.models import User, clearance_codename
+from governance.policy import Action, authorize, automation_permissions
 
 __all__ = ["Outcome", "gate_decide", "gate_expired", "not_awaiting"]
 
+# Joined columns a decision never reads (the automation's definition — the run carries its own
+# snapshot — and the requester's profile): not decoded on every decision.
+LOCK_DEFERRED = (
+    *(
+        f"automation__{f.name}"
+        for f in Automation._meta.concrete_fields
+        if f.name not in ("id", "automation_id", "workspace", "created_by", "deleted_at")
+    ),
+    *(
+        f"requested_by__{f.name}"
+        for f in User._meta.concrete_fields
+        if f.name not in ("id", "username")
+    ),
+)
 NOT_AWAITING = "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL"
 GUARD_DENIED = "AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED"
 EXPIRED = "AUTOMATION_V2_GATE_EXPIRED"
@@ -66,11 +103,18 @@ EXPIRED = "AUTOMATION_V2_GATE_EXPIRED"
 
 @dataclass(frozen=True)
 class Outcome:
-    """An applied decision: the run and gate as written, and the decision record."""
+    """An applied decision: the run, its nodes and gate as written, and the decision record.
+
+    With `with_history`, `lifecycle` and `history` hold the run's whole lifecycle and gate
+    history as committed (the run JSON's); otherwise they are empty.
+    """
 
     run: Run
     gate: Gate
     record: GateDecision
+    nodes: list[RunNode] = field(default_factory=list)
+    lifecycle: list[LifecycleEvent] = field(default_factory=list)
+    history: list[GateDecision] = field(default_factory=list)
 
     @property
     def decision(self) -> str:
@@ -86,80 +130,39 @@ def gate_decide(
     approval_request_id: str | None = None,
     transition_id: str | None = None,
     source: str = "api",
+    with_history: bool = False,
 ) -> Outcome:
     """Decide the open gate of `run` as `actor` (see the module docstring for the checks).
 
-    `run` is the caller's run in the caller's workspace (with its automation); everything is
-    re-read under the locks. `source` is the surface (`decided_by.source`). Raises typed errors
+    `run` is the caller's run in the caller's workspace; it is re-read under the lock, so only
+    its key matters. `source` is the surface (`decided_by.source`). Raises typed errors
     (`Forbidden`, `Conflict`, `InvalidRequest`, `NotFound`) mapped to the JSON error shape.
     """
-    context = _Context(actor=actor, run=run, source=source)
-    if not actor.is_human:
-        context.deny(
-            Forbidden(
-                "Approval gate decisions require a verified human approver",
-                code="AUTOMATION_V2_GATE_REQUIRES_HUMAN",
-            )
-        )
+    context = _Context(
+        actor=actor,
+        run=run,
+        source=source,
+        submitted=(decision if isinstance(decision, str) else "").strip().lower(),
+        reason=(reason or "").strip() or None,
+        request_id=(approval_request_id or "").strip() or None,
+        transition=(transition_id or "").strip() or None,
+        with_history=with_history,
+    )
     try:
-        held = authorize(actor, Action.REVIEW, run.automation, audit=False)
-    except Forbidden as exc:
-        context.deny(exc)
-    request_id = (approval_request_id or "").strip() or None
-    transition = (transition_id or "").strip() or None
-    gate = Gate.objects.filter(run=run, status=GateStatus.OPEN).order_by("-round").first()
-    fresh = Run.objects.only("status").get(pk=run.pk)
-    if fresh.status != RunStatus.AWAITING_APPROVAL:
-        context.deny(_not_awaiting_or_expired(run, fresh.status, request_id, transition))
-    if gate is None:
-        # Cannot happen through the services (a gate opens in the transaction that parks the
-        # run, and closes in the one that moves it on); kept so a hand-edited run answers
-        # clearly instead of failing.
-        latest = Gate.objects.filter(run=run).order_by("-round").first()
-        if latest is not None and gate_expired(latest, timezone.now()):
-            context.gate = latest
-            context.deny(_expired(context, latest))
-        context.deny(
-            Conflict(
-                "Run has no pending gate", code="AUTOMATION_V2_RUN_GATE_MISSING", runID=run.run_id
-            )
-        )
-    context.gate = gate
-    chosen = (decision if isinstance(decision, str) else "").strip().lower()
-    if chosen not in HUMAN_DECISIONS:
-        context.deny(
-            InvalidRequest(
-                "decision must be approve, rework, or cancel",
-                code="AUTOMATION_V2_GATE_INVALID_DECISION",
-                runID=run.run_id,
-            )
-        )
-    context.decision = chosen
-    if chosen not in gate.decisions:
-        context.deny(
-            InvalidRequest(
-                "This gate does not offer that decision",
-                code="AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED",
-                runID=run.run_id,
-                nodeID=gate.node_id,
-                decisions=gate.decisions,
-            )
-        )
-    mismatch = _guard_mismatch(gate, request_id, transition)
-    if mismatch is not None:
-        _guard_deny(context, gate, mismatch, request_id, transition)
-    if gate_expired(gate, timezone.now()):
-        context.deny(_expired(context, gate))
-    policy = GatePolicy.of(gate.policy)
-    code = self_approval_refusal(actor=actor, run=run, policy=policy, decision=chosen)
-    code = code or authority_refusal(actor=actor, policy=policy, held=held, workspace=run.workspace)
-    if code is not None:
-        context.deny(Forbidden(MESSAGES[code], code=code, **context.ids()))
-    reason = (reason or "").strip() or None
-    try:
-        return _apply(context, gate, chosen, reason)
-    except _Lost as lost:
-        context.deny(lost.error)
+        with transaction.atomic():
+            result = _decide_locked(context)
+            if isinstance(result, FlowgateError):
+                context.audit_denial(result)  # commits instead of the decision
+    except IntegrityError:
+        # A settling decision of this opening committed although we held the run lock (only a
+        # writer bypassing the lock order could do that): the constraint refused ours.
+        status = Run.objects.only("status").get(pk=context.run.pk).status
+        result = not_awaiting(context.run, status, _node_id(context))
+        with transaction.atomic():
+            context.audit_denial(result)
+    if isinstance(result, FlowgateError):
+        raise result
+    return result
 
 
 def gate_expired(gate: Gate, now: datetime) -> bool:
@@ -169,7 +172,7 @@ def gate_expired(gate: Gate, now: datetime) -> bool:
     return gate.status == GateStatus.EXPIRED or gate.expires_at <= now
 
 
-# --- refusals -----------------------------------------------------------------------------------
+# --- checks -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -177,25 +180,24 @@ class _Context:
     actor: Actor
     run: Run
     source: str
+    submitted: str
+    reason: str | None
+    request_id: str | None
+    transition: str | None
+    with_history: bool
     gate: Gate | None = None
-    decision: str | None = None
+    decision: str | None = None  # the submitted decision once it is known to be valid
 
     def ids(self) -> dict[str, Any]:
         return {
             "runID": self.run.run_id,
             "automationID": self.run.automation.automation_id,
-            "nodeID": self.gate.node_id if self.gate is not None else None,
+            "nodeID": _node_id(self),
             "decidedBy": self.decided_by(),
         }
 
     def decided_by(self) -> dict[str, str]:
         return {**self.actor.describe(), "source": self.source}
-
-    def deny(self, error: FlowgateError) -> NoReturn:
-        """Audit the refusal in its own committed transaction, then raise it."""
-        with transaction.atomic():
-            self.audit_denial(error)
-        raise error
 
     def audit_denial(self, error: FlowgateError) -> None:
         """Append the refusal's audit event to the current transaction."""
@@ -206,7 +208,7 @@ class _Context:
             payload={
                 "runID": self.run.run_id,
                 "automationID": self.run.automation.automation_id,
-                "nodeID": self.gate.node_id if self.gate is not None else None,
+                "nodeID": _node_id(self),
                 "gateID": self.gate.pk if self.gate is not None else None,
                 "decision": self.decision,
                 "code": error.code,
@@ -216,17 +218,95 @@ class _Context:
         )
 
 
-class _Lost(Exception):
-    """The run or gate changed between the checks and the locks (a concurrent decision, a
-    repair, the expiry sweep): the transaction is rolled back and the refusal audited."""
-
-    def __init__(self, error: FlowgateError):
-        self.error = error
+def _node_id(context: _Context) -> str | None:
+    return context.gate.node_id if context.gate is not None else None
 
 
-def _not_awaiting_or_expired(run: Run, status: str, request_id, transition) -> FlowgateError:
+def _decide_locked(context: _Context) -> Outcome | FlowgateError:
+    """Lock the run, its nodes and its open gate, check in SPEC order, apply. Returns the
+    outcome, or the refusal for the caller to audit in this same transaction."""
+    actor = context.actor
+    found = list(
+        # `of=("self",)`: lock the run row only. Without it PostgreSQL also locks the joined
+        # automation row, after the run, which deadlocks with repair (automation → run).
+        Run.objects.select_for_update(of=("self",))
+        .select_related("automation", "requested_by", "workspace__organization")
+        .defer(*LOCK_DEFERRED)
+        .filter(pk=context.run.pk)
+    )
+    if not found:
+        raise NotFound("Run not found", code="AUTOMATION_V2_RUN_NOT_FOUND")
+    run = context.run = found[0]
+    nodes = list(RunNode.objects.select_for_update().filter(run=run).order_by("pk"))
+    gate = (
+        Gate.objects.select_for_update()
+        .filter(run=run, status=GateStatus.OPEN)
+        .order_by("-round")
+        .first()
+    )
+    context.gate = gate
+    if not actor.is_human:
+        return Forbidden(
+            "Approval gate decisions require a verified human approver",
+            code="AUTOMATION_V2_GATE_REQUIRES_HUMAN",
+        )
+    policy = GatePolicy.of(gate.policy if gate is not None else None)
+    held = automation_permissions(actor, run.automation, clearances=policy.data_classes)
+    if gate is not None:
+        held |= escalation_grants(gate, actor)
+    try:
+        authorize(actor, Action.REVIEW, run.automation, audit=False, held=held)
+    except FlowgateError as refusal:  # 404 for a deleted automation, else 403
+        return refusal
+    if run.status != RunStatus.AWAITING_APPROVAL:
+        return _not_awaiting_or_expired(context, run.status)
+    if gate is None:
+        # Cannot happen through the services (a gate opens in the transaction that parks the
+        # run, and closes in the one that moves it on); kept so a hand-edited run answers
+        # clearly instead of failing.
+        latest = Gate.objects.filter(run=run).order_by("-round").first()
+        if latest is not None and gate_expired(latest, timezone.now()):
+            context.gate = latest
+            return _expired(context)
+        return Conflict(
+            "Run has no pending gate", code="AUTOMATION_V2_RUN_GATE_MISSING", runID=run.run_id
+        )
+    chosen = context.submitted
+    if chosen not in HUMAN_DECISIONS:
+        return InvalidRequest(
+            "decision must be approve, rework, or cancel",
+            code="AUTOMATION_V2_GATE_INVALID_DECISION",
+            runID=run.run_id,
+        )
+    context.decision = chosen
+    if chosen not in gate.decisions:
+        return InvalidRequest(
+            "This gate does not offer that decision",
+            code="AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED",
+            runID=run.run_id,
+            nodeID=gate.node_id,
+            decisions=gate.decisions,
+        )
+    mismatch = _guard_mismatch(gate, context.request_id, context.transition)
+    if mismatch is not None:
+        return _guard_deny(context, mismatch)
+    now = timezone.now()
+    if gate_expired(gate, now):
+        return _expired(context)
+    cleared = frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
+    code = self_approval_refusal(actor=actor, run=run, policy=policy, decision=chosen)
+    code = code or authority_refusal(
+        actor=actor, policy=policy, held=held, workspace=run.workspace, cleared=cleared
+    )
+    if code is not None:
+        return Forbidden(MESSAGES[code], code=code, **context.ids())
+    return _apply(context, nodes, now)
+
+
+def _not_awaiting_or_expired(context: _Context, status: str) -> FlowgateError:
     """409 for a run not waiting on a gate: GATE_EXPIRED when the targeted opening (the one the
     ids name, else the run's latest) expired, else NOT_AWAITING_APPROVAL with the winner."""
+    run, request_id, transition = context.run, context.request_id, context.transition
     gates = Gate.objects.filter(run=run)
     target = None
     if request_id or transition:
@@ -272,7 +352,7 @@ def not_awaiting(run: Run, status: str, node_id: str | None) -> Conflict:
     return Conflict("Run is not awaiting approval", code=NOT_AWAITING, **extra)
 
 
-def _expired(context: _Context, gate: Gate) -> Conflict:
+def _expired(context: _Context) -> Conflict:
     return Conflict(
         "Approval gate expired before this decision was submitted",
         code=EXPIRED,
@@ -289,16 +369,10 @@ def _guard_mismatch(gate: Gate, request_id: str | None, transition: str | None) 
     return None
 
 
-def _guard_deny(
-    context: _Context, gate: Gate, reason_code: str, request_id, transition
-) -> NoReturn:
-    """Record the guard denial on the open gate (a `guard_denied` entry that settles nothing),
-    its lifecycle event and the audit event in one committed transaction, then raise 409.
-
-    The run row is locked first (the fixed order), so the record lands on a gate that is still
-    open; if it closed meanwhile the caller gets the not-awaiting answer instead.
-    """
-    run = context.run
+def _guard_deny(context: _Context, reason_code: str) -> Conflict:
+    """Record the guard denial on the open gate (a `guard_denied` entry that settles nothing)
+    and its lifecycle event; the caller adds the audit event to the same transaction."""
+    run, gate = context.run, context.gate
     guard = {
         "reason_code": reason_code,
         "run_id": run.run_id,
@@ -306,142 +380,126 @@ def _guard_deny(
         "node_id": gate.node_id,
         "expected_approval_request_id": gate.pk,
         "expected_transition_id": gate.transition_id,
-        "given_approval_request_id": request_id,
-        "given_transition_id": transition,
+        "given_approval_request_id": context.request_id,
+        "given_transition_id": context.transition,
     }
     detail = f"approval transition guard denied for gate `{gate.node_id}`: {reason_code}"
-    error = Conflict(detail, code=GUARD_DENIED, **context.ids(), transitionGuard=guard)
-    with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
-        still_open = (
-            Gate.objects.select_for_update().filter(pk=gate.pk, status=GateStatus.OPEN).first()
-        )
-        if locked.status != RunStatus.AWAITING_APPROVAL or still_open is None:
-            error = not_awaiting(run, locked.status, gate.node_id)
-        else:
-            GateDecision.objects.create(
-                gate=gate,
-                run=locked,
-                node_id=gate.node_id,
-                decision=Decision.GUARD_DENIED,
-                settles=False,
-                reason=detail,
-                decided_by=context.actor.user,
-                decider_kind=context.actor.kind,
-                source=context.source,
-                reviewed_digest=gate.reviewed_digest,
-                metadata={"transition_guard_denial": guard, "attempted": context.decision},
-            )
-            LifecycleEvent.objects.create(
-                run=locked,
-                event="approval_gate_transition_guard_denied",
-                reason=detail,
-                metadata={**guard, "gate_id": gate.pk, "round": gate.round},
-            )
-        # The guard_denied record, its lifecycle event and the audit event commit together.
-        context.audit_denial(error)
-    raise error
+    GateDecision.objects.create(
+        gate=gate,
+        run=run,
+        node_id=gate.node_id,
+        decision=Decision.GUARD_DENIED,
+        settles=False,
+        reason=detail,
+        decided_by=context.actor.user,
+        decider_kind=context.actor.kind,
+        source=context.source,
+        reviewed_digest=gate.reviewed_digest,
+        metadata={"transition_guard_denial": guard, "attempted": context.decision},
+    )
+    LifecycleEvent.objects.create(
+        run=run,
+        event="approval_gate_transition_guard_denied",
+        reason=detail,
+        metadata={**guard, "gate_id": gate.pk, "round": gate.round},
+    )
+    return Conflict(detail, code=GUARD_DENIED, **context.ids(), transitionGuard=guard)
 
 
 # --- applying -----------------------------------------------------------------------------------
 
 
-def _apply(context: _Context, gate: Gate, decision: str, reason: str | None) -> Outcome:
+def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
+    """Write the decision and its effects; the locks are held and every check passed."""
     from automations import tasks
 
-    actor, now = context.actor, timezone.now()
-    with transaction.atomic():
-        # `of=("self",)`: lock the run row only. Without it PostgreSQL also locks the joined
-        # automation row, after the run, which deadlocks with repair (automation → run).
-        run = (
-            Run.objects.select_for_update(of=("self",))
-            .select_related("automation")
-            .get(pk=context.run.pk)
-        )
-        nodes = {
-            n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run).order_by("pk")
-        }
-        locked_gate = Gate.objects.select_for_update().get(pk=gate.pk)
-        if gate_expired(locked_gate, now):
-            raise _Lost(_expired(context, locked_gate))
-        if run.status != RunStatus.AWAITING_APPROVAL or locked_gate.status != GateStatus.OPEN:
-            raise _Lost(not_awaiting(run, run.status, gate.node_id))
-        decided_by = context.decided_by()
-        try:
-            with transaction.atomic():
-                record = GateDecision.objects.create(
-                    gate=locked_gate,
-                    run=run,
-                    node_id=gate.node_id,
-                    decision=decision,
-                    settles=True,
-                    reason=reason or "",
-                    decided_by=actor.user,
-                    decider_kind=actor.kind,
-                    source=context.source,
-                    reviewed_digest=locked_gate.reviewed_digest,
-                    metadata={
-                        "approval_request_id": locked_gate.pk,
-                        "transition_id": locked_gate.transition_id,
-                        "round": locked_gate.round,
-                    },
-                )
-        except IntegrityError:
-            raise _Lost(not_awaiting(run, run.status, gate.node_id)) from None
-        source_status = run.status
-        change = _Change(run=run, nodes=nodes, gate=locked_gate, now=now, reason=reason)
-        APPLY[decision](change, record, decided_by)
-        run.lease_owner = ""
-        run.lease_expires_at = None
-        run.version += 1
-        run.save(update_fields=RUN_CONTROL_FIELDS)
-        touched = [nodes[n] for n in sorted(change.touched) if n in nodes]
-        for node in touched:
-            node.updated_at = now  # bulk_update does not apply `auto_now`
-        if touched:
-            RunNode.objects.bulk_update(touched, NODE_CONTROL_FIELDS)
-        locked_gate.status = GateStatus.DECIDED
-        locked_gate.closed_at = now
-        locked_gate.save(update_fields=["status", "closed_at"])
-        events = [
-            lifecycle_event(
-                run,
-                "approval_gate_decided",
-                reason=reason or "",
-                node_id=gate.node_id,
-                gate_id=locked_gate.pk,
-                round=locked_gate.round,
-                decision=decision,
-                decided_by=decided_by,
-                reviewed_digest=locked_gate.reviewed_digest,
-                **change.metadata,
-            ),
-            *change.events,
-        ]
-        LifecycleEvent.objects.bulk_create(events)
-        audit_record(
-            workspace=run.workspace,
-            event_type="automation.governance.gate_decided",
-            actor=actor,
-            payload={
-                "runID": run.run_id,
-                "automationID": run.automation.automation_id,
-                "nodeID": gate.node_id,
-                "gateID": locked_gate.pk,
-                "round": locked_gate.round,
-                "decision": decision,
-                "reason": reason,
-                "decidedBy": decided_by,
-                "reviewedDigest": locked_gate.reviewed_digest,
-                "fromStatus": source_status,
-                "toStatus": run.status,
-                **change.audit,
-            },
-        )
-        if run.status == RunStatus.QUEUED:
-            transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
-        transaction.on_commit(lambda: hooks.gate_decided(locked_gate.pk))
-    return Outcome(run=run, gate=locked_gate, record=record)
+    actor, run, gate, decision = context.actor, context.run, context.gate, context.decision
+    lifecycle, history = [], []
+    if context.with_history:  # read before the writes, which then extend them in memory
+        lifecycle = list(LifecycleEvent.objects.filter(run=run))
+        history = list(GateDecision.objects.filter(run=run).select_related("decided_by", "gate"))
+    decided_by = context.decided_by()
+    # No savepoint: the insert is the first write, so when the constraint refuses it the whole
+    # transaction goes (`gate_decide` answers 409 with the winner).
+    record = GateDecision.objects.create(
+        gate=gate,
+        run=run,
+        node_id=gate.node_id,
+        decision=decision,
+        settles=True,
+        reason=context.reason or "",
+        decided_by=actor.user,
+        decider_kind=actor.kind,
+        source=context.source,
+        reviewed_digest=gate.reviewed_digest,
+        metadata={
+            "approval_request_id": gate.pk,
+            "transition_id": gate.transition_id,
+            "round": gate.round,
+        },
+    )
+    source_status = run.status
+    by_id = {n.node_id: n for n in nodes}
+    change = _Change(run=run, nodes=by_id, gate=gate, now=now, reason=context.reason)
+    APPLY[decision](change, record, decided_by)
+    run.lease_owner = ""
+    run.lease_expires_at = None
+    run.version += 1
+    run.save(update_fields=RUN_CONTROL_FIELDS)
+    touched = [by_id[n] for n in sorted(change.touched) if n in by_id]
+    for node in touched:
+        node.updated_at = now  # bulk_update does not apply `auto_now`
+    if len(touched) == 1:
+        touched[0].save(update_fields=NODE_CONTROL_FIELDS)  # a plain UPDATE, no CASE
+    elif touched:
+        RunNode.objects.bulk_update(touched, NODE_CONTROL_FIELDS)
+    gate.status = GateStatus.DECIDED
+    gate.closed_at = now
+    gate.save(update_fields=["status", "closed_at"])
+    events = [
+        lifecycle_event(
+            run,
+            "approval_gate_decided",
+            reason=context.reason or "",
+            node_id=gate.node_id,
+            gate_id=gate.pk,
+            round=gate.round,
+            decision=decision,
+            decided_by=decided_by,
+            reviewed_digest=gate.reviewed_digest,
+            **change.metadata,
+        ),
+        *change.events,
+    ]
+    LifecycleEvent.objects.bulk_create(events)
+    audit_record(
+        workspace=run.workspace,
+        event_type="automation.governance.gate_decided",
+        actor=actor,
+        payload={
+            "runID": run.run_id,
+            "automationID": run.automation.automation_id,
+            "nodeID": gate.node_id,
+            "gateID": gate.pk,
+            "round": gate.round,
+            "decision": decision,
+            "reason": context.reason,
+            "decidedBy": decided_by,
+            "reviewedDigest": gate.reviewed_digest,
+            "fromStatus": source_status,
+            "toStatus": run.status,
+            **change.audit,
+        },
+    )
+    if run.status == RunStatus.QUEUED:
+        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
+    transaction.on_commit(lambda: hooks.gate_decided(gate.pk))
+    if context.with_history:
+        lifecycle += events
+        history.append(record)
+    return Outcome(
+        run=run, gate=gate, record=record, nodes=nodes, lifecycle=lifecycle, history=history
+    )
 
 
 @dataclass

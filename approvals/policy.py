@@ -13,11 +13,17 @@ service (`approvals.decisions`) calls them in SPEC §6.3's order and audits ever
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
+
 from governance.actors import Actor
-from governance.policy import REVIEW_ELEVATED
+from governance.models import DATA_CLASSES, clearance_codename
+from governance.policy import REVIEW, REVIEW_ELEVATED
 from governance.services import member_clearances
 
 # Risk tiers that need an approval by default (the original's `approval_required_by_default`).
@@ -95,8 +101,76 @@ def self_approval_refusal(*, actor: Actor, run, policy: GatePolicy, decision: st
     return SELF_APPROVAL_FORBIDDEN if actor.user.pk == requester_id(run) else None
 
 
+# --- reviewer rules ------------------------------------------------------------------------------
+# Each rule is written once, as a test on one gate (the decision, `approvals.decisions`) and as a
+# condition on Gate rows (the pending list, `approvals.selectors`), side by side so they cannot
+# drift apart.
+
+
+@dataclass(frozen=True)
+class AuthorityRule:
+    """Reviewer authority some gates need: `codename`, an automation permission or (when
+    `data_class` is set) that class's clearance in the workspace, on the gates where `applies`
+    holds, which are the Gate rows matching `gates`."""
+
+    codename: str
+    applies: Callable[[GatePolicy], bool]
+    gates: Q
+    data_class: str | None = None
+
+
+def _clearance_rule(data_class: str) -> AuthorityRule:
+    # The quoted class in the JSON text: works on PostgreSQL and on the embedded SQLite default
+    # alike (SQLite has no JSON containment lookups); class names are lowercase identifiers, so
+    # a quoted name never matches inside another.
+    return AuthorityRule(
+        codename=clearance_codename(data_class),
+        applies=lambda policy: data_class in policy.data_classes,
+        gates=Q(policy__data_classes__icontains=json.dumps(data_class)),
+        data_class=data_class,
+    )
+
+
+AUTHORITY_RULES: tuple[AuthorityRule, ...] = (
+    AuthorityRule(
+        codename=REVIEW_ELEVATED,
+        applies=lambda policy: policy.elevated,
+        gates=Q(policy__reviewer_eligibility="elevated_reviewer"),
+    ),
+    *(_clearance_rule(c) for c in DATA_CLASSES),
+)
+
+
+def escalation_grants(gate, actor: Actor) -> frozenset[str]:
+    """`review` for this opening only, to the human members it was escalated to (SPEC §6.5):
+    escalation extends who may decide one gate opening and grants nothing on the automation.
+    The Gate rows it applies to are `escalated_to_condition(actor)`."""
+    user = actor.user
+    if not actor.is_human or user is None or gate.escalated_at is None:
+        return frozenset()
+    return frozenset({REVIEW}) if user.username in (gate.escalated_to or ()) else frozenset()
+
+
+def escalated_to_condition(actor: Actor) -> Q:
+    """Gate rows escalated to the actor (the query form of `escalation_grants`): the quoted
+    username in the `escalated_to` JSON text, which works on SQLite too."""
+    return Q(escalated_at__isnull=False) & Q(
+        escalated_text__contains=json.dumps(actor.user.username)
+    )
+
+
+def escalated_text():
+    """The annotation `escalated_to_condition` filters on."""
+    return Cast("escalated_to", TextField())
+
+
 def authority_refusal(
-    *, actor: Actor, policy: GatePolicy, held: frozenset[str], workspace
+    *,
+    actor: Actor,
+    policy: GatePolicy,
+    held: frozenset[str],
+    workspace,
+    cleared: frozenset[str] | None = None,
 ) -> str | None:
     """The refusal code when the gate needs reviewer authority the actor lacks.
 
@@ -104,7 +178,9 @@ def authority_refusal(
     through grants); data classes need the actor's clearance for every class on the gate
     (clearances are per workspace and never implied by a role). Only humans hold authority; a
     caller without a Flowgate user (an unlinked chat account) cannot have it verified.
-    Applies to every decision, not only approve (reference §11.3).
+    Applies to every decision, not only approve (reference §11.3). `cleared` is the data
+    classes the actor is cleared for when the caller read them already; otherwise they are read
+    here (one query, only for gates with data classes).
     """
     if not policy.requires_authority:
         return None
@@ -112,10 +188,16 @@ def authority_refusal(
         return AUTHORITY_REQUIRED
     if not actor.is_human:
         return AUTHORITY_DENIED
-    if policy.elevated and REVIEW_ELEVATED not in held:
-        return AUTHORITY_DENIED
-    if policy.data_classes:
-        cleared = set(member_clearances(workspace=workspace, user=actor.user))
-        if not set(policy.data_classes) <= cleared:
+    if not set(policy.data_classes) <= set(DATA_CLASSES):
+        return AUTHORITY_DENIED  # a class nobody can be cleared for: fail closed
+    if policy.data_classes and cleared is None:
+        cleared = frozenset(member_clearances(workspace=workspace, user=actor.user))
+    for rule in AUTHORITY_RULES:
+        if not rule.applies(policy):
+            continue
+        if rule.data_class is not None:
+            if rule.data_class not in cleared:
+                return AUTHORITY_DENIED
+        elif rule.codename not in held:
             return AUTHORITY_DENIED
     return None

@@ -20,12 +20,15 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Gate, GateStatus
+from automations.ids import is_run_id
 from automations.models import (
     AutomationGroupObjectPermission,
     AutomationUserObjectPermission,
+    Run,
     RunStatus,
 )
 from governance.actors import Actor
+from governance.errors import NotFound
 from governance.models import (
     DATA_CLASSES,
     WorkspaceGroupObjectPermission,
@@ -74,6 +77,20 @@ def _clearances(actor: Actor) -> list[str]:
     ).values_list("permission__codename", flat=True)
     held = set(to_user.union(to_group))
     return sorted(codenames[c] for c in held)
+
+
+def run_to_decide(actor: Actor, run_id: str) -> Run:
+    """The run a decision names, in the actor's workspace (404 `AUTOMATION_V2_RUN_NOT_FOUND`
+    otherwise, as every run endpoint answers): its key only, since the decision service reads
+    the run again under its lock."""
+    found = (
+        Run.objects.filter(workspace=actor.workspace, run_id=run_id).only("pk")[:1]
+        if is_run_id(run_id)
+        else ()
+    )
+    if not found:
+        raise NotFound("Run not found", code="AUTOMATION_V2_RUN_NOT_FOUND", runID=run_id)
+    return found[0]
 
 
 def gates_pending(actor: Actor) -> QuerySet[Gate]:

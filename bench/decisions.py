@@ -134,15 +134,20 @@ def prepare(gates: int):
     return token, [f"run-bench-{n}" for n in range(1, gates + 1)]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, profile: str | None = None) -> subprocess.Popen:
+    """gunicorn on `port`; with `profile`, under `py-spy record` (collapsed stacks of every
+    worker's Python CPU time written to that file when gunicorn stops)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "FLOWGATE_CELERY_QUEUE": "bench-decisions",
         "LOG_LEVEL": "WARNING",
     }
+    # `--gil`: only samples holding the GIL, i.e. Python's own CPU time, not waits on PostgreSQL.
+    spy = ["py-spy", "record", "--gil", "--subprocesses", "--format", "raw", "-o", profile, "--"]
     proc = subprocess.Popen(
         [
+            *(spy if profile else []),
             sys.executable,
             "-m",
             "gunicorn",
@@ -167,6 +172,56 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise SystemExit("gunicorn did not start")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the live processes among `pids` (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def serving_pids(server: subprocess.Popen) -> tuple[list[int], list[int]]:
+    """The gunicorn processes (master and workers, under py-spy too) and the PostgreSQL
+    backends connected to the benchmark database, to charge CPU time to a phase."""
+    from django.db import connection
+
+    group = os.getpgid(server.pid)
+    python = [
+        int(pid)
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _pgid(int(pid)) == group and int(pid) != server.pid
+    ]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        backends = [row[0] for row in cur.fetchall()]
+    return python, backends
+
+
+def db_sessions() -> int:
+    """Sessions ever opened on the benchmark database (to see connections being reused)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cur.fetchone()[0]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def decide_all(port: int, token: str, run_ids: list[str]) -> tuple[float, list[float], dict]:
@@ -307,6 +362,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gates", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--profile", help="write py-spy collapsed stacks of gunicorn here")
     args = parser.parse_args()
     os.environ["FLOWGATE_CELERY_QUEUE"] = "bench-decisions"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -318,13 +374,21 @@ def main() -> None:
     token, run_ids = prepare(args.gates + 1 + args.gates)
     api_ids, race_id, raw_ids = run_ids[: args.gates], run_ids[args.gates], run_ids[-args.gates :]
     port = free_port()
-    server = start_gunicorn(port, args.workers)
+    server = start_gunicorn(port, args.workers, args.profile)
     try:
         decide_all(port, token, api_ids[:50])  # warm-up: imports, connections
+        python, backends = serving_pids(server)
+        cpu_before = cpu_seconds(python), cpu_seconds(backends)
+        sessions_before = db_sessions()
         elapsed, latencies, statuses = decide_all(port, token, api_ids[50:])
+        cpu_python = cpu_seconds(python) - cpu_before[0]
+        cpu_postgres = cpu_seconds(backends) - cpu_before[1]
+        new_sessions = db_sessions() - sessions_before
         contest = race(port, token, race_id)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        # py-spy writes its profile on SIGINT, once gunicorn has stopped.
+        os.killpg(server.pid, signal.SIGINT if args.profile else signal.SIGTERM)
+        server.wait(timeout=60)
     raw_elapsed = raw_sql(raw_ids)
     from governance.models import AuditEvent
 
@@ -344,6 +408,15 @@ def main() -> None:
             "decisions_per_s": round(api_rate, 1),
             "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+            # CPU per decision, charged to gunicorn and to its PostgreSQL backends: what the
+            # 2 cores must supply for each decision, much less sensitive to other load than
+            # wall-clock rates (the HTTP clients' own CPU is not counted).
+            "cpu_ms_per_decision": {
+                "gunicorn": round(cpu_python * 1000 / decided, 2),
+                "postgres": round(cpu_postgres * 1000 / decided, 2),
+            },
+            "db_sessions_opened": new_sessions,
+            "load_average": [round(x, 2) for x in os.getloadavg()],
             "raw_sql_decisions_per_s": round(raw_rate, 1),
             "api_vs_raw": round(api_rate / raw_rate, 3),
             "race_50_on_one_gate": {**contest, "gate_decided_audit_events": gate_decided_for_race},

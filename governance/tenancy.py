@@ -64,11 +64,16 @@ def resolve_actor(request) -> Actor:
             token.workspace.slug,
         ):
             raise WorkspaceNotFound()
-        membership = memberships.filter(workspace_id=token.workspace_id).first()
-        if membership is None:
+        # The user and workspace came with the token: only the role is read.
+        role = (
+            Membership.objects.filter(user=user, workspace_id=token.workspace_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if role is None:
             # The token outlived its user's membership: it no longer authenticates anyone.
             raise AuthenticationFailed("The token's user is no longer a member of its workspace")
-        return Actor.for_member(membership)
+        return Actor(kind=user.kind, workspace=token.workspace, user=user, role=role)
     if requested:
         org, ws = parse_workspace_path(requested)
         membership = memberships.filter(

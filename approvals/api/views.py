@@ -1,7 +1,8 @@
 """Gate decisions over the API: `POST /api/automations/v2/runs/{run_id}/gate`.
 
 Thin: parse the body, find the run in the caller's workspace (404 otherwise), call the one
-decision service (`approvals.decisions.gate_decide`), render the run.
+decision service (`approvals.decisions.gate_decide`), render the run from the rows the service
+wrote and the history it read under its lock (no second read of the run).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from approvals.decisions import gate_decide
+from approvals.decisions import Outcome, gate_decide
 from approvals.models import Surface
-from automations import selectors
+from approvals.selectors import run_to_decide
 from automations.api.run_control_views import MAX_REASON, RUN_SCHEMA, StrictInputSerializer
 from automations.api.run_json import run_json
+from automations.models import Run
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
 from governance.errors import InvalidRequest
@@ -72,8 +74,8 @@ class RunGateView(WorkspaceAPIView):
                 "approval_request_id and its alias request_id name different gates",
                 fields={"request_id": ["Differs from approval_request_id."]},
             )
-        run = selectors.run_for_action(request.actor, run_id)
-        gate_decide(
+        run = run_to_decide(request.actor, run_id)
+        outcome = gate_decide(
             actor=request.actor,
             run=run,
             decision=body["decision"],
@@ -81,6 +83,19 @@ class RunGateView(WorkspaceAPIView):
             approval_request_id=body.get("approval_request_id") or body.get("request_id"),
             transition_id=body.get("transition_id"),
             source=Surface.API,
+            with_history=True,
         )
-        run = selectors.run_get(request.actor, run_id)
-        return Response({"ok": True, "run": run_json(run)})
+        return Response({"ok": True, "run": run_json(decided_run(outcome))})
+
+
+def decided_run(outcome: Outcome) -> Run:
+    """The decided run with the relations `run_json` reads, filled from the outcome as
+    `automations.selectors.runs_with_state` would prefetch them (a decision closes the gate)."""
+    run = outcome.run
+    run._prefetched_objects_cache = {
+        "nodes": outcome.nodes,
+        "lifecycle_events": outcome.lifecycle,
+        "gate_decisions": outcome.history,
+    }
+    run.open = []
+    return run

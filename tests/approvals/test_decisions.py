@@ -24,9 +24,9 @@ from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
 from automations import engine, run_control
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus, StopKind
-from automations.services import grant_add
+from automations.services import automation_delete, grant_add
 from governance.actors import Actor
-from governance.errors import Conflict, Forbidden, InvalidRequest
+from governance.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from governance.models import AuditEvent, Role
 from governance.services import member_add
 from tests.automations.test_run_control import actor_for, agent_node, make_run, output
@@ -278,6 +278,20 @@ def test_viewer_lacks_the_review_permission(op, viewer):
     )
     (audit,) = audits(run, DENIED)
     assert audit.payload["code"] == "AUTOMATION_V2_ACCESS_DENIED"
+
+
+def test_deleted_automation_is_refused_under_the_lock(op, rev):
+    """A caller holding the run as read before its automation was soft-deleted (an approval
+    page or chat card opened earlier) is refused: the automation is judged on the row read
+    under the decision's lock. 404 as for any deleted automation, audited, nothing applied."""
+    run = awaiting(op)
+    gate = open_gate(run)
+    automation_delete(actor=op, automation=run.automation)
+    assert run.automation.deleted_at is None  # the caller's copy still looks live
+    refused(NotFound, "AUTOMATION_V2_NOT_FOUND", actor=rev, run=run, decision="approve")
+    assert_untouched(run, gate)
+    (audit,) = audits(run, DENIED)
+    assert audit.payload["code"] == "AUTOMATION_V2_NOT_FOUND"
 
 
 def test_settled_gate_answers_409_with_the_winner(op, rev, admin):

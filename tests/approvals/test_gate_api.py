@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from approvals.models import Gate, GateDecision, GateStatus
-from automations import engine
+from automations import engine, selectors
+from automations.api.run_json import run_json
 from automations.models import Run, RunNode, RunStatus
 from governance.models import AuditEvent
 from tests.approvals.test_decisions import awaiting, basic, complete, open_gate
@@ -63,6 +64,46 @@ def test_approve_answers_the_run(operator, reviewer):
     assert entry["decision"] == "approve" and entry["reason"] == "looks good"
     assert entry["decided_by"] == {"kind": "human", "actor_id": "rita-reviewer", "source": "api"}
     assert entry["round"] == 1 and entry["approval_request_id"] == gate.pk
+
+
+# The API's decision, statement by statement (a regression in any of them fails here): token,
+# membership role, run lookup; in the transaction (a savepoint pair here, BEGIN/COMMIT in
+# production) the run, node and gate locks, grants with clearances in one query, the lifecycle
+# and gate history for the answer; the decision insert, run, node and gate updates, the
+# lifecycle insert, the audit head and event. Cancel leaves the nodes alone (one fewer).
+DECISION_QUERIES = {"approve": 18, "rework": 18, "cancel": 17}
+
+
+@pytest.mark.parametrize("decision", ["approve", "rework", "cancel"])
+def test_decision_costs_a_fixed_number_of_queries(
+    operator, make_member, decision, django_assert_num_queries
+):
+    """Also with history to render (a second round) and a classified gate (clearances read
+    with the grants). Rework resets several nodes in one statement, as approve completes one."""
+    cleared = make_member("acme/ops", "cleo", role="reviewer", clearances=["financial_record"])
+    policy = {"reviewer_eligibility": "any_human_reviewer", "data_classes": ["financial_record"]}
+    run = awaiting(actor_for(operator), basic(policy=policy))
+    assert post(cleared, run.run_id, {"decision": "rework"}).status_code == 200
+    engine.run_advance(run.run_id)
+    for node in ("draft", "review"):
+        RunNode.objects.filter(run=run, node_id=node).update(state="completed")
+    engine.run_advance(run.run_id)
+    assert open_gate(run).round == 2
+    with django_assert_num_queries(DECISION_QUERIES[decision]):
+        response = post(cleared, run.run_id, {"decision": decision, "reason": "r"})
+    assert response.status_code == 200, response.json()
+
+
+@pytest.mark.parametrize("decision", ["approve", "rework", "cancel"])
+def test_answer_is_the_run_as_read_back(operator, reviewer, decision):
+    """The run JSON is rendered from the rows the decision wrote and the history read under its
+    lock: it must equal the run read back afterwards."""
+    run = awaiting(actor_for(operator))
+    response = post(reviewer, run.run_id, {"decision": decision, "reason": "why"})
+    assert response.status_code == 200, response.json()
+    read_back = run_json(selectors.run_get(actor_for(reviewer), run.run_id))
+    assert response.json()["run"] == read_back
+    assert read_back["checkpoint"]["gate_history"][-1]["decision"] == decision
 
 
 def test_request_id_is_an_alias(operator, reviewer):
