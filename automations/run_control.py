@@ -49,11 +49,13 @@ import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from approvals import hooks
 from approvals.models import Gate, GateStatus
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
@@ -242,6 +244,7 @@ def run_transition(
                 "reason": change.reason,
                 "fromStatus": change.source_status,
                 "toStatus": locked.status,
+                "actor": actor.describe(),  # with the surface: admin, api, page, ...
                 **change.audit,
             },
         )
@@ -317,6 +320,9 @@ def _supersede_open_gates(run: Run, now: datetime) -> list[str]:
     )
     if ids:
         Gate.objects.filter(pk__in=ids).update(status=GateStatus.SUPERSEDED, closed_at=now)
+        for gate_id in ids:
+            # Its chat cards lose their buttons and say the run moved on.
+            transaction.on_commit(partial(hooks.gate_decided, gate_id), robust=True)
     return ids
 
 

@@ -127,6 +127,7 @@ def test_run_actions_go_through_run_control(operator, action, start, end, verb, 
         "night shift",
     )
     assert (audit.payload["fromStatus"], audit.payload["toStatus"]) == (start, end)
+    assert audit.payload["actor"]["source"] == "admin"
     assert LifecycleEvent.objects.filter(run=run, event=event, reason="night shift").exists()
 
 

@@ -379,6 +379,11 @@ class TestTenancyAndPermissions:
         assert response.status_code == 200, response.json()
         event = AuditEvent.objects.filter(event_type="automation.run.resumed").get()
         assert event.actor_kind == "agent" and event.payload["reason"] == "agent resumes"
+        assert event.payload["actor"] == {
+            "kind": "agent",
+            "actor_id": agent.user.username,
+            "source": "api",
+        }
 
     def test_reviewer_may_not_operate(self, operator, reviewer):
         run = a_run(operator, status="paused")

@@ -210,3 +210,17 @@ def test_a_lost_update_task_is_sent_again_by_the_beat_sweep(
     wait_updated(posted_gate)
     assert_cards_show(chat_fakes, posted_gate, "Approved by Rita Reviewer via the approval page")
     assert delivery.cards_overdue(now=timezone.now() + timedelta(days=1)) == []
+
+
+def test_cancelling_the_run_supersedes_the_gate_and_its_cards_lose_their_buttons(
+    chat_fakes, posted_gate, operator
+):
+    response = operator.client().post(
+        f"/api/automations/v2/runs/{posted_gate.run.run_id}/cancel",
+        {"reason": "no longer wanted"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    updated = wait_updated(posted_gate)
+    assert {m.rendered_outcome for m in updated.values()} == {"superseded"}
+    assert_cards_show(chat_fakes, posted_gate, r"No longer needed")
