@@ -1,13 +1,17 @@
-"""Read-only admin for gates and gate decisions, scoped to the staff user's workspaces.
+"""Gates and gate decisions in the admin, scoped to the staff user's workspaces.
 
-Decisions are made through `approvals.decisions.gate_decide` (the API, the approval pages, chat);
-here they are evidence to read. Each gate page lists its decision history.
+Their rows are never edited here: they are evidence to read, and each gate page lists its
+decision history. An open gate's page also offers its decisions (`approvals.admin_decide`),
+taken through `approvals.decisions.gate_decide` like on every other surface.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.urls import path
 
+from approvals.admin_decide import decide_view, decision_context
 from approvals.models import Gate, GateDecision
 from governance.admin_paging import LargeTableAdmin
 from governance.admin_scope import ReadOnlyAdminMixin, ScopedWorkspaceFilter, WorkspaceScopedAdmin
@@ -32,12 +36,42 @@ class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
     list_filter = ("status", ("workspace", ScopedWorkspaceFilter))
     search_fields = ("=id", "=run__run_id")
     list_select_related = ("run",)
-    list_defer = ("run__automation_snapshot", "run__last_failure")
+    list_defer = (
+        "run__automation_snapshot",
+        "run__last_failure",
+        *(
+            f"run__automation__{name}"
+            for name in ("flow", "agents", "execution", "metadata", "handoff_config", "description")
+        ),
+    )
     ordering = ("-requested_at", "-round")
     inlines = [GateDecisionInline]
+    change_form_template = "admin/approvals/gate/change_form.html"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run", "workspace__organization")
+        # The run's automation: whether the user may decide is judged on it (eligibility).
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("run__automation", "requested_by", "workspace__organization")
+        )
+
+    def get_urls(self):
+        decide = self.admin_site.admin_view(self.decide_view)
+        return [
+            path("<path:object_id>/decide/", decide, name="approvals_gate_decide"),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request, object_id):
+        return decide_view(self, request, object_id)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        gate = self.get_object(request, object_id)  # 404 outside the user's workspaces
+        if not self.has_view_permission(request, gate):
+            raise PermissionDenied
+        context = {**(extra_context or {}), **decision_context(request, gate)}
+        return super().change_view(request, object_id, form_url, context)
 
 
 @admin.register(GateDecision)
