@@ -17,19 +17,20 @@ What happens to a gate (`expiry_policy`, normalised by `approvals.services.gate_
   `expired` (source `system`), gate `expired`, run `cancelled` with `stop_kind = cancelled`,
   lifecycle `approval_gate_expired` + `run_cancelled`, audit `automation.governance.gate_expired`
   (actor system), after commit `hooks.gate_decided` (cards show the outcome).
-- **at expiry, `escalate`, first time** — `review_automation` is granted on the automation to
-  every `escalate_to` username that is a human member of the run's workspace (guardian, audited
-  `automation.grant.added` by the system, only when the grant is new); `escalated_at` and
-  `escalated_to` are set and the gate gets one more full window: `expires_at = now +
-  expires_after_s` (counted from the escalation, so the escalated reviewers get the whole
-  window even when the sweep ran late). Lifecycle `approval_gate_escalated`, audit
-  `automation.governance.gate_escalated`, after commit `hooks.gate_escalated`. The run stays
-  `awaiting_approval`.
+- **at expiry, `escalate`, first time** — the `escalate_to` usernames that are human members of
+  the run's workspace are recorded on the gate (`escalated_to`, `escalated_at`): they may decide
+  this opening, and only it (`approvals.policy.escalation_grants`, which the decision and the
+  pending list share); nothing is granted on the automation, so the authority ends when the
+  opening closes and never reaches its other runs or a later round. The gate gets one more full
+  window: `expires_at = now + expires_after_s` (counted from the escalation, so the escalated
+  reviewers get the whole window even when the sweep ran late). Lifecycle
+  `approval_gate_escalated`, audit `automation.governance.gate_escalated` (naming them), after
+  commit `hooks.gate_escalated`. The run stays `awaiting_approval`.
 - **at expiry, `escalate`, again** (or when no `escalate_to` name is a human member to escalate
   to) — cancelled as above: escalation extends a gate at most once, then fails closed.
 
-Escalation grants only `review`: it never confers `review_elevated` or data-class clearances, so
-an elevated or classified gate still needs reviewers who hold that authority already.
+Escalation stands in for `review` only: it never confers `review_elevated` or data-class
+clearances, so an elevated or classified gate still needs reviewers who hold that authority.
 
 A human decision racing the sweep on one gate: the decision service locks the run first too, so
 the two serialise; whichever commits second sees the gate closed (the sweep re-checks and skips).
@@ -48,22 +49,14 @@ from django.db.models import DurationField, ExpressionWrapper, IntegerField, Q, 
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
 
 from approvals import hooks
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
 from automations.lifecycle import lifecycle_event
-from automations.models import (
-    AutomationUserObjectPermission,
-    LifecycleEvent,
-    Run,
-    RunStatus,
-    StopKind,
-)
+from automations.models import LifecycleEvent, Run, RunStatus, StopKind
 from governance.actors import SYSTEM, Actor
 from governance.audit import audit_record
 from governance.models import Membership, PrincipalKind
-from governance.policy import REVIEW
 
 logger = logging.getLogger(__name__)
 
@@ -277,32 +270,24 @@ def _expire(run: Run, gate: Gate, now: datetime) -> bool:
 
 
 def _escalate(run: Run, gate: Gate, now: datetime) -> bool:
-    """Grant review to the `escalate_to` members and extend the gate once. False (nothing
-    written) when none of the names is a human member of the workspace: the caller cancels."""
+    """Record the `escalate_to` members as this opening's extra reviewers and extend it once.
+    False (nothing written) when none of the names is a human member of the workspace: the
+    caller cancels."""
     policy = gate.expiry_policy or {}
     names = [n for n in policy.get("escalate_to") or [] if isinstance(n, str)]
-    members = list(
-        Membership.objects.select_related("user")
-        .filter(
+    usernames = list(
+        Membership.objects.filter(
             workspace=run.workspace,
             user__username__in=names,
             user__kind=PrincipalKind.HUMAN,
             user__is_active=True,
         )
         .order_by("user__username")
+        .values_list("user__username", flat=True)
     )
     automation = run.automation
-    if not members or automation.deleted_at is not None:
+    if not usernames or automation.deleted_at is not None:
         return False
-    actor = Actor.system(run.workspace, SWEEP_ACTOR)
-    already = set(
-        AutomationUserObjectPermission.objects.filter(
-            content_object=automation,
-            permission__codename=REVIEW,
-            user__in=[m.user for m in members],
-        ).values_list("user_id", flat=True)
-    )
-    usernames = [m.user.username for m in members]
     previous_expiry = gate.expires_at
     gate.escalated_at = now
     gate.escalated_to = usernames
@@ -321,27 +306,10 @@ def _escalate(run: Run, gate: Gate, now: datetime) -> bool:
             notification_key=_notification_key(run, gate, "escalated", 1),
         ),
     )
-    for member in members:
-        if member.user.pk in already:
-            continue
-        assign_perm(f"automations.{REVIEW}", member.user, automation)
-        audit_record(
-            workspace=run.workspace,
-            event_type="automation.grant.added",
-            actor=actor,
-            payload={
-                "automationID": automation.automation_id,
-                "permission": "review",
-                "user": member.user.username,
-                "group": None,
-                "reason": "approval gate escalated",
-                "gateID": gate.pk,
-            },
-        )
     audit_record(
         workspace=run.workspace,
         event_type="automation.governance.gate_escalated",
-        actor=actor,
+        actor=Actor.system(run.workspace, SWEEP_ACTOR),
         payload={
             "runID": run.run_id,
             "automationID": automation.automation_id,

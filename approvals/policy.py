@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
+from django.db.models.lookups import Contains
 
 from governance.actors import Actor
 from governance.models import DATA_CLASSES, clearance_codename
@@ -153,15 +154,9 @@ def escalation_grants(gate, actor: Actor) -> frozenset[str]:
 
 def escalated_to_condition(actor: Actor) -> Q:
     """Gate rows escalated to the actor (the query form of `escalation_grants`): the quoted
-    username in the `escalated_to` JSON text, which works on SQLite too."""
-    return Q(escalated_at__isnull=False) & Q(
-        escalated_text__contains=json.dumps(actor.user.username)
-    )
-
-
-def escalated_text():
-    """The annotation `escalated_to_condition` filters on."""
-    return Cast("escalated_to", TextField())
+    username in the `escalated_to` JSON text (SQLite has no JSON containment lookups)."""
+    in_text = Contains(Cast("escalated_to", TextField()), json.dumps(actor.user.username))
+    return Q(escalated_at__isnull=False) & Q(in_text)
 
 
 def authority_refusal(

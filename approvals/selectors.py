@@ -4,14 +4,13 @@
 conditions, so the list costs the same number of queries however long it is:
 - only humans decide gates (agents and the system get an empty list);
 - the review permission on the gate's automation: owner, workspace admin, a role that includes
-  it (`governance.policy.ROLE_PERMISSIONS`), or a guardian grant to the user or a group;
-- an `elevated_reviewer` gate also needs `review_elevated_automation` (owner, admin or grant);
-- a gate with data classes needs the caller's clearance for every class on it.
+  it (`governance.policy.ROLE_PERMISSIONS`), or a guardian grant to the user or a group; or the
+  gate was escalated to the caller (`approvals.policy.escalated_to_condition`);
+- reviewer authority, from `approvals.policy.AUTHORITY_RULES`, the table the decision service
+  checks: each rule's `gates` condition says which gates need its permission (held by owner,
+  admin or grant) or clearance (read once, one query).
 The requester of a run is listed like anyone else: they may rework or cancel their own gate even
 where the self-approval rule forbids them to approve it.
-
-These conditions mirror the per-decision checks of `approvals.policy`; they should share one
-rule table with it once both are in.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Gate, GateStatus
+from approvals.policy import AUTHORITY_RULES, escalated_to_condition
 from automations.ids import is_run_id
 from automations.models import (
     AutomationGroupObjectPermission,
@@ -35,9 +35,7 @@ from governance.models import (
     WorkspaceUserObjectPermission,
     clearance_codename,
 )
-from governance.policy import REVIEW, REVIEW_ELEVATED, ROLE_PERMISSIONS
-
-ELEVATED = "elevated_reviewer"
+from governance.policy import REVIEW, ROLE_PERMISSIONS
 
 
 def _granted(actor: Actor, codename: str) -> Q:
@@ -107,18 +105,16 @@ def gates_pending(actor: Actor) -> QuerySet[Gate]:
     )
     review = _holds(actor, REVIEW)
     if review is not None:
-        queryset = queryset.filter(review)
-    elevated = _holds(actor, REVIEW_ELEVATED)
-    if elevated is not None:
-        queryset = queryset.filter(~Q(policy__reviewer_eligibility=ELEVATED) | elevated)
-    # Every class on the gate needs a clearance: exclude gates naming a class the actor lacks.
-    # Matching the quoted class in the JSON text works on PostgreSQL and on the embedded SQLite
-    # default alike (SQLite has no JSON containment lookups); class names are lowercase
-    # identifiers, so a quoted name never matches inside another.
+        queryset = queryset.filter(review | escalated_to_condition(actor))
     cleared = set(_clearances(actor))
-    for data_class in DATA_CLASSES:
-        if data_class not in cleared:
-            queryset = queryset.exclude(policy__data_classes__icontains=f'"{data_class}"')
+    for rule in AUTHORITY_RULES:
+        if rule.data_class is not None:
+            if rule.data_class not in cleared:
+                queryset = queryset.exclude(rule.gates)
+            continue
+        holds = _holds(actor, rule.codename)
+        if holds is not None:
+            queryset = queryset.filter(~rule.gates | holds)
     return queryset.select_related("run__automation", "requested_by").order_by(
         "-requested_at", "-pk"
     )

@@ -10,14 +10,17 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from approvals.decisions import gate_decide
 from approvals.models import Gate, GateStatus
 from automations import engine
 from automations.api.run_json import approval_url
 from automations.models import NodeState, Run, RunStatus
 from automations.services import grant_add
+from governance.errors import Forbidden, NotFound
 from governance.models import Role, WorkspaceGroup
 from tests.automations.test_run_control import actor_for, agent_node, make_run, output
 
@@ -236,3 +239,76 @@ def test_query_count_does_not_grow_with_gates(operator, make_member, django_asse
         assert len(listed(member)) == 20
     with django_assert_num_queries(4):
         assert len(listed(member, limit=200)) == 20
+
+
+class _Undo(Exception):
+    """Rolls back a decision that was only a probe."""
+
+
+def decidable(member, gate) -> bool:
+    """Whether the decision service lets `member` decide `gate` (cancel), without keeping it."""
+    try:
+        with transaction.atomic():
+            gate_decide(actor=actor_for(member), run=gate.run, decision="cancel")
+            raise _Undo
+    except _Undo:
+        return True
+    except (Forbidden, NotFound):
+        return False
+
+
+def test_the_list_and_the_decision_apply_the_same_rules(operator, make_member):
+    """Every kind of reviewer against every kind of gate: the pending list holds exactly the
+    gates the decision service would let them decide (`approvals.policy` is the one
+    definition of both)."""
+    gates = {
+        "plain": open_gate(operator, "plain"),
+        "elevated": open_gate(operator, "elevated", reviewer_eligibility="elevated_reviewer"),
+        "financial": open_gate(operator, "financial", data_classes=["financial_record"]),
+        "two-classes": open_gate(
+            operator, "two-classes", data_classes=["financial_record", "regulated"]
+        ),
+        "escalated": open_gate(operator, "escalated"),
+    }
+    Gate.objects.filter(pk=gates["escalated"].pk).update(
+        escalated_at=timezone.now(), escalated_to=["erin-escalated"]
+    )
+    members = {
+        "viewer": make_member("acme/ops", "vic-viewer", role=Role.VIEWER),
+        "escalated viewer": make_member("acme/ops", "erin-escalated", role=Role.VIEWER),
+        "reviewer": make_member("acme/ops", "rex-reviewer", role=Role.REVIEWER),
+        "cleared reviewer": make_member(
+            "acme/ops", "cleo-cleared", role=Role.REVIEWER, clearances=["financial_record"]
+        ),
+        "admin": make_member("acme/ops", "ada-admin", role=Role.ADMIN),
+        "cleared admin": make_member(
+            "acme/ops", "cal-admin", role=Role.ADMIN, clearances=["financial_record", "regulated"]
+        ),
+        "granted viewer": make_member("acme/ops", "gus-granted", role=Role.VIEWER),
+        "agent": make_member("acme/ops", "bot-agent", role=Role.ADMIN, kind="agent"),
+    }
+    for gate in gates.values():
+        for permission in ("review", "review_elevated"):
+            grant_add(
+                actor=actor_for(operator),
+                automation=gate.run.automation,
+                permission=permission,
+                username="gus-granted",
+            )
+    for name, member in members.items():
+        listed = {g["approval_request_id"] for g in member.client().get(URL).json()["approvals"]}
+        allowed = {gate.pk for gate in gates.values() if decidable(member, gate)}
+        assert listed == allowed, name
+    expected = {
+        "viewer": set(),
+        "escalated viewer": {"escalated"},
+        "reviewer": {"plain", "escalated"},
+        "cleared reviewer": {"plain", "escalated", "financial"},
+        "admin": {"plain", "escalated", "elevated"},
+        "cleared admin": set(gates),
+        "granted viewer": {"plain", "escalated", "elevated"},
+        "agent": set(),
+    }
+    for name, member in members.items():
+        listed = {g["approval_request_id"] for g in member.client().get(URL).json()["approvals"]}
+        assert listed == {gates[g].pk for g in expected[name]}, name
