@@ -1,12 +1,13 @@
-"""Re-take the approval page screenshots in docs/screenshots/ from the browser tests.
+"""Re-take the screenshots in docs/screenshots/ from the browser tests.
 
     python scripts/screenshots.py     # needs what ./flowgate test needs: PostgreSQL, Redis,
                                       # Chromium (DATABASE_URL / REDIS_URL honoured)
 
-The pictures come from the same test that checks the pages fit a phone
-(tests/browser/test_approval_pages.py), so they show what the suite verified: the pending
-list and the approval page at desktop width and at 390 px. The test writes them only when
-FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
+The pictures come from the tests that check the pages, so they show what the suite verified:
+the pending list and the approval page at desktop width and at 390 px
+(tests/browser/test_approval_pages.py, the test that checks they fit a phone), and the admin
+run page of a run with a gate history (tests/browser/test_admin_console.py). The tests write
+them only when FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST = (
+TESTS = (
     "tests/browser/test_approval_pages.py"
-    "::test_pages_fit_a_phone_and_the_pending_list_links_to_the_gate"
+    "::test_pages_fit_a_phone_and_the_pending_list_links_to_the_gate",
+    "tests/browser/test_admin_console.py::test_admin_run_page_with_a_gate_history",
 )
 
 
 def main() -> int:
     env = {**os.environ, "FLOWGATE_SCREENSHOTS_DIR": str(ROOT / "docs" / "screenshots")}
-    command = [sys.executable, "-m", "pytest", TEST, "-q", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", *TESTS, "-q", "-p", "no:cacheprovider"]
     return subprocess.call(command, cwd=ROOT, env=env)
 
 

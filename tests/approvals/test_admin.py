@@ -21,7 +21,7 @@ from automations.models import Run, RunStatus
 from automations.run_control import run_cancel
 from governance.errors import Conflict
 from governance.models import AuditEvent, Role
-from tests.approvals.test_decisions import awaiting
+from tests.approvals.test_decisions import GOVERNED, awaiting
 from tests.approvals.test_pages import gate_for, page_text
 from tests.automations.test_admin import (  # noqa: F401
     change_url,
@@ -321,7 +321,9 @@ def test_closed_gates_offer_no_form(operator, reviewer, requester, decided):
 
 
 def test_a_superuser_who_is_not_a_member_decides_as_a_workspace_admin(admin_user, requester):
-    gate = gate_for(requester)
+    """Not a member, so the approval page is a 404; the admin is where they decide, even an
+    elevated gate with a data class (a superuser holds every clearance, as in guardian)."""
+    gate = gate_for(requester, policy=GOVERNED)
     client = Client()
     client.force_login(admin_user)
     assert client.get(reverse("approval_pages:gate", args=[gate.pk])).status_code == 404

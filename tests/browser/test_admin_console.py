@@ -145,3 +145,33 @@ def test_admin_run_page_with_a_gate_history(operator, reviewer, signed_in_page):
     )
     screenshot(page, "admin-run-page.png")
     assert dialogs == []
+
+
+def test_a_reviewer_approves_a_gate_from_the_admin_and_the_api_shows_it(
+    operator, reviewer, signed_in_page
+):
+    """From the run page's gate history to the gate's page, approve with a reason: the run JSON
+    shows the gate decided by the reviewer from the admin."""
+    run = awaiting(actor_for(operator))
+    page = signed_in_page(staff(reviewer))
+    blocked = csp_violations(page)
+    page.goto(f"/admin/automations/run/{run.pk}/change/")
+    gate_id = run_json(page, run)["checkpoint"]["awaiting_gate"]["approval_request_id"]
+    page.locator(f'#fg-gate-history tr[data-gate-id="{gate_id}"] a').click()
+
+    panel = page.locator("#fg-gate-decision")
+    expect(panel).to_contain_text("You may decide this gate.")
+    panel.locator('textarea[name="reason"]').fill("Numbers check out")
+    panel.locator('button[data-decision="approve"]').click()
+    expect(page.locator("ul.messagelist .success")).to_contain_text(": approved")
+    expect(panel.locator(".fg-outcome")).to_contain_text("Approved by rita-reviewer via Admin")
+    expect(panel.locator("form")).to_have_count(0)
+
+    decided = run_json(page, run)
+    assert decided["status"] == "queued"
+    assert decided["checkpoint"]["awaiting_gate"] is None
+    [entry] = decided["checkpoint"]["gate_history"]
+    assert entry["approval_request_id"] == gate_id
+    assert (entry["decision"], entry["reason"]) == ("approve", "Numbers check out")
+    assert entry["decided_by"] == {"kind": "human", "actor_id": "rita-reviewer", "source": "admin"}
+    assert blocked == []
