@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -154,20 +155,32 @@ def run_advance(run_id: str) -> Run | None:
     Idempotent and safe to call concurrently or redundantly: everything is decided under the
     run lock from the stored state.
     """
+    return _advance(run_id)[0]
+
+
+def run_advance_and_execute(run_id: str) -> None:
+    """`run_advance` in a worker (the advance task): when it starts a single node without a
+    time limit, this worker executes it, and the run's next nodes, itself (`node_execute`)."""
+    _, attempt = _advance(run_id, inline=True)
+    if attempt is not None:
+        _execute(attempt, inline=True)
+
+
+def _advance(run_id: str, *, inline: bool = False) -> tuple[Run | None, Attempt | None]:
     now = timezone.now()
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
-            .select_related("automation")
+            .select_related("automation", "workspace__organization")
             .filter(run_id=run_id)
             .first()
         )
         if run is None:
-            return None
+            return None, None
         events = []
         if run.status == RunStatus.QUEUED and run.automation.status != AutomationStatus.ACTIVE:
             _hold_for_automation_pause(run, now)
-            return run
+            return run, None
         if run.status == RunStatus.QUEUED:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
@@ -178,13 +191,14 @@ def run_advance(run_id: str) -> Run | None:
                 lifecycle_event(run, "run_execution_claimed", lease_owner=run.lease_owner)
             )
         if run.status != RunStatus.RUNNING:
-            return run
+            return run, None
         nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
-        _advance_locked(run, nodes, RunSpec.from_snapshot(run.automation_snapshot), now, events)
+        spec = RunSpec.from_snapshot(run.automation_snapshot)
+        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
         run.version += 1
         run.save(update_fields=RUN_ENGINE_FIELDS)
         LifecycleEvent.objects.bulk_create(events)
-    return run
+    return run, attempt
 
 
 def _hold_for_automation_pause(run: Run, now) -> None:
@@ -221,17 +235,25 @@ def _hold_for_automation_pause(run: Run, now) -> None:
     )
 
 
-def _advance_locked(run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, events) -> None:
+def _advance_locked(
+    run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, events, *, inline: bool = False
+) -> Attempt | None:
     """Apply the plan to a running run whose row and node rows this transaction has locked.
 
-    Node dispatches, wake-ups and the gate's chat hook are scheduled for after commit.
+    Node dispatches, wake-ups and the gate's chat hook are scheduled for after commit. With
+    `inline`, a single node to start without a time limit is not dispatched: it is claimed
+    here and returned, for the calling worker to execute next (`node_execute`).
     """
     from automations import tasks
 
     plan = plan_run(spec, nodes, now)
     run.heartbeat_at = plan.wake_at or now
     if plan.start:
-        dispatches = _start_nodes(run, spec, nodes, plan.start, now, events)
+        alone = plan.start[0] if len(plan.start) == 1 else None
+        claimed = alone if inline and alone and spec.timeout_s(alone) is None else None
+        dispatches = _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
+        if claimed:
+            return _attempt(run, spec, nodes, claimed, nodes[claimed].attempt_token)
         transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
     elif plan.wake_at:
         delay = max(0.0, (plan.wake_at - now).total_seconds())
@@ -249,6 +271,7 @@ def _advance_locked(run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, eve
         )
     elif plan.terminal:
         _finish(run, *plan.terminal, now=now, events=events)
+    return None
 
 
 NODE_START_FIELDS = [
@@ -263,8 +286,11 @@ NODE_START_FIELDS = [
 ]
 
 
-def _start_nodes(run, spec, nodes, node_ids, now, events) -> list[tuple]:
-    """Mark nodes running with a fresh attempt token; return what to enqueue after commit."""
+def _start_nodes(run, spec, nodes, node_ids, now, events, *, claimed=None) -> list[tuple]:
+    """Mark nodes running with a fresh attempt token; return what to enqueue after commit.
+
+    The `claimed` node is also claimed for the calling worker (`started_at` set, as
+    `node_execute`'s compare-and-set does for a dispatched attempt)."""
     dispatches = []
     for node_id in node_ids:
         node = nodes[node_id]
@@ -273,7 +299,7 @@ def _start_nodes(run, spec, nodes, node_ids, now, events) -> list[tuple]:
         node.attempt_token = uuid.uuid4()
         node.task_id = str(uuid.uuid4())
         node.not_before = None
-        node.started_at = None
+        node.started_at = now if node_id == claimed else None
         node.finished_at = None
         events.append(lifecycle_event(run, "node_started", node_id=node_id, attempt=node.attempts))
         dispatches.append(
@@ -298,12 +324,35 @@ def _finish(run, status, detail, last_failure, *, now, events) -> None:
 # --- executing one node attempt --------------------------------------------------------------
 
 
+@dataclass
+class Attempt:
+    """A claimed node attempt and everything its code needs (no further reads)."""
+
+    run_pk: int
+    token: str
+    kind: str
+    ctx: NodeContext
+
+
+# A worker keeps executing a run's next node itself (no task message, no claim or read round
+# trips) only while its task is younger than this: a long chain still gives other runs their
+# turn and never approaches the task time limit (`CELERY_TASK_TIME_LIMIT`).
+INLINE_BUDGET_S = 5.0
+
+
 def node_execute(run_id: str, node_id: str, token: str) -> bool:
-    """Run one node attempt (in a worker) and hand its result to `node_result_accept`.
+    """Run one node attempt (in a worker), hand its result to the accepting transaction, and
+    go on with the run's next node in the same worker when it is the only one to start.
 
     The attempt is claimed first (compare-and-set on `started_at`), so a redelivered or
     duplicated task message never executes the same attempt twice. Returns False when the
     attempt was not executed (already claimed, or fenced out before it began).
+
+    Continuing inline changes no rule: the next node is started (token, attempt, lifecycle
+    event) and claimed in the accepting transaction exactly as a dispatch would, so pause,
+    cancel and repair fence it the same way and the stale sweep covers it if this worker dies.
+    Only an attempt without a time limit, started alone, continues inline, and only while the
+    task is a few seconds old; a task running under a node's `timeout_s` runs that node only.
     """
     # The token is a random UUID (indexed), so it alone names the attempt.
     claimed = RunNode.objects.filter(
@@ -321,34 +370,59 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
             run__run_id=run_id
         )
     }
-    node = rows[node_id]
-    run = node.run
+    run = rows[node_id].run
     spec = RunSpec.from_snapshot(run.automation_snapshot)
-    upstream = {dep: rows[dep].output for dep in spec.depends_on(node_id)}
+    _execute(_attempt(run, spec, rows, node_id, token), inline=spec.timeout_s(node_id) is None)
+    return True
+
+
+def _execute(attempt: Attempt | None, *, inline: bool) -> None:
+    """Execute `attempt`, accept its result, and go on with the next attempts the accepting
+    transactions claimed for this worker (with `inline`, while within `INLINE_BUDGET_S`)."""
+    began = time.monotonic()
+    while attempt is not None:
+        output, failure = _run_node(attempt)
+        _, attempt = _accept(
+            attempt.ctx.run_id,
+            attempt.ctx.node_id,
+            attempt.token,
+            output=output,
+            failure=failure,
+            inline=inline and time.monotonic() - began < INLINE_BUDGET_S,
+        )
+
+
+def _attempt(run: Run, spec: RunSpec, nodes: dict[str, RunNode], node_id: str, token) -> Attempt:
+    """The attempt of `node_id` with its context, from the run's rows already in hand."""
     ctx = NodeContext(
-        run_id=run_id,
+        run_id=run.run_id,
         automation_id=run.automation_snapshot.get("automation_id", ""),
         workspace=run.workspace.path,
         node=spec.nodes[node_id],
         agent=spec.agent_of(node_id),
-        upstream_outputs=upstream,
-        attempt=node.attempts,
+        upstream_outputs={dep: nodes[dep].output for dep in spec.depends_on(node_id)},
+        attempt=nodes[node_id].attempts,
         workspace_root=spec.workspace_root,
     )
+    return Attempt(run_pk=run.pk, token=str(token), kind=spec.kind(node_id), ctx=ctx)
+
+
+def _run_node(attempt: Attempt) -> tuple[dict | None, dict | None]:
+    """Execute the node's code outside any transaction: (output, None) or (None, failure)."""
+    ctx = attempt.ctx
     output, failure = None, None
-    with _Heartbeat(run.pk):
+    with _Heartbeat(attempt.run_pk):
         try:
-            output = node_kind(spec.kind(node_id))(ctx)
+            output = node_kind(attempt.kind)(ctx)
         except NodeFailure as exc:
             failure = {"reason": exc.reason, "failure_kind": exc.failure_kind, **exc.details}
         except Exception as exc:  # any crash of node code is a node failure
-            logger.exception("node %s of run %s raised", node_id, run_id)
+            logger.exception("node %s of run %s raised", ctx.node_id, ctx.run_id)
             kind = (
                 "timeout" if type(exc).__name__ == "SoftTimeLimitExceeded" else "execution_failed"
             )
             failure = {"reason": f"{type(exc).__name__}: {exc}", "failure_kind": kind}
-    node_result_accept(run_id, node_id, token, output=output, failure=failure)
-    return True
+    return output, failure
 
 
 class _Heartbeat:
@@ -398,11 +472,29 @@ def node_result_accept(
     Otherwise the result is discarded and the discard recorded. On failure the node goes back to
     pending with a backoff while attempts remain, else it fails. Returns whether it was accepted.
     """
+    return _accept(run_id, node_id, token, output=output, failure=failure)[0]
+
+
+def _accept(
+    run_id: str,
+    node_id: str,
+    token: str,
+    *,
+    output: dict[str, Any] | None,
+    failure: dict[str, Any] | None,
+    inline: bool = False,
+) -> tuple[bool, Attempt | None]:
+    """`node_result_accept`, also returning the next attempt to execute inline (see
+    `_advance_locked`)."""
     from automations import handoffs
 
     now = timezone.now()
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(run_id=run_id)
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("workspace__organization")
+            .get(run_id=run_id)
+        )
         nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
         node = nodes.get(node_id)  # a re-snapshot (task retry) may have removed the node
         if run.status != RunStatus.RUNNING or node is None or str(node.attempt_token) != token:
@@ -417,7 +509,7 @@ def node_result_accept(
                 node_id=node_id,
                 attempt=node.attempts if node is not None else None,
             )
-            return False
+            return False, None
         spec = RunSpec.from_snapshot(run.automation_snapshot)
         events: list[LifecycleEvent] = []
         node.attempt_token = None
@@ -460,8 +552,8 @@ def node_result_accept(
             ]
         )
         # Advance in the same transaction: the next nodes start without another task hop.
-        _advance_locked(run, nodes, spec, now, events)
+        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
         run.version += 1
         run.save(update_fields=RUN_ENGINE_FIELDS)
         LifecycleEvent.objects.bulk_create(events)
-    return True
+    return True, attempt

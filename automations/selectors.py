@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import F, Prefetch, QuerySet
+from django.db.models.fields.json import KeyTransform
 
 from approvals.models import Gate, GateDecision, GateStatus
 from automations.ids import is_automation_id, is_run_id
@@ -15,7 +19,6 @@ from automations.models import (
 )
 from governance.actors import Actor
 from governance.errors import AutomationNotFound, NotFound
-from governance.models import User
 from governance.policy import GRANTABLE, Action, authorize
 
 
@@ -107,54 +110,78 @@ def run_get(actor: Actor, run_id: str):
     return _one_run(runs_with_state(runs_visible(actor)), run_id)
 
 
-def _columns_except(model, keep: tuple[str, ...], prefix: str = "") -> list[str]:
-    return [
-        f"{prefix}{field.name}"
-        for field in model._meta.concrete_fields
-        if not field.primary_key and field.name not in keep
-    ]
-
-
-# Columns a run's JSON (`automations.api.run_json`) never reads, left out of list pages: the
-# lease bookkeeping, every automation column but its id (a page of one automation's runs would
-# otherwise decode its flow 200 times), the requester's profile. Reading one of them later
-# would cost a query per run, which the list tests' query counts (2 vs 25 runs) catch.
-RUN_LIST_DEFERRED = (
-    "lease_owner",
-    "lease_expires_at",
-    "lease_epoch",
-    "heartbeat_at",
-    *_columns_except(Automation, ("automation_id",), "automation__"),
-    *_columns_except(User, ("username",), "requested_by__"),
-    "workspace__name",
-    "workspace__created_at",
-    "workspace__organization__name",
-    "workspace__organization__created_at",
+# The run columns a list item renders (`automations.api.run_json.render_run`), read as plain
+# rows: building model instances for a page of runs, their nodes and lifecycle events (about
+# 3,000 of them for 200 runs) dominated a list's cost (docs/performance.md, run list).
+RUN_ROW_COLUMNS = (
+    "pk",
+    "run_id",
+    "status",
+    "trigger_type",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "pause_reason",
+    "resume_reason",
+    "detail",
+    "stop_kind",
+    "stop_reason",
+    "version",
+    "last_failure",
 )
-RUN_NODE_LIST_COLUMNS = ("run", "node_id", "state", "attempts", "output")
+RUN_ROW_RELATED = {
+    "automation_key": F("automation__automation_id"),
+    "requester": F("requested_by__username"),
+    # Only what the JSON reads from the snapshot, not its agents and execution policy.
+    "flow_nodes": KeyTransform("nodes", KeyTransform("flow", "automation_snapshot")),
+    "automation_version": KeyTransform("version", "automation_snapshot"),
+}
 
 
-def runs_with_list_state(queryset: QuerySet[Run]) -> QuerySet[Run]:
-    """`runs_with_state` for pages of runs: the same relations in the same 1 + 4 queries, but
-    only the columns the run JSON reads, since building model instances (about 3,000 for a page
-    of 200 runs with their nodes and lifecycle events) dominates a list's cost
-    (docs/performance.md, run list). Keep its relations in step with `runs_with_state`: one
-    missing here costs a query per run, which the list tests' query counts catch."""
-    return (
-        queryset.select_related("automation", "requested_by", "workspace__organization")
-        .defer(*RUN_LIST_DEFERRED)
-        .prefetch_related(
-            Prefetch("nodes", queryset=RunNode.objects.only(*RUN_NODE_LIST_COLUMNS)),
-            "lifecycle_events",
-            Prefetch("gates", queryset=Gate.objects.filter(status=GateStatus.OPEN), to_attr="open"),
-            Prefetch(
-                "gate_decisions",
-                queryset=GateDecision.objects.select_related("decided_by", "gate").order_by(
-                    "decided_at", "id"
-                ),
-            ),
+@dataclass
+class RunRelations:
+    """The rows a page of runs renders besides its own, grouped by run pk."""
+
+    nodes: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+    open_gates: dict[int, Gate] = field(default_factory=dict)
+    decisions: dict[int, list] = field(default_factory=lambda: defaultdict(list))
+
+
+def run_relations(run_pks: list[int]) -> RunRelations:
+    """Nodes, open gates and decisions of the given runs: three queries whatever their number,
+    rows rather than instances except the (few) open gates. (Their lifecycle events, the bulk
+    of a page, are read by `run_json.lifecycle_histories`, rendered by the database.)"""
+    related = RunRelations()
+    if not run_pks:
+        return related
+    for row in RunNode.objects.filter(run_id__in=run_pks).values_list(
+        "run_id", "node_id", "state", "attempts", "output", named=True
+    ):
+        related.nodes[row.run_id].append(row)
+    for gate in Gate.objects.filter(run_id__in=run_pks, status=GateStatus.OPEN):
+        related.open_gates.setdefault(gate.run_id, gate)
+    for row in (
+        GateDecision.objects.filter(run_id__in=run_pks)
+        .annotate(round=F("gate__round"), decider=F("decided_by__username"))
+        .order_by("decided_at", "id")
+        .values_list(
+            "run_id",
+            "node_id",
+            "gate_id",
+            "decision",
+            "reason",
+            "decided_at",
+            "decider_kind",
+            "source",
+            "reviewed_digest",
+            "round",
+            "decider",
+            named=True,
         )
-    )
+    ):
+        related.decisions[row.run_id].append(row)
+    return related
 
 
 def runs_list(
@@ -164,7 +191,8 @@ def runs_list(
     status: str | None = None,
     automation_id: str | None = None,
 ) -> QuerySet[Run]:
-    """Runs of the actor's workspace, newest first, with everything their JSON needs.
+    """Rows of the actor's workspace's runs, newest first (render a page with
+    `run_json.runs_page_json`, which reads their relations in four more queries).
 
     The workspace and every filter are in the WHERE clause, so a caller's limit (a slice or
     `keyset_page`) applies to this tenant's matching runs only (SPEC §10.11), and a page costs
@@ -178,7 +206,11 @@ def runs_list(
         queryset = queryset.filter(status=status)
     if automation_id is not None:
         queryset = queryset.filter(automation__automation_id=automation_id)
-    return runs_with_list_state(queryset).order_by("-created_at", "-id")
+    return (
+        queryset.annotate(**RUN_ROW_RELATED)
+        .values_list(*RUN_ROW_COLUMNS, *RUN_ROW_RELATED, named=True)
+        .order_by("-created_at", "-id")
+    )
 
 
 def run_for_action(actor: Actor, run_id: str):

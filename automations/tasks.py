@@ -9,7 +9,7 @@ from automations import engine, sweeps
 
 @shared_task(name="automations.advance_run", ignore_result=True)
 def advance_run(run_id: str) -> None:
-    engine.run_advance(run_id)
+    engine.run_advance_and_execute(run_id)
 
 
 @shared_task(name="automations.execute_node", ignore_result=True, acks_late=True)

@@ -153,6 +153,21 @@ def create_tenants(workspaces: int):
     return spaces[len(spaces) // 2], tokens
 
 
+def reissue_tokens():
+    """The measured workspace of an earlier run and fresh tokens for its two readers (a raw
+    token is only known when issued)."""
+    from governance.models import User
+    from governance.services import token_issue
+
+    tokens, measured = [], None
+    for n in range(2):
+        reader = User.objects.get(username=f"bench-reader-{n}")
+        membership = reader.memberships.select_related("workspace__organization").get()
+        measured = measured or membership.workspace
+        tokens.append(token_issue(user=reader, workspace=membership.workspace)[1])
+    return measured, tokens
+
+
 def insert_runs(runs: int, workspaces: int) -> None:
     """`runs` runs, run g in workspace g % workspaces, one every 0.5 s backwards from now."""
     from django.db import connection
@@ -340,8 +355,13 @@ def main() -> None:
         default="all",
         help="RunNode rows for every run, or only the measured workspace's",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again on the rows an earlier run generated (new tokens, same data)",
+    )
     args = parser.parse_args()
-    setup_django("flowgate_bench_run_list")
+    setup_django("flowgate_bench_run_list", fresh=not args.reuse)
 
     from django.db import transaction
     from django.test import Client
@@ -349,17 +369,20 @@ def main() -> None:
     from automations.models import LifecycleEvent, Run, RunNode
 
     timings: dict[str, float] = {}
-    print("generating", flush=True)
-    with transaction.atomic():
-        measured, tokens = timed("tenants_s", timings, create_tenants, args.workspaces)
-    with transaction.atomic():
-        timed("runs_s", timings, insert_runs, args.runs, args.workspaces)
-    with transaction.atomic():
-        scope = None if args.nodes == "all" else measured.pk
-        timed("nodes_s", timings, insert_nodes, scope)
-    with transaction.atomic():
-        timed("lifecycle_s", timings, insert_lifecycle, measured.pk, args.events)
-    timed("vacuum_analyze_s", timings, analyze)
+    if args.reuse and Run.objects.exists():
+        measured, tokens = reissue_tokens()
+    else:
+        print("generating", flush=True)
+        with transaction.atomic():
+            measured, tokens = timed("tenants_s", timings, create_tenants, args.workspaces)
+        with transaction.atomic():
+            timed("runs_s", timings, insert_runs, args.runs, args.workspaces)
+        with transaction.atomic():
+            scope = None if args.nodes == "all" else measured.pk
+            timed("nodes_s", timings, insert_nodes, scope)
+        with transaction.atomic():
+            timed("lifecycle_s", timings, insert_lifecycle, measured.pk, args.events)
+        timed("vacuum_analyze_s", timings, analyze)
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {tokens[0]}", SERVER_NAME="localhost")
     bare = Client(HTTP_AUTHORIZATION=f"Bearer {tokens[1]}", SERVER_NAME="localhost")

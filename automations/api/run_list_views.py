@@ -1,9 +1,10 @@
 """Run lists: one automation's newest runs, and every run of the workspace (keyset-paginated).
 
 Thin: validate the query strictly (400 `INVALID_REQUEST` naming the parameter), call
-`selectors.runs_list` (tenant and filters in the query, before the limit), render each run with
-`run_json`. The number of queries of a page does not depend on how many runs it holds, and a
-list never writes (the original synced a blackboard per listed run; SPEC §10.11).
+`selectors.runs_list` (tenant and filters in the query, before the limit), render the page
+with `run_json.runs_page_json`. The number of queries of a page does not depend on how many
+runs it holds, and a list never writes (the original synced a blackboard per listed run;
+SPEC §10.11).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from automations import selectors
-from automations.api.run_json import run_json
+from automations.api.run_json import runs_page_json
 from automations.ids import AUTOMATION_ID_PATTERN
 from automations.models import RunStatus
 from governance.api.base import WorkspaceAPIView
@@ -99,7 +100,7 @@ class AutomationRunListView(WorkspaceAPIView):
         return Response(
             {
                 "automationID": automation.automation_id,
-                "runs": [run_json(run) for run in runs],
+                "runs": runs_page_json(runs, workspace=request.actor.workspace.path),
                 "count": len(runs),
             }
         )
@@ -121,7 +122,7 @@ class RunListView(WorkspaceAPIView):
         runs, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
         return Response(
             {
-                "runs": [run_json(run) for run in runs],
+                "runs": runs_page_json(runs, workspace=request.actor.workspace.path),
                 "count": len(runs),
                 "next_cursor": next_cursor,
             }

@@ -347,3 +347,38 @@ class TestWorkspaceRuns:
         with CaptureQueriesContext(connection) as queries:
             assert operator.client().get(RUNS).status_code == 200
         assert only_selects(queries.captured_queries)
+
+
+@pytest.mark.django_db
+def test_lifecycle_history_rendered_by_the_database_equals_the_python_rendering(operator):
+    """List pages take each run's lifecycle_history from PostgreSQL (`LIFECYCLE_JSON_SQL`);
+    it must equal `lifecycle_json`, including times on a millisecond boundary (float
+    rounding), empty and set reasons and stop kinds, and nested metadata."""
+    from datetime import UTC, datetime
+
+    from automations.api.run_json import lifecycle_histories, lifecycle_json
+    from automations.models import LifecycleEvent
+
+    create(operator, automation_id="weekly")
+    run_ids = start_runs(operator, "weekly", 2)
+    runs = list(Run.objects.filter(run_id__in=run_ids))
+    stamps = [
+        datetime(2026, 11, 24, 6, 0, 0, 123000, tzinfo=UTC),
+        datetime(2026, 11, 24, 6, 0, 0, 999999, tzinfo=UTC),
+        datetime(2001, 9, 9, 1, 46, 40, 1000, tzinfo=UTC),
+    ]
+    for n, at in enumerate(stamps):
+        event = LifecycleEvent.objects.create(
+            run=runs[n % 2],
+            event="run_paused",
+            reason="" if n else "because",
+            stop_kind="operator_stopped" if n else "",
+            metadata={"n": n, "nested": {"list": [1, 2.5, None]}},
+        )
+        LifecycleEvent.objects.filter(pk=event.pk).update(at=at)
+    pks = [run.pk for run in runs]
+    expected = {
+        run.pk: [lifecycle_json(e) for e in LifecycleEvent.objects.filter(run=run)] for run in runs
+    }
+    assert lifecycle_histories(pks) == expected
+    assert lifecycle_histories(pks, in_database=False) == expected
