@@ -60,11 +60,17 @@ def settling_record(gate: Gate) -> GateDecision | None:
 
 
 def decision_context(request: HttpRequest, gate: Gate) -> dict[str, Any]:
-    """The gate page's decision panel: eligibility and the form for an open opening, the
-    settling decision for a closed one."""
+    """The gate page's decision panel: eligibility and the form for an open opening; for a
+    closed one, the decision that settled it and the gate's next opening if it reopened."""
     actor = Actor.for_admin(request.user, gate.workspace)
     eligibility = gate_eligibility(actor=actor, gate=gate, run=gate.run)
-    record = settling_record(gate) if gate.status != GateStatus.OPEN else None
+    closed = gate.status != GateStatus.OPEN
+    record = settling_record(gate) if closed else None
+    newer = (
+        Gate.objects.filter(run=gate.run_id, status=GateStatus.OPEN).exclude(pk=gate.pk).first()
+        if closed
+        else None
+    )
     return {
         "eligibility": eligibility,
         "decision_form": None
@@ -73,6 +79,7 @@ def decision_context(request: HttpRequest, gate: Gate) -> dict[str, Any]:
         "decide_url": reverse("admin:approvals_gate_decide", args=[quote(gate.pk)]),
         "record": record,
         "outcome": OUTCOME_LABELS.get(record.decision, record.decision) if record else None,
+        "newer_gate": newer,
     }
 
 

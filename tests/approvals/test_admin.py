@@ -17,7 +17,8 @@ from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
 from approvals.pages.forms import REASON_REQUIRED
 from approvals.policy import AUTHORITY_DENIED, MESSAGES, SELF_APPROVAL_FORBIDDEN
-from automations.models import Run, RunStatus
+from automations import engine
+from automations.models import NodeState, Run, RunNode, RunStatus
 from automations.run_control import run_cancel
 from governance.errors import Conflict
 from governance.models import AuditEvent, Role
@@ -30,7 +31,7 @@ from tests.automations.test_admin import (  # noqa: F401
     no_broker,
     redirected_to,
 )
-from tests.automations.test_run_control import actor_for
+from tests.automations.test_run_control import actor_for, output
 
 pytestmark = pytest.mark.django_db
 
@@ -357,3 +358,28 @@ def test_the_gate_page_costs_a_fixed_number_of_queries(
     # session, user, scope, gate, membership, grants, clearances, decisions, the admin's own
     # permission reads: a fixed number whatever the history's length.
     assert len(few) <= 16
+
+
+def test_a_stale_opening_is_refused_and_links_to_the_reopened_gate(operator, reviewer):
+    """Round 1 was sent back and the gate reopened (round 2): a decision posted from round 1's
+    page is refused by the transition guard, names who settled round 1, and the page links to
+    round 2."""
+    run = awaiting(actor_for(operator))
+    first = Gate.objects.get(run=run)
+    gate_decide(actor=actor_for(reviewer), run=run, decision="rework", reason="Cite sources")
+    RunNode.objects.filter(run=run, node_id__in=["draft", "review"]).update(
+        state=NodeState.COMPLETED, attempts=2, output=output(summary="second draft")
+    )
+    engine.run_advance(run.run_id)
+    second = Gate.objects.get(run=run, status=GateStatus.OPEN)
+    assert second.round == 2
+
+    client = console(reviewer)
+    stale = decide(client, first, "approve", "fine")
+    error, winner = messages_of(stale)
+    assert error.startswith(f"Gate {first}: ") and "AUTOMATION_V2" not in error
+    assert winner.startswith(f"Gate {first}: Sent back for rework by rita-reviewer via API at ")
+    assert is_open(second)
+    html = stale.content.decode()
+    assert f'href="{change_url(second)}"' in html and "decide round 2" in html
+    assert decide_url(first) not in html
