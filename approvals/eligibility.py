@@ -24,12 +24,20 @@ from approvals.policy import (
     MESSAGES,
     GatePolicy,
     authority_refusal,
+    escalation_grants,
     self_approval_refusal,
 )
 from automations.models import Run, RunStatus
 from governance.actors import Actor
 from governance.errors import Forbidden, NotFound
-from governance.policy import REVIEW_ELEVATED, ROLE_PERMISSIONS, Action, authorize
+from governance.policy import (
+    REVIEW,
+    REVIEW_ELEVATED,
+    ROLE_PERMISSIONS,
+    Action,
+    authorize,
+    automation_permissions,
+)
 from governance.services import member_clearances
 
 HUMANS_ONLY = "Only a verified human may decide approval gates."
@@ -66,8 +74,12 @@ def gate_eligibility(
     offered = tuple(gate.decisions)
     if not actor.is_human or actor.user is None:
         return Eligibility(refused=dict.fromkeys(offered, HUMANS_ONLY))
+    # As the decision service does: the automation's permissions, plus `review` on this
+    # opening when it was escalated to the actor (SPEC §6.5).
+    own = automation_permissions(actor, run.automation)
+    escalated = escalation_grants(gate, actor)
     try:
-        held = authorize(actor, Action.REVIEW, run.automation, audit=False)
+        held = authorize(actor, Action.REVIEW, run.automation, audit=False, held=own | escalated)
     except (Forbidden, NotFound):
         role = actor.role or "none"
         return Eligibility(
@@ -78,7 +90,7 @@ def gate_eligibility(
             )
         )
     policy = GatePolicy.of(gate.policy)
-    grounds = [_review_ground(actor, run, held)]
+    grounds = [_review_ground(actor, run, escalated_only=REVIEW not in own)]
     authority = authority_refusal(actor=actor, policy=policy, held=held, workspace=run.workspace)
     if authority is not None:
         explanation = _authority_explanation(actor, run, policy, held)
@@ -112,7 +124,9 @@ def _closed(gate: Gate, run: Run, now: datetime) -> str | None:
     return None
 
 
-def _review_ground(actor: Actor, run: Run, held: frozenset[str]) -> str:
+def _review_ground(actor: Actor, run: Run, *, escalated_only: bool) -> str:
+    if escalated_only:
+        return "This gate was escalated to you, which lets you review this opening."
     if run.automation.created_by_id == actor.user.pk:
         return "You own this automation, which includes the review permission."
     if "review_automation" in ROLE_PERMISSIONS.get(actor.role, frozenset()):

@@ -4,6 +4,7 @@ service then does, and nothing is written while judging."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from approvals.decisions import gate_decide
 from approvals.eligibility import HUMANS_ONLY, gate_eligibility
@@ -33,6 +34,21 @@ def test_a_reviewer_may_take_every_offered_decision(reviewer, operator):
     found = judge(reviewer, gate)
     assert found.allowed == ("approve", "cancel") and found.refused == {}
     assert found.may_decide and found.closed is None
+
+
+def test_a_viewer_the_gate_was_escalated_to_may_decide_it_as_the_service_lets_them(
+    viewer, operator
+):
+    gate = gate_for(actor_for(operator))
+    assert not judge(viewer, gate).may_decide
+    gate.escalated_at, gate.escalated_to = timezone.now(), [viewer.user.username]
+    gate.save(update_fields=["escalated_at", "escalated_to"])
+
+    found = judge(viewer, gate)
+    assert found.may_decide and found.refused == {}
+    assert found.grounds[0] == "This gate was escalated to you, which lets you review this opening."
+    outcome = gate_decide(actor=actor_for(viewer), run=gate.run, decision=found.allowed[0])
+    assert outcome.record.decision == found.allowed[0]
 
 
 def test_an_agent_may_decide_nothing(agent, operator):
