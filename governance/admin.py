@@ -12,6 +12,8 @@ tokens. Users, organisations, workspaces and groups themselves, and adding a per
 workspace, stay with superusers: they span tenants (a user can belong to several organisations).
 """
 
+import re
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
@@ -47,6 +49,9 @@ from governance.services import (
     member_remove,
     token_revoke,
 )
+
+# A workspace id as the verify form posts it (digits only, bounded: never a 500 on "²").
+ASCII_ID = re.compile(r"[0-9]{1,18}")
 
 
 class SuperuserOnlyMixin:
@@ -346,7 +351,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin)
         if ids is not None:
             workspaces = workspaces.filter(pk__in=ids)
         chosen = request.POST.get("workspace", "")
-        if chosen.isdigit():
+        if ASCII_ID.fullmatch(chosen):  # str.isdigit() also admits "²", which int() refuses
             workspaces = workspaces.filter(pk=int(chosen))
         self._verify(request, workspaces)
         return HttpResponseRedirect(reverse("admin:governance_auditevent_changelist"))

@@ -370,6 +370,9 @@ def test_verify_button_honours_the_workspace_filter(superuser_client, operator, 
     assert [m.split(":")[0] for m in _follow_messages(one)] == ["Audit chain of globex/ops"]
     page = superuser_client.get(reverse(AUDIT), {"workspace__id__exact": outsider.workspace.pk})
     assert f'name="workspace" value="{outsider.workspace.pk}"'.encode() in page.content
+    for junk in ("²", "9" * 40):  # not an id: every visible chain, never a 500
+        odd = superuser_client.post(reverse(VERIFY), {"workspace": junk}, follow=True)
+        assert odd.status_code == 200 and len(_follow_messages(odd)) == 2
 
 
 @pytest.mark.django_db
