@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
 
 from channels import services
 from channels.linking import ChatAccount
@@ -20,8 +22,8 @@ from governance.admin_scope import (
     WorkspaceScopedAdmin,
     admin_scope,
 )
-from governance.errors import FlowgateError
-from governance.models import Membership, Workspace
+from governance.errors import FlowgateError, Forbidden
+from governance.models import Membership, PrincipalKind, User, Workspace
 
 EDITABLE = (*services.CONNECTION_FIELDS, *services.SECRET_FIELDS)
 
@@ -56,10 +58,7 @@ class ChannelConnectionForm(forms.ModelForm):
                 kind=kind, data=connection_data(cleaned), connection=existing
             )
         except FlowgateError as exc:
-            for name, problems in exc.extra.get("fields", {}).items():
-                self.add_error(name if name in self.fields else None, problems)
-            if not exc.extra.get("fields"):
-                raise forms.ValidationError(exc.message) from None
+            _form_errors(self, exc)
         return cleaned
 
 
@@ -133,6 +132,9 @@ class ChannelConnectionAdmin(WorkspaceScopedAdmin):
 
 
 class ChatIdentityForm(forms.ModelForm):
+    """An admin's link is created unconfirmed (`services.identity_link`); the service's checks
+    run here, so a refusal is a form error, never a 500."""
+
     class Meta:
         model = ChatIdentity
         fields = ("user", "kind", "external_team_id", "external_user_id", "display_name")
@@ -141,26 +143,60 @@ class ChatIdentityForm(forms.ModelForm):
 
     def clean_user(self):
         user = self.cleaned_data["user"]
-        if not Membership.objects.filter(user=user).exists():
-            raise forms.ValidationError("Only members of a workspace can be linked.")
         if not services.identity_may_change(self.request.user, user):
             raise forms.ValidationError(
                 "You may link accounts only of users whose every workspace you administer."
             )
         return user
 
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            services.identity_validate(identity_account(cleaned))
+        except FlowgateError as exc:
+            _form_errors(self, exc)
+        return cleaned
+
+
+def identity_account(values: dict) -> ChatAccount:
+    return ChatAccount(
+        kind=values["kind"],
+        team_id=(values.get("external_team_id") or "").strip(),
+        user_id=(values.get("external_user_id") or "").strip(),
+        display_name=(values.get("display_name") or "").strip(),
+    )
+
+
+def _form_errors(form: forms.ModelForm, exc: FlowgateError) -> None:
+    """A service's refusal as errors next to the fields it names (else the form's)."""
+    fields = exc.extra.get("fields") or {}
+    for name, problems in fields.items():
+        form.add_error(name if name in form.fields else None, problems)
+    if not fields:
+        form.add_error(None, exc.message)
+
 
 @admin.register(ChatIdentity)
 class ChatIdentityAdmin(WorkspaceScopedAdmin):
-    """Links are added or removed, never edited (a changed link is another chat account)."""
+    """Links are added (unconfirmed) or removed, never edited (a changed link is another chat
+    account). Only the user confirms a link, on the link page a chat card sends them."""
 
     form = ChatIdentityForm
     workspace_path = "user__memberships__workspace"
-    list_display = ("user", "kind", "external_team_id", "external_user_id", "display_name")
+    list_display = (
+        "user",
+        "kind",
+        "external_team_id",
+        "external_user_id",
+        "display_name",
+        "connection",
+        "confirmed_at",
+    )
     list_filter = ("kind",)
     search_fields = ("user__username", "external_user_id", "display_name")
-    list_select_related = ("user",)
-    autocomplete_fields = ("user",)
+    list_select_related = ("user", "connection")
 
     def get_queryset(self, request):
         return super().get_queryset(request).distinct()
@@ -169,6 +205,11 @@ class ChatIdentityAdmin(WorkspaceScopedAdmin):
         form = super().get_form(request, obj, **kwargs)
         form.request = request
         return form
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = linkable_users(admin_scope(request))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_view_permission(self, request, obj=None):
         scope = admin_scope(request)
@@ -186,31 +227,67 @@ class ChatIdentityAdmin(WorkspaceScopedAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return self.has_add_permission(request)
-
-    def _actor(self, request, user) -> Actor:
-        membership = Membership.objects.select_related("workspace__organization").filter(user=user)
-        return Actor.for_admin(request.user, membership.first().workspace)
+        if obj is None:
+            return self.has_add_permission(request)
+        return services.identity_may_change(request.user, obj.user)
 
     def save_model(self, request, obj, form, change):
-        saved = services.identity_link(
-            actor=self._actor(request, obj.user),
-            user=obj.user,
-            account=ChatAccount(
-                kind=obj.kind,
-                team_id=obj.external_team_id.strip(),
-                user_id=obj.external_user_id.strip(),
-                display_name=obj.display_name.strip(),
-            ),
-        )
+        try:
+            saved = services.identity_link(
+                actor=self._actor(request, obj.user),
+                user=obj.user,
+                account=identity_account(form.cleaned_data),
+            )
+        except FlowgateError as exc:  # changed since the form was checked (a concurrent link)
+            self.message_user(request, f"Not linked: {exc.message}", level=messages.ERROR)
+            return
         obj.pk, obj.created_at = saved.pk, saved.created_at
+        self.message_user(
+            request,
+            f"{obj.user} must confirm this link on the link page a chat card sends them "
+            "before its clicks decide anything.",
+            level=messages.WARNING,
+        )
+
+    def log_addition(self, request, obj, message):
+        if obj.pk is not None:  # not when the service refused it (save_model said why)
+            super().log_addition(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if obj.pk is None:
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
 
     def delete_model(self, request, obj):
-        services.identity_unlink(actor=self._actor(request, obj.user), identity=obj)
+        try:
+            services.identity_unlink(actor=self._actor(request, obj.user), identity=obj)
+        except FlowgateError as exc:
+            self.message_user(request, f"{obj}: {exc.message}", level=messages.ERROR)
 
     def delete_queryset(self, request, queryset):
         for identity in queryset.select_related("user"):
             self.delete_model(request, identity)
+
+    def _actor(self, request, user) -> Actor:
+        """The staff user acting in a workspace of `user` they administer (any, for a
+        superuser); 403 when there is none."""
+        scope = admin_scope(request)
+        memberships = Membership.objects.select_related("workspace__organization").filter(user=user)
+        for membership in memberships:
+            if scope.administers(membership.workspace_id) or request.user.pk == user.pk:
+                return Actor.for_admin(request.user, membership.workspace)
+        code, message = services.IDENTITY_DENIED
+        raise Forbidden(message, code=code)
+
+
+def linkable_users(scope) -> QuerySet[User]:
+    """Humans who are members of a workspace the staff user administers (every member's, for
+    a superuser): the users an identity may be added for."""
+    users = User.objects.filter(kind=PrincipalKind.HUMAN, memberships__isnull=False)
+    if not scope.is_everything:
+        administered = [ws for ws in scope.roles if scope.administers(ws)]
+        users = users.filter(memberships__workspace__in=administered)
+    return users.distinct().order_by("username")
 
 
 @admin.register(ApprovalMessage)

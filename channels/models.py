@@ -55,7 +55,16 @@ class ChannelConnection(models.Model):
 
 
 class ChatIdentity(models.Model):
-    """Links a chat account to a Flowgate user; a chat click counts only through this link."""
+    """Links a chat account to a Flowgate user; a chat click counts only through a *proven* link.
+
+    A link is proven when the user themself confirmed it on the signed link page
+    (`channels.linking`): the token was delivered privately by the platform to that chat account
+    through `connection`'s bot, and opened by the signed-in user. A proven link is bound to that
+    connection and counts only for clicks that connection's secret verified (the same chat
+    account id sent through a bot someone else controls proves nothing). A link created by an
+    admin (API or admin console) has no connection: it is unconfirmed and decides nothing until
+    the user confirms it through the link page.
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities"
@@ -64,19 +73,43 @@ class ChatIdentity(models.Model):
     external_team_id = models.CharField(max_length=128, blank=True)
     external_user_id = models.CharField(max_length=128)
     display_name = models.CharField(max_length=200, blank=True)
+    connection = models.ForeignKey(
+        ChannelConnection,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="identities",
+        help_text="The connection the user proved this link through; empty: unconfirmed.",
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "external_team_id", "external_user_id"],
-                name="one_identity_per_chat_account",
-            )
+                fields=["connection", "kind", "external_team_id", "external_user_id"],
+                condition=models.Q(connection__isnull=False),
+                name="one_proven_identity_per_chat_account_and_connection",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "kind", "external_team_id", "external_user_id"],
+                condition=models.Q(connection__isnull=True),
+                name="one_unconfirmed_identity_per_user_and_chat_account",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(connection__isnull=True, confirmed_at__isnull=True)
+                | models.Q(connection__isnull=False, confirmed_at__isnull=False),
+                name="identity_confirmed_iff_bound",
+            ),
         ]
         verbose_name_plural = "chat identities"
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.external_user_id} → {self.user}"
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.connection_id is not None
 
 
 class MessageState(models.TextChoices):

@@ -10,13 +10,20 @@ secret / webhook secret) are write-only: they are stored encrypted, never return
 payloads only say *that* a secret changed.
 
 Identities are not bound to a workspace (a chat account is one person in every workspace they
-belong to), so who may link or unlink one is decided against the user being linked:
-- the user themself (the self-service page, `source="page"`), or
-- a human who administers every workspace that user belongs to (the API and the admin), or a
-  superuser in the admin. An admin of one workspace cannot give a chat account the power of a
-  user in a workspace they do not run.
-Only human users can be linked: only humans decide gates. A link or unlink is audited in the chain
-of every workspace the user belongs to, since it changes who may decide there.
+belong to). A link *decides* only once the user proved it on the signed link page
+(`identity_confirm`, `source="page"`), which binds it to the connection the proof came through
+(SPEC §6.4: identity is the Flowgate user; the admin controls a connection's secret, so nothing
+an admin asserts may let them speak for someone in chat). Admins (API, admin console) may create
+*unconfirmed* links (`identity_link`), which decide nothing until the user confirms them, and
+unlink. Who may create or remove a link of a user:
+- create unconfirmed: a human admin of every workspace that user belongs to, or a superuser in
+  the admin;
+- unlink: the same, or the user themself.
+When a connection's verifying secret (signing secret, Discord public key) changes, the links
+proven through it are released: whoever set the new secret could otherwise forge their clicks.
+Only human users can be linked: only humans decide gates. A link, confirmation or unlink is
+audited in the chain of every workspace the user belongs to, since it changes who may decide
+there.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind, ChatIdentity
@@ -45,6 +53,9 @@ CONNECTION_FIELDS = (
     "is_active",
 )
 SECRET_FIELDS = ("bot_token", "signing_secret")
+# The fields that verify a click: changing one releases the identities proven through the
+# connection (see the module docstring).
+VERIFYING_FIELDS = ("signing_secret", "public_key")
 # What each kind needs to post cards and to verify the clicks on them.
 REQUIRED = {
     ChannelKind.SLACK: ("bot_token", "signing_secret", "channel_id"),
@@ -60,7 +71,12 @@ MAX_SECRET = 512
 CONNECTION_DENIED = ("CHANNEL_ACCESS_DENIED", "Only workspace admins may manage chat connections")
 IDENTITY_DENIED = (
     "CHANNEL_IDENTITY_DENIED",
-    "Only the user or an admin of every workspace they belong to may link their chat accounts",
+    "Only the user or an admin of every workspace they belong to may unlink their chat accounts",
+)
+IDENTITY_ADMIN_DENIED = (
+    "CHANNEL_IDENTITY_DENIED",
+    "Only an admin of every workspace the user belongs to may link their chat accounts; "
+    "users link their own through the link a chat card sends them",
 )
 
 
@@ -107,7 +123,10 @@ def connection_update(
         changed = sorted(n for n, value in before.items() if getattr(locked, n) != value)
         if changed:
             _save(locked, update_fields=[*changed, "updated_at"])
-            _audit(actor, locked, "channels.connection.updated", changed=changed)
+            released = 0
+            if set(changed) & set(VERIFYING_FIELDS):
+                released, _ = ChatIdentity.objects.filter(connection=locked).delete()
+            _audit(actor, locked, "channels.connection.updated", changed=changed, released=released)
     return locked
 
 
@@ -206,7 +225,9 @@ def _name_taken(connection: ChannelConnection) -> Conflict:
     )
 
 
-def _audit(actor: Actor, connection: ChannelConnection, event_type: str, *, changed) -> None:
+def _audit(
+    actor: Actor, connection: ChannelConnection, event_type: str, *, changed, released: int = 0
+) -> None:
     audit_record(
         workspace=connection.workspace,
         event_type=event_type,
@@ -219,6 +240,7 @@ def _audit(actor: Actor, connection: ChannelConnection, event_type: str, *, chan
             "isActive": connection.is_active,
             "changed": [n for n in changed if n not in SECRET_FIELDS],
             "secretsChanged": [n for n in changed if n in SECRET_FIELDS],
+            "identitiesReleased": released,
         },
     )
 
@@ -227,63 +249,79 @@ def _audit(actor: Actor, connection: ChannelConnection, event_type: str, *, chan
 
 
 def identity_link(*, actor: Actor, user: User, account: ChatAccount) -> ChatIdentity:
-    """Link a chat account to `user` (see the module docstring for who may).
+    """An admin's (API, admin console) link of a chat account to `user`: created *unconfirmed*.
 
-    409 when the account is linked to someone else; linking it again to the same user updates
-    the display name and changes nothing else.
+    It decides nothing until `user` confirms it through the link page (`identity_confirm`): an
+    admin controls the connections' secrets, so a link they assert could let them speak for
+    `user` in chat. Only a human workspace admin who may change `user`'s links
+    (`identity_may_change`) may create one. Creating it again is a no-op (the display name is
+    updated); a link the user already proved is returned as it is.
     """
-    memberships = _authorize_identity(actor, user, action="channels.identity.link")
-    if account.kind not in ChannelKind.values:
-        raise InvalidRequest("Unknown chat platform", fields={"kind": ["Unknown chat platform."]})
-    if not account.user_id:
-        raise InvalidRequest(
-            "A chat user id is required", fields={"external_user_id": ["Required."]}
-        )
-    if account.kind == ChannelKind.SLACK and not account.team_id:
-        # Slack user ids are per team: a click always names its team, so this link could
-        # never match one.
-        raise InvalidRequest(
-            "A Slack account needs its team id", fields={"external_team_id": ["Required."]}
-        )
+    memberships = _authorize_identity(actor, user, action="channels.identity.link", admin_only=True)
+    identity_validate(account)
     with transaction.atomic():
-        return _link(actor, user, account, memberships)
+        existing = (
+            ChatIdentity.objects.select_for_update()
+            .filter(user=user, **_account_fields(account))
+            .order_by("connection_id")  # a proven link (non-null) before the unconfirmed one
+            .first()
+        )
+        if existing is not None:
+            _rename(existing, account)
+            return existing
+        identity = _create(user=user, account=account, connection=None)
+        _audit_identity(actor, identity, memberships, "channels.identity.linked")
+    return identity
 
 
-def _link(actor: Actor, user: User, account: ChatAccount, memberships) -> ChatIdentity:
-    existing = (
-        ChatIdentity.objects.select_for_update()
-        .filter(
-            kind=account.kind,
-            external_team_id=account.team_id,
-            external_user_id=account.user_id,
+def identity_confirm(
+    *, actor: Actor, account: ChatAccount, connection: ChannelConnection
+) -> ChatIdentity:
+    """The link page: the signed-in user proves `account` through `connection` (SPEC §6.4:
+    identity is the Flowgate user, so only the user themself can make a link count).
+
+    Binds the account on `connection` to the actor's user, consuming their unconfirmed link of
+    the same account if an admin created one. 409 when the account is proven for another user
+    on this connection (it must be unlinked first); confirming again changes nothing.
+    """
+    user = actor.user
+    if not (actor.is_human and user is not None and actor.workspace.pk == connection.workspace_id):
+        code, message = IDENTITY_DENIED
+        deny(
+            actor,
+            action="channels.identity.confirm",
+            automation_id=None,
+            code=code,
+            message=message,
         )
-        .first()
-    )
-    if existing is not None and existing.user_id != user.pk:
-        raise Conflict(
-            f"This {account.kind.title()} account is linked to another Flowgate user; "
-            "it must be unlinked first",
-            code="CHANNEL_IDENTITY_TAKEN",
+    if account.kind != connection.kind:
+        raise InvalidRequest("The chat account is not of this connection's platform")
+    identity_validate(account)
+    memberships = _memberships(user)
+    with transaction.atomic():
+        proven = (
+            ChatIdentity.objects.select_for_update()
+            .filter(connection=connection, **_account_fields(account))
+            .first()
         )
-    if existing is not None:
-        if account.display_name and existing.display_name != account.display_name:
-            existing.display_name = account.display_name
-            existing.save(update_fields=["display_name"])
-        return existing
-    try:
-        with transaction.atomic():
-            identity = ChatIdentity.objects.create(
-                user=user,
-                kind=account.kind,
-                external_team_id=account.team_id,
-                external_user_id=account.user_id,
-                display_name=account.display_name,
-            )
-    except IntegrityError:  # linked concurrently
-        raise Conflict(
-            f"This {account.kind.title()} account is already linked", code="CHANNEL_IDENTITY_TAKEN"
-        ) from None
-    _audit_identity(actor, identity, memberships, "channels.identity.linked")
+        if proven is not None and proven.user_id != user.pk:
+            raise _taken(account)
+        if proven is not None:
+            _rename(proven, account)
+            return proven
+        pending = (
+            ChatIdentity.objects.select_for_update()
+            .filter(user=user, connection=None, **_account_fields(account))
+            .first()
+        )
+        if pending is None:
+            identity = _create(user=user, account=account, connection=connection)
+        else:
+            pending.connection, pending.confirmed_at = connection, timezone.now()
+            pending.display_name = account.display_name or pending.display_name
+            pending.save(update_fields=["connection", "confirmed_at", "display_name"])
+            identity = pending
+        _audit_identity(actor, identity, memberships, "channels.identity.confirmed")
     return identity
 
 
@@ -309,17 +347,81 @@ def identity_may_change(by: User | None, user: User) -> bool:
     return bool(theirs) and theirs <= administered
 
 
-def _authorize_identity(actor: Actor, user: User, *, action: str) -> list[Membership]:
-    """The user's memberships, once the actor may change their links; 403 (audited) otherwise."""
+def _authorize_identity(
+    actor: Actor, user: User, *, action: str, admin_only: bool = False
+) -> list[Membership]:
+    """The user's memberships, once the actor may change their links; 403 (audited) otherwise.
+    `admin_only`: the user themself is not enough (creating a link outside the link page)."""
     if not user.is_human:
         raise InvalidRequest(
             "Only human users can be linked to chat accounts: only humans decide gates",
             code="CHANNEL_IDENTITY_NOT_HUMAN",
         )
-    if not (actor.is_human and identity_may_change(actor.user, user)):
-        code, message = IDENTITY_DENIED
+    allowed = actor.is_human and identity_may_change(actor.user, user)
+    if admin_only:
+        allowed = allowed and actor.is_workspace_admin
+    if not allowed:
+        code, message = IDENTITY_ADMIN_DENIED if admin_only else IDENTITY_DENIED
         deny(actor, action=action, automation_id=None, code=code, message=message)
+    return _memberships(user)
+
+
+def _memberships(user: User) -> list[Membership]:
     return list(Membership.objects.select_related("workspace__organization").filter(user=user))
+
+
+def identity_validate(account: ChatAccount) -> None:
+    """The account names what a click would (400 naming the fields): lets a form check first."""
+    if account.kind not in ChannelKind.values:
+        raise InvalidRequest("Unknown chat platform", fields={"kind": ["Unknown chat platform."]})
+    if not account.user_id:
+        raise InvalidRequest(
+            "A chat user id is required", fields={"external_user_id": ["Required."]}
+        )
+    if account.kind == ChannelKind.SLACK and not account.team_id:
+        # Slack user ids are per team: a click always names its team, so this link could
+        # never match one.
+        raise InvalidRequest(
+            "A Slack account needs its team id", fields={"external_team_id": ["Required."]}
+        )
+
+
+def _account_fields(account: ChatAccount) -> dict[str, str]:
+    return {
+        "kind": account.kind,
+        "external_team_id": account.team_id,
+        "external_user_id": account.user_id,
+    }
+
+
+def _rename(identity: ChatIdentity, account: ChatAccount) -> None:
+    if account.display_name and identity.display_name != account.display_name:
+        identity.display_name = account.display_name
+        identity.save(update_fields=["display_name"])
+
+
+def _create(
+    *, user: User, account: ChatAccount, connection: ChannelConnection | None
+) -> ChatIdentity:
+    try:
+        with transaction.atomic():
+            return ChatIdentity.objects.create(
+                user=user,
+                connection=connection,
+                confirmed_at=timezone.now() if connection is not None else None,
+                display_name=account.display_name,
+                **_account_fields(account),
+            )
+    except IntegrityError:  # linked concurrently
+        raise _taken(account) from None
+
+
+def _taken(account: ChatAccount) -> Conflict:
+    return Conflict(
+        f"This {account.kind.title()} account is linked to another Flowgate user; "
+        "it must be unlinked first",
+        code="CHANNEL_IDENTITY_TAKEN",
+    )
 
 
 def _audit_identity(
@@ -332,6 +434,8 @@ def _audit_identity(
         "teamID": identity.external_team_id,
         "chatUserID": identity.external_user_id,
         "displayName": identity.display_name,
+        "connectionID": identity.connection_id,
+        "confirmed": identity.is_confirmed,
         "source": actor.source,
     }
     for membership in memberships:

@@ -98,6 +98,13 @@ class IdentitySerializer(serializers.Serializer):
     external_team_id = serializers.CharField()
     external_user_id = serializers.CharField()
     display_name = serializers.CharField()
+    confirmed = serializers.BooleanField(
+        help_text="Proven by the user on the link page; only a confirmed link decides."
+    )
+    connection_id = serializers.IntegerField(
+        allow_null=True, help_text="The connection the user proved the link through."
+    )
+    confirmed_at_ms = serializers.IntegerField(allow_null=True)
     created_at_ms = serializers.IntegerField()
 
 
@@ -142,5 +149,8 @@ def identity_json(identity: ChatIdentity) -> dict[str, Any]:
         "external_team_id": identity.external_team_id,
         "external_user_id": identity.external_user_id,
         "display_name": identity.display_name,
+        "confirmed": identity.is_confirmed,
+        "connection_id": identity.connection_id,
+        "confirmed_at_ms": _ms(identity.confirmed_at) if identity.confirmed_at else None,
         "created_at_ms": _ms(identity.created_at),
     }

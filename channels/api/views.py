@@ -1,5 +1,9 @@
 """Chat connections and identities over the API (workspace admins; SPEC §8).
 
+An identity created here is unconfirmed: it decides nothing until its user confirms it on the
+link page a chat card sends them (`channels.services.identity_link`). Users link their own chat
+accounts only through that page.
+
 Thin: parse strictly, look the row up in the caller's workspace (`channels.selectors`, 404 for
 another workspace's), call the service (`channels.services`), render. Non-admins get 403
 `CHANNEL_ACCESS_DENIED` (audited for writes, as every refused mutation).
@@ -125,6 +129,8 @@ class IdentityListView(WorkspaceAPIView):
         tags=TAGS,
     )
     def post(self, request):
+        """An unconfirmed link (decides nothing until the user confirms it on the link page)."""
+        services.require_connection_admin(request.actor, action="channels.identity.link")
         data = parse_input(IdentityInputSerializer, request.data)
         membership = (
             Membership.objects.select_related("user")

@@ -11,9 +11,12 @@ Both:
 2. find the gate the button names, in a workspace of a connection that verified the request
    (several workspaces may share one Slack team or Discord app: the gate decides which one, and
    a gate of a workspace that did not sign the request is treated as unknown);
-3. map the chat account through `ChatIdentity` to a member of that workspace. An unlinked
-   account (or a user who is not a member) is refused, audited like the decision service's
+3. map the chat account through a `ChatIdentity` the user proved through one of the connections
+   that verified the request (`channels.selectors.proven_identity`) to a member of that
+   workspace. An unlinked account (or one linked only unconfirmed, or through another
+   connection, or a user who is not a member) is refused, audited like the decision service's
    refusals (`AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED`), and sent a link to link it;
+   the decision's `decidedBy` names the identity (`chat_identity_id`);
 4. call the one decision service, `approvals.decisions.gate_decide`, with the button's gate id as
    `approval_request_id` and the platform as source, so every policy rule applies (self-approval,
    reviewer authority, humans only, the transition guard for stale cards, expiry).
@@ -35,7 +38,8 @@ from approvals.policy import AUTHORITY_REQUIRED, MESSAGES
 from channels.actions import CardAction
 from channels.interactions import words
 from channels.linking import ChatAccount, link_url
-from channels.models import ChannelConnection, ChatIdentity, InteractionReceipt
+from channels.models import ChannelConnection, InteractionReceipt
+from channels.selectors import ChatActor, proven_identity
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import FlowgateError
@@ -139,15 +143,7 @@ def _find(verified, account: ChatAccount, action: CardAction, delivery_key: str)
     if gate is None:
         return Answer(words.GONE, fallback)
     connection = by_workspace[gate.workspace_id]
-    identity = (
-        ChatIdentity.objects.select_related("user")
-        .filter(
-            kind=account.kind,
-            external_team_id=account.team_id,
-            external_user_id=account.user_id,
-        )
-        .first()
-    )
+    identity = proven_identity(verified, account, prefer=connection)
     membership = None
     if identity is not None:
         membership = (
@@ -158,10 +154,10 @@ def _find(verified, account: ChatAccount, action: CardAction, delivery_key: str)
     if membership is None:
         _audit_unmapped(gate, account, action)
         if identity is None:
-            link = link_url(account, gate.workspace_id)
+            link = link_url(account, connection.pk)
             return Answer(words.unlinked(account, link), connection, link=link, gate=gate)
         return Answer(words.not_member(identity.user, gate.workspace), connection, gate=gate)
-    return gate, connection, Actor.for_member(membership, source=account.kind)
+    return gate, connection, ChatActor.through(identity, membership)
 
 
 def _audit_unmapped(gate: Gate, account: ChatAccount, action: CardAction) -> None:

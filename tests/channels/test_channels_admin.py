@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from channels.models import ChannelConnection, ChatIdentity
-from governance.models import AuditEvent
+from governance.models import AuditEvent, Membership, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -17,12 +17,13 @@ CHANGE = "admin:flowgate_channels_channelconnection_change"
 CONNECTIONS = "admin:flowgate_channels_channelconnection_changelist"
 IDENTITY_ADD = "admin:flowgate_channels_chatidentity_add"
 IDENTITIES = "admin:flowgate_channels_chatidentity_changelist"
+IDENTITY_DELETE = "admin:flowgate_channels_chatidentity_delete"
 
 
 def console(member) -> Client:
     member.user.is_staff = True
     member.user.save(update_fields=["is_staff"])
-    client = Client()
+    client = Client(raise_request_exception=False)
     client.force_login(member.user)
     return client
 
@@ -122,7 +123,8 @@ def test_an_admin_links_an_identity(admin, reviewer):
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert ChatIdentity.objects.get().user == reviewer.user
+    identity = ChatIdentity.objects.get()
+    assert (identity.user, identity.is_confirmed) == (reviewer.user, False)
     assert AuditEvent.objects.filter(event_type="channels.identity.linked").count() == 1
 
 
@@ -133,3 +135,73 @@ def test_a_non_admin_cannot_link_someone_else_in_the_admin(reviewer, operator):
     )
     assert response.status_code == 403
     assert not ChatIdentity.objects.exists()
+
+
+def identity_form(user, **overrides) -> dict:
+    return {
+        "user": user.pk,
+        "kind": "telegram",
+        "external_team_id": "",
+        "external_user_id": "9",
+        "display_name": "",
+        **overrides,
+    }
+
+
+def test_the_services_identity_checks_are_form_errors(admin, reviewer):
+    response = console(admin).post(
+        reverse(IDENTITY_ADD), identity_form(reviewer.user, kind="slack", external_user_id="U1")
+    )
+    assert response.status_code == 200
+    assert response.context_data["adminform"].form.errors == {"external_team_id": ["Required."]}
+    assert not ChatIdentity.objects.exists()
+
+
+def test_a_workspace_admin_picks_among_the_members_of_workspaces_they_administer(
+    admin, reviewer, outsider
+):
+    page = console(admin).get(reverse(IDENTITY_ADD)).content.decode()
+    assert f'<option value="{reviewer.user.pk}">' in page
+    assert f'<option value="{outsider.user.pk}">' not in page
+    refused = console(admin).post(reverse(IDENTITY_ADD), identity_form(outsider.user))
+    assert refused.status_code == 200  # not a choice: a form error
+    assert not ChatIdentity.objects.exists()
+
+
+def test_an_identity_the_staff_user_may_not_unlink_cannot_be_deleted(
+    admin, reviewer, other_workspace
+):
+    """Rita also belongs to a workspace ada does not run: ada may not unlink her."""
+    Membership.objects.create(user=reviewer.user, workspace=other_workspace, role=Role.VIEWER)
+    identity = ChatIdentity.objects.create(
+        user=reviewer.user, kind="telegram", external_user_id="9"
+    )
+    client = console(admin)
+    url = reverse(IDENTITY_DELETE, args=[identity.pk])
+
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    bulk = client.post(
+        reverse(IDENTITIES),
+        {"action": "delete_selected", "_selected_action": [identity.pk], "post": "yes"},
+    )
+    assert bulk.status_code in (200, 302, 403)
+    assert ChatIdentity.objects.filter(pk=identity.pk).exists()
+
+
+def test_an_admin_unlinks_a_member(admin, reviewer):
+    identity = ChatIdentity.objects.create(
+        user=reviewer.user, kind="telegram", external_user_id="9"
+    )
+    response = console(admin).post(reverse(IDENTITY_DELETE, args=[identity.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not ChatIdentity.objects.exists()
+    assert AuditEvent.objects.filter(event_type="channels.identity.unlinked").count() == 1
+
+
+def test_a_staff_user_without_memberships_is_refused_not_a_500(db, django_user_model):
+    staff = django_user_model.objects.create_user("sid-staff", is_staff=True)
+    client = Client(raise_request_exception=False)
+    client.force_login(staff)
+    assert client.get(reverse(IDENTITY_ADD)).status_code == 403
+    assert client.get(reverse(IDENTITIES)).status_code in (200, 403)

@@ -8,16 +8,42 @@ import re
 import pytest
 from django.core import signing
 from django.test import Client
+from django.utils import timezone
 
 from channels.linking import SALT, ChatAccount, link_url
-from channels.models import ChatIdentity
-from governance.models import AuditEvent
+from channels.models import ChannelConnection, ChatIdentity
+from channels.services import identity_link
+from governance.models import AuditEvent, Membership, Role
+from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import decisions, gate_for, slack_click, slack_post
+from tests.channels.interaction_helpers import (
+    decisions,
+    denial_codes,
+    gate_for,
+    link,
+    slack_click,
+    slack_post,
+    telegram_post,
+    telegram_press,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
 
 ACCOUNT = ChatAccount(kind="slack", team_id="T0001", user_id="U0RITA", display_name="rita")
+
+
+@pytest.fixture
+def connection(reviewer) -> ChannelConnection:
+    """The Slack connection of the reviewer's workspace that the link's click came through."""
+    return ChannelConnection.objects.create(
+        workspace=reviewer.workspace,
+        kind="slack",
+        name="approvals",
+        channel_id="C0FLOWGATE",
+        external_team_id="T0001",
+        bot_token="xoxb-test-token",
+        signing_secret="slack-signing-secret",
+    )
 
 
 def path_of(url: str) -> str:
@@ -36,16 +62,16 @@ def confirm(client: Client, path: str):
     return client.post(path, {"csrfmiddlewaretoken": token.group(1)})
 
 
-def test_the_page_requires_login(reviewer):
-    path = path_of(link_url(ACCOUNT, reviewer.workspace.pk))
+def test_the_page_requires_login(reviewer, connection):
+    path = path_of(link_url(ACCOUNT, connection.pk))
     response = Client().get(path)
     assert response.status_code == 302
     assert "login" in response["Location"]
 
 
-def test_the_page_names_the_account_and_the_confirmation_links_it(reviewer):
+def test_the_page_names_the_account_and_the_confirmation_links_it(reviewer, connection):
     client = signed_in(reviewer)
-    path = path_of(link_url(ACCOUNT, reviewer.workspace.pk))
+    path = path_of(link_url(ACCOUNT, connection.pk))
 
     page = client.get(path)
     assert page.status_code == 200
@@ -62,22 +88,24 @@ def test_the_page_names_the_account_and_the_confirmation_links_it(reviewer):
         "T0001",
         "U0RITA",
     )
-    event = AuditEvent.objects.get(event_type="channels.identity.linked")
+    assert (identity.connection, identity.is_confirmed) == (connection, True)
+    event = AuditEvent.objects.get(event_type="channels.identity.confirmed")
     assert (event.actor_id, event.payload["source"]) == ("rita-reviewer", "page")
+    assert (event.payload["connectionID"], event.payload["confirmed"]) == (connection.pk, True)
 
 
-def test_the_confirmation_needs_the_csrf_token(reviewer):
+def test_the_confirmation_needs_the_csrf_token(reviewer, connection):
     client = signed_in(reviewer)
-    response = client.post(path_of(link_url(ACCOUNT, reviewer.workspace.pk)))
+    response = client.post(path_of(link_url(ACCOUNT, connection.pk)))
     assert response.status_code == 403
     assert not ChatIdentity.objects.exists()
 
 
-def test_forged_and_expired_tokens_link_nothing(reviewer):
+def test_forged_and_expired_tokens_link_nothing(reviewer, connection):
     client = signed_in(reviewer)
-    good = link_url(ACCOUNT, reviewer.workspace.pk)
+    good = link_url(ACCOUNT, connection.pk)
     forged = path_of(good)[:-3] + "xx/"
-    old = signing.dumps(["slack", "T0001", "U0RITA", "rita", reviewer.workspace.pk], salt=SALT)
+    old = signing.dumps(["slack", "T0001", "U0RITA", "rita", connection.pk], salt=SALT)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("channels.linking.LINK_MAX_AGE_S", -1)
         expired = client.get(f"/channels/link/{old}/")
@@ -87,17 +115,22 @@ def test_forged_and_expired_tokens_link_nothing(reviewer):
     assert not ChatIdentity.objects.exists()
 
 
-def test_a_user_of_another_workspace_cannot_use_the_link(reviewer, outsider):
-    response = signed_in(outsider).get(path_of(link_url(ACCOUNT, reviewer.workspace.pk)))
+def test_a_user_of_another_workspace_cannot_use_the_link(reviewer, outsider, connection):
+    response = signed_in(outsider).get(path_of(link_url(ACCOUNT, connection.pk)))
     assert response.status_code == 403
 
 
-def test_an_account_linked_to_someone_else_is_not_taken_over(reviewer, admin):
+def test_an_account_linked_to_someone_else_is_not_taken_over(reviewer, admin, connection):
     ChatIdentity.objects.create(
-        user=admin.user, kind="slack", external_team_id="T0001", external_user_id="U0RITA"
+        user=admin.user,
+        kind="slack",
+        external_team_id="T0001",
+        external_user_id="U0RITA",
+        connection=connection,
+        confirmed_at=timezone.now(),
     )
     client = signed_in(reviewer)
-    path = path_of(link_url(ACCOUNT, reviewer.workspace.pk))
+    path = path_of(link_url(ACCOUNT, connection.pk))
     assert "linked to another Flowgate user" in client.get(path).content.decode()
     csrf = client.cookies["csrftoken"].value
     response = client.post(path, {"csrfmiddlewaretoken": csrf})
@@ -105,6 +138,7 @@ def test_an_account_linked_to_someone_else_is_not_taken_over(reviewer, admin):
     assert ChatIdentity.objects.get().user == admin.user
 
 
+@pytest.mark.usefixtures("notices_in_process")
 def test_from_an_unlinked_click_to_a_decision(chat_fakes, operator, reviewer):
     """The whole flow: click while unlinked → the private link → sign in and confirm → click
     again and the decision counts."""
@@ -118,3 +152,95 @@ def test_from_an_unlinked_click_to_a_decision(chat_fakes, operator, reviewer):
     slack_post(slack_click(gate.pk, "approve", ts="1.2"))
 
     assert decisions(gate) == [("approve", "slack", "rita-reviewer", "")]
+
+
+def test_a_token_of_a_connection_gone_or_inactive_links_nothing(reviewer, connection):
+    client = signed_in(reviewer)
+    path = path_of(link_url(ACCOUNT, connection.pk))
+    connection.is_active = False
+    connection.save(update_fields=["is_active"])
+    assert client.get(path).status_code == 400
+    connection.delete()
+    assert client.get(path).status_code == 400
+    assert not ChatIdentity.objects.exists()
+
+
+def test_the_page_confirms_an_admins_unconfirmed_link(admin, reviewer, connection):
+    pending = identity_link(actor=actor_for(admin), user=reviewer.user, account=ACCOUNT)
+    assert not pending.is_confirmed
+
+    confirm(signed_in(reviewer), path_of(link_url(ACCOUNT, connection.pk)))
+
+    identity = ChatIdentity.objects.get()  # the admin's link, now proven: not a second row
+    assert (identity.pk, identity.connection, identity.is_confirmed) == (
+        pending.pk,
+        connection,
+        True,
+    )
+
+
+# --- which links decide -------------------------------------------------------------------------
+
+GOVERNED = {"risk_tier": "consequential_write"}  # the requester may not approve
+
+
+def test_an_admins_link_does_not_decide_until_the_user_confirms_it(chat_fakes, admin, reviewer):
+    """An admin cannot approve their own consequential gate by linking a chat account they
+    control to a reviewer: the link decides nothing until the reviewer proves it."""
+    gate = gate_for(admin, policy=GOVERNED)
+    chat_fakes.connect(gate.workspace, kinds=["telegram"])  # the admin set this webhook secret
+    response = admin.client().post(
+        "/api/channels/identities",
+        {"user": reviewer.user.username, "kind": "telegram", "external_user_id": "777"},
+        format="json",
+    )
+    assert (response.status_code, response.json()["confirmed"]) == (201, False)
+
+    assert (
+        telegram_post(telegram_press(gate.pk, "approve", user=777, update_id=50)).status_code == 200
+    )
+
+    assert decisions(gate) == []
+    assert denial_codes(gate) == ["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"]
+
+
+def test_a_link_proven_through_another_connection_does_not_decide(
+    chat_fakes, reviewer, make_member, other_workspace
+):
+    """Rita proved her Telegram account through acme's bot. An admin of globex (where she is
+    also a member) holds globex's webhook secret, and forges her press on a globex gate."""
+    chat_fakes.connect(reviewer.workspace, kinds=["telegram"])
+    link(reviewer, "telegram", "5000001")
+    gus = make_member("globex/ops", "gus-admin", role=Role.ADMIN)
+    Membership.objects.create(user=reviewer.user, workspace=other_workspace, role=Role.REVIEWER)
+    ChannelConnection.objects.create(
+        workspace=other_workspace,
+        kind="telegram",
+        name="globex",
+        channel_id="-1009",
+        bot_token="654321:globex-bot-token",
+        signing_secret="gus-secret",
+    )
+    gate = gate_for(gus, policy=GOVERNED)
+
+    telegram_post(telegram_press(gate.pk, "approve", update_id=60), secret="gus-secret")
+
+    assert decisions(gate) == []
+    assert denial_codes(gate) == ["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"]
+
+
+def test_the_decision_audit_names_the_identity_it_came_through(chat_fakes, operator, reviewer):
+    gate = gate_for(operator)
+    chat_fakes.connect(gate.workspace, kinds=["telegram"])
+    identity = link(reviewer, "telegram", "5000001")
+
+    telegram_post(telegram_press(gate.pk, "approve", update_id=70))
+
+    assert decisions(gate) == [("approve", "telegram", "rita-reviewer", "")]
+    event = AuditEvent.objects.get(event_type="automation.governance.gate_decided")
+    assert event.payload["decidedBy"] == {
+        "kind": "human",
+        "actor_id": "rita-reviewer",
+        "source": "telegram",
+        "chat_identity_id": identity.pk,
+    }
