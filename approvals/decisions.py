@@ -96,6 +96,12 @@ LOCK_DEFERRED = (
         if f.name not in ("id", "username")
     ),
 )
+# What the run JSON's `gate_history` reads of each decision (`run_json.decision_json`).
+HISTORY_COLUMNS = (
+    *(f.name for f in GateDecision._meta.concrete_fields if f.name != "metadata"),
+    "gate__round",
+    "decided_by__username",
+)
 NOT_AWAITING = "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL"
 GUARD_DENIED = "AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED"
 EXPIRED = "AUTOMATION_V2_GATE_EXPIRED"
@@ -417,7 +423,11 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     lifecycle, history = [], []
     if context.with_history:  # read before the writes, which then extend them in memory
         lifecycle = list(LifecycleEvent.objects.filter(run=run))
-        history = list(GateDecision.objects.filter(run=run).select_related("decided_by", "gate"))
+        history = list(
+            GateDecision.objects.filter(run=run)
+            .select_related("decided_by", "gate")
+            .only(*HISTORY_COLUMNS)
+        )
     decided_by = context.decided_by()
     # No savepoint: the insert is the first write, so when the constraint refuses it the whole
     # transaction goes (`gate_decide` answers 409 with the winner).

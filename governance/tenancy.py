@@ -65,11 +65,9 @@ def resolve_actor(request) -> Actor:
         ):
             raise WorkspaceNotFound()
         # The user and workspace came with the token: only the role is read.
-        role = (
-            Membership.objects.filter(user=user, workspace_id=token.workspace_id)
-            .values_list("role", flat=True)
-            .first()
-        )
+        roles = Membership.objects.filter(user=user, workspace_id=token.workspace_id)
+        found = list(roles.values_list("role", flat=True)[:1])
+        role = found[0] if found else None
         if role is None:
             # The token outlived its user's membership: it no longer authenticates anyone.
             raise AuthenticationFailed("The token's user is no longer a member of its workspace")

@@ -783,3 +783,41 @@ def test_fifty_concurrent_decisions_one_winner(op, make_member):
     assert len(audits(run, DECIDED)) == 1
     assert len(audits(run, DENIED)) == 49
     assert Gate.objects.get(pk=gate.pk).status == GateStatus.DECIDED
+
+
+def test_grants_and_clearances_through_groups_in_one_query(op, make_member):
+    """The decision reads the review grant and the clearances, to the user or a group, in one
+    query (`governance.policy.grants_held`), as guardian would: an inactive user holds none."""
+    from django.contrib.auth.models import Group
+    from guardian.shortcuts import assign_perm
+
+    from governance.models import WorkspaceGroup
+
+    member = make_member("acme/ops", "gina-grouped", role=Role.VIEWER)
+    run = awaiting(op, basic(policy={"data_classes": ["financial_record", "regulated"]}))
+    group = Group.objects.create(name="acme-gate-reviewers")
+    WorkspaceGroup.objects.create(workspace=member.workspace, group=group)
+    member.user.groups.add(group)
+    assign_perm("automations.review_automation", group, run.automation)
+    assign_perm("governance.review_financial_record", group, member.workspace)
+    actor = actor_for(member)
+    refused(
+        Forbidden,
+        "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED",
+        actor=actor,
+        run=run,
+        decision="approve",
+    )
+    assign_perm("governance.review_regulated", member.user, member.workspace)
+    member.user.is_active = False
+    member.user.save(update_fields=["is_active"])
+    refused(
+        Forbidden,
+        "AUTOMATION_V2_ACCESS_DENIED",
+        actor=actor_for(member),
+        run=run,
+        decision="approve",
+    )
+    member.user.is_active = True
+    member.user.save(update_fields=["is_active"])
+    assert gate_decide(actor=actor_for(member), run=run, decision="approve").decision == "approve"
