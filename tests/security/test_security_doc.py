@@ -1,4 +1,5 @@
-"""docs/security.md shows the authorisation matrix exactly as tests/security/authz_table.py."""
+"""docs/security.md shows the authorisation matrices exactly as tests/security/authz_table.py
+and tests/security/session_table.py define them."""
 
 from __future__ import annotations
 

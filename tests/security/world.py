@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from rest_framework.test import APIClient
 
+from approvals.models import Gate, GateStatus
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
-from governance.models import PrincipalKind, Role
+from governance.models import AuditEvent, PrincipalKind, Role
 from tests.approvals.test_decisions import approval_node, awaiting
 from tests.automations.test_run_control import AGENTS, actor_for, agent_node, make_run, output
 
@@ -66,6 +67,22 @@ class World:
             "automation_id": self.automation.automation_id,
             "grant_id": self.grant_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
+        }
+
+    def session_ids(self) -> dict[str, str]:
+        """Values for the placeholders of page and admin URLs (tests/security/session_table.py):
+        database keys, and the open gate of the gate run."""
+        gate = self.runs.get("gate")
+        return {
+            "automation_pk": str(self.automation.pk),
+            "workspace_pk": str(self.automation.workspace_id),
+            "grant_id": self.grant_id,
+            "owner_user_pk": str(self.members["owner"].user.pk),
+            "audit_event_pk": str(
+                AuditEvent.objects.filter(workspace=self.automation.workspace_id).latest("id").pk
+            ),
+            "gate_id": Gate.objects.get(run=gate, status=GateStatus.OPEN).pk if gate else "",
+            **{f"{state}_run_pk": str(run.pk) for state, run in self.runs.items()},
         }
 
 
