@@ -19,8 +19,9 @@ Retry-After, else a doubling backoff (`FLOWGATE_CHAT_RETRY_BACKOFF_S`, capped by
 `..._BACKOFF_MAX_S`); the Celery task retries with that countdown. After
 `FLOWGATE_CHAT_MAX_RETRIES`, or on a final error (bad token, unknown channel), the row is
 `failed` with `last_error`. Each row is its own task, so one failing card never holds up another.
-A beat sweep (`cards_overdue`) re-sends cards whose task was lost, so an update is retried until
-it is delivered or fails for good.
+A beat sweep re-sends cards whose task was lost (`cards_overdue`), so an update is retried until
+it is delivered or fails for good, and posts the cards of open gates that have no row at all
+because the task that would have created them was lost (`cards_missing`).
 
 Concurrency: a row is *claimed* (`claimed_until`, a lease a little longer than the platform
 calls can take) with a conditional UPDATE before any platform call, and re-read after claiming,
@@ -35,7 +36,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from approvals.models import Gate, GateStatus
@@ -49,6 +50,9 @@ CARD = "card"
 ESCALATION = "escalation"
 DONE_STATES = (MessageState.FAILED, MessageState.SKIPPED)
 OVERDUE_BATCH = 500
+# How long after a gate opened its `post_cards` task may still be on its way; older gates
+# without a card on an active connection get one from the sweep (`cards_missing`).
+MISSING_GRACE_S = 60
 
 
 class Deferred(Exception):
@@ -85,19 +89,57 @@ def cards_prepare(*, gate_id: str, purpose: str) -> list[int]:
     gate = Gate.objects.filter(pk=gate_id, status=GateStatus.OPEN).first()
     if gate is None:
         return []
-    connections = list(
-        ChannelConnection.objects.filter(workspace_id=gate.workspace_id, is_active=True)
+    return _prepare({gate.pk: gate.workspace_id}, purpose)
+
+
+def cards_missing(*, now) -> list[int]:
+    """Ids of the open cards of gates whose `post_cards` task was lost: open gates, opened more
+    than `MISSING_GRACE_S` ago, with an active connection in their workspace that has no card
+    row for them (the broker was down when the gate opened, or the connection was added later).
+    Their rows are created here, at most `OVERDUE_BATCH` gates a sweep, oldest first; rows that
+    exist are kept, so this is as idempotent as `cards_prepare`."""
+    no_card = ChannelConnection.objects.filter(
+        workspace_id=OuterRef("workspace_id"), is_active=True
+    ).filter(
+        ~Exists(
+            ApprovalMessage.objects.filter(
+                gate_id=OuterRef(OuterRef("pk")), connection_id=OuterRef("pk"), purpose=CARD
+            )
+        )
     )
+    gates = (
+        Gate.objects.filter(
+            status=GateStatus.OPEN, requested_at__lt=now - timedelta(seconds=MISSING_GRACE_S)
+        )
+        .filter(Exists(no_card))
+        .order_by("requested_at", "pk")
+        .values_list("pk", "workspace_id")[:OVERDUE_BATCH]
+    )
+    return _prepare(dict(gates), CARD)
+
+
+def _prepare(workspace_of: dict[str, int], purpose: str) -> list[int]:
+    """Create the missing rows of `purpose` for the gates (gate id → workspace id) on every
+    active connection of their workspaces; the ids of their rows not posted yet."""
+    if not workspace_of:
+        return []
+    connections = ChannelConnection.objects.filter(
+        workspace_id__in=set(workspace_of.values()), is_active=True
+    )
+    by_workspace: dict[int, list[ChannelConnection]] = {}
+    for connection in connections:
+        by_workspace.setdefault(connection.workspace_id, []).append(connection)
     ApprovalMessage.objects.bulk_create(
         [
-            ApprovalMessage(gate=gate, connection=c, purpose=purpose, recipient=c.channel_id)
-            for c in connections
+            ApprovalMessage(gate_id=gate_id, connection=c, purpose=purpose, recipient=c.channel_id)
+            for gate_id, workspace_id in workspace_of.items()
+            for c in by_workspace.get(workspace_id, [])
         ],
         ignore_conflicts=True,  # one row per (gate, connection, purpose): re-runs add nothing
     )
     return list(
         ApprovalMessage.objects.filter(
-            gate=gate, purpose=purpose, state=MessageState.PENDING, message_id=""
+            gate_id__in=workspace_of, purpose=purpose, state=MessageState.PENDING, message_id=""
         )
         .order_by("pk")
         .values_list("pk", flat=True)

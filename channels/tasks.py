@@ -2,6 +2,7 @@
 
 `post_cards` and `update_cards` fan out one `sync_card` per card, so each card retries on its
 own schedule (Retry-After, backoff) and a failing platform never holds up the others.
+`send_notice` tells one chat user the answer to their click after the request was answered.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from channels import delivery
+from channels import delivery, notices
 
 
 @shared_task(name="channels.post_cards", ignore_result=True)
@@ -37,6 +38,17 @@ def sync_card(self, message_pk: int) -> None:
 
 @shared_task(name="channels.sync_overdue_cards", ignore_result=True)
 def sync_overdue_cards() -> None:
-    """Beat: send again the cards whose delivery task was lost (see `delivery.cards_overdue`)."""
-    for message_pk in delivery.cards_overdue(now=timezone.now()):
+    """Beat: send again the cards whose delivery task was lost, and post those never prepared
+    (see `delivery.cards_overdue` and `delivery.cards_missing`)."""
+    now = timezone.now()
+    for message_pk in [*delivery.cards_overdue(now=now), *delivery.cards_missing(now=now)]:
         sync_card.delay(message_pk)
+
+
+@shared_task(bind=True, name="channels.send_notice", ignore_result=True, max_retries=None)
+def send_notice(self, notice: dict) -> None:
+    """Tell a chat user the answer to their click (channels/notices.py); retried like a card."""
+    try:
+        notices.notice_send(notice, attempt=self.request.retries)
+    except delivery.Deferred as later:
+        raise self.retry(countdown=later.countdown) from later

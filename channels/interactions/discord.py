@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from channels.actions import decode_action
 from channels.interactions import words
 from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
-from channels.interactions.http import MAX_AGE_S, dig, json_object, malformed, unverified
+from channels.interactions.http import MAX_AGE_S, dig, json_object, unverified
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind
 
@@ -40,11 +40,11 @@ MAX_REASON = 4000
 def handle(request: HttpRequest) -> HttpResponse:
     body = request.body
     payload = json_object(body)
-    if payload is None:
-        return malformed("expected a JSON object")
-    verified = verified_connections(body, request.headers, str(payload.get("application_id", "")))
+    verified = verified_connections(body, request.headers, str(dig(payload, "application_id")))
     if not verified:
         return unverified()
+    if payload is None:
+        return _says("Flowgate could not read this interaction: nothing was decided.")
     kind = payload.get("type")
     if kind == PING:
         return JsonResponse({"type": PONG})
@@ -57,7 +57,7 @@ def handle(request: HttpRequest) -> HttpResponse:
     )
     action = decode_action(str(dig(payload, "data", "custom_id")))
     if action is None or not account.user_id or kind not in (COMPONENT, MODAL_SUBMIT):
-        return _says("This interaction is not from a Flowgate card.")
+        return _says(words.NOT_OURS)
     key = str(payload.get("id", ""))
     if kind == MODAL_SUBMIT:
         reason = _modal_value(payload)
@@ -81,7 +81,8 @@ def handle(request: HttpRequest) -> HttpResponse:
 
 
 def verified_connections(body: bytes, headers, application_id: str) -> list[ChannelConnection]:
-    """The active Discord connections of the application (or without one) whose key signed this."""
+    """The active Discord connections of the application (or without one) whose key signed this
+    (of every application when the body names none)."""
     timestamp = headers.get("X-Signature-Timestamp", "")
     try:
         signature = bytes.fromhex(headers.get("X-Signature-Ed25519", ""))
@@ -90,10 +91,10 @@ def verified_connections(body: bytes, headers, application_id: str) -> list[Chan
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_S:
         return []
     candidates = ChannelConnection.objects.filter(
-        Q(application_id=application_id) | Q(application_id=""),
-        kind=ChannelKind.DISCORD,
-        is_active=True,
+        kind=ChannelKind.DISCORD, is_active=True
     ).select_related("workspace__organization")
+    if application_id:  # else an unreadable body: any key may have signed it
+        candidates = candidates.filter(Q(application_id=application_id) | Q(application_id=""))
     message = timestamp.encode() + body
     valid: dict[str, bool] = {}
     verified = []

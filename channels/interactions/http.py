@@ -1,20 +1,17 @@
-"""Answers shared by the three interaction endpoints, and the guard around platform calls.
+"""Answers and payload helpers shared by the three interaction endpoints.
 
-Only a request that cannot be verified (or parsed) gets an HTTP error, and nothing is written
-for it. Everything after verification is a 200 in the platform's own answer format, so a
-platform never retries a click we already understood.
+Only a request that cannot be verified gets an HTTP error (401), and nothing is written for it.
+Everything after verification, malformed or not, is a 200 in the platform's own answer format
+with words for the user, so a platform never retries a delivery we already looked at.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from django.http import JsonResponse
-
-from channels.platforms import PlatformError
 
 logger = logging.getLogger("channels.interactions")
 
@@ -29,10 +26,10 @@ def unverified() -> JsonResponse:
     )
 
 
-def malformed(detail: str) -> JsonResponse:
-    return JsonResponse(
-        {"error": f"Malformed interaction: {detail}", "code": "INVALID_REQUEST"}, status=400
-    )
+def ignored(detail: str) -> JsonResponse:
+    """A verified request that decides nothing: 200 saying why, so the platform does not deliver
+    it again (Telegram redelivers anything else) and whoever reads the log knows."""
+    return JsonResponse({"ok": True, "ignored": detail})
 
 
 def json_object(raw: bytes | str) -> dict[str, Any] | None:
@@ -51,14 +48,3 @@ def dig(value: Any, *path: str, default: Any = "") -> Any:
             return default
         value = value[key]
     return value
-
-
-def tell(call: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-    """Make a platform call that tells the user something; a failure is logged and reported as
-    False, never raised (the decision has committed, and the platform must still get its 200)."""
-    try:
-        call(*args, **kwargs)
-    except PlatformError:
-        logger.warning("chat reply failed: %s", getattr(call, "__name__", call), exc_info=True)
-        return False
-    return True

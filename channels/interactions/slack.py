@@ -5,8 +5,11 @@ window) with the signing secret of every active Slack connection of the payload'
 no team); the connections whose secret verifies are the ones the request may act for.
 
 - `block_actions` on an approve/cancel button decides at once; the user is told the outcome
-  privately (`chat.postEphemeral`). Delivery key: team, user, `action_ts` and the message.
-- A rework button opens a modal (`views.open`, before the 3-second trigger expires) whose
+  privately (`chat.postEphemeral`, sent by a task after the response: channels/notices.py).
+  Delivery key: team, user, `action_ts` and the message.
+- A rework button opens a modal (`views.open`, in the request before the 3-second trigger
+  expires, with the short `FLOWGATE_SLACK_MODAL_TIMEOUT_S`; if Slack does not take it in time
+  the user is told privately to press Rework again) whose
   `private_metadata` carries the gate id and the channel; its `view_submission` decides rework
   with the reason, answered in the modal itself (`response_action: update`). An empty reason is
   an inline error and claims nothing, so the user can fix it and submit again.
@@ -25,9 +28,11 @@ from slack_sdk.signature import SignatureVerifier
 from channels.actions import CardAction, decode_action
 from channels.interactions import words
 from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
-from channels.interactions.http import dig, json_object, malformed, tell, unverified
+from channels.interactions.http import dig, ignored, json_object, logger, unverified
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind
+from channels.notices import send_after_commit, slack_ephemeral
+from channels.platforms import PlatformError
 from channels.platforms import slack as slack_api
 
 REWORK_CALLBACK = "fg_rework"
@@ -38,12 +43,12 @@ MAX_REASON = 3000
 def handle(request: HttpRequest) -> HttpResponse:
     body = request.body
     payload = json_object(request.POST.get("payload", ""))
-    if payload is None:
-        return malformed("expected a form field `payload` holding a JSON object")
     team_id = str(dig(payload, "team", "id") or dig(payload, "user", "team_id"))
     verified = verified_connections(body, request.headers, team_id)
     if not verified:
         return unverified()
+    if payload is None:
+        return ignored("expected a form field `payload` holding a JSON object")
     account = ChatAccount(
         kind=ChannelKind.SLACK,
         team_id=team_id,
@@ -51,27 +56,29 @@ def handle(request: HttpRequest) -> HttpResponse:
         display_name=str(dig(payload, "user", "name") or dig(payload, "user", "username")),
     )
     if not account.user_id:
-        return malformed("no user")
+        return ignored("the interaction names no user")
     if payload.get("type") == "block_actions":
         return _button(payload, verified, account)
     if payload.get("type") == "view_submission" and dig(payload, "view", "callback_id") == (
         REWORK_CALLBACK
     ):
         return _rework_submitted(payload, verified, account)
-    return HttpResponse(status=200)  # other interactions are not ours to handle
+    # Not ours to handle. An empty 200: Slack reads a body of a view submission as its answer.
+    return HttpResponse(status=200)
 
 
 def verified_connections(body: bytes, headers, team_id: str) -> list[ChannelConnection]:
-    """The active Slack connections of `team_id` (or without a team) whose secret signed this."""
+    """The active Slack connections of `team_id` (or without a team) whose secret signed this
+    (of every team when the payload names none)."""
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
     if not timestamp.isdigit() or not signature:
         return []
     candidates = ChannelConnection.objects.filter(
-        Q(external_team_id=team_id) | Q(external_team_id=""),
-        kind=ChannelKind.SLACK,
-        is_active=True,
+        kind=ChannelKind.SLACK, is_active=True
     ).select_related("workspace__organization")
+    if team_id:  # else an unreadable payload: any secret may have signed it
+        candidates = candidates.filter(Q(external_team_id=team_id) | Q(external_team_id=""))
     valid: dict[str, bool] = {}
     verified = []
     for connection in candidates.order_by("pk"):
@@ -98,9 +105,13 @@ def _button(payload, verified, account: ChatAccount) -> HttpResponse:
     actions = payload.get("actions")
     first = actions[0] if isinstance(actions, list) and actions else {}
     action = decode_action(str(dig(first, "value")))
-    if action is None:
-        return HttpResponse(status=200)  # a button we did not put on a card
     channel = str(dig(payload, "container", "channel_id") or dig(payload, "channel", "id"))
+    if action is None:
+        if channel:
+            send_after_commit(
+                slack_ephemeral(verified[0], channel, account.user_id, words.NOT_OURS)
+            )
+        return HttpResponse(status=200)
     key = ":".join(
         [
             account.team_id,
@@ -113,21 +124,26 @@ def _button(payload, verified, account: ChatAccount) -> HttpResponse:
         answer = chat_rework_prompt(
             verified=verified, account=account, action=action, delivery_key=key
         )
+        if answer.ok and _opened(answer, payload, rework_modal(answer, action, channel)):
+            return HttpResponse(status=200)
         if answer.ok:
-            opened = tell(
-                slack_api.open_modal,
-                answer.connection,
-                str(payload.get("trigger_id", "")),
-                rework_modal(answer, action, channel),
-            )
-            if opened:
-                return HttpResponse(status=200)
             answer = replace(answer, text=words.NO_FORM)
     else:
         answer = chat_decide(verified=verified, account=account, action=action, delivery_key=key)
     if not answer.duplicate and channel:
-        tell(slack_api.post_ephemeral, answer.connection, channel, account.user_id, answer.text)
+        send_after_commit(slack_ephemeral(answer.connection, channel, account.user_id, answer.text))
     return HttpResponse(status=200)
+
+
+def _opened(answer: Answer, payload, view: dict[str, Any]) -> bool:
+    """Open the rework form now, while the trigger id is valid; False (logged) when Slack did
+    not take it in time."""
+    try:
+        slack_api.open_modal(answer.connection, str(payload.get("trigger_id", "")), view)
+    except PlatformError:
+        logger.warning("slack views.open failed", exc_info=True)
+        return False
+    return True
 
 
 def rework_modal(answer: Answer, action: CardAction, channel: str) -> dict[str, Any]:

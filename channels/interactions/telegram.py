@@ -6,7 +6,8 @@ Delivery key: the bot id(s) of the verifying connections and the update's `updat
 ids count per bot).
 
 - `callback_query` on approve/cancel decides at once; the outcome is the callback's answer
-  (`answerCallbackQuery`), which Telegram shows to the presser only.
+  (`answerCallbackQuery`), which Telegram shows to the presser only, sent by a task after the
+  response (channels/notices.py), as is the force-reply prompt below.
 - A rework button sends a force-reply prompt whose text ends with the button's action value
   (`fg:rework:<gate id>`). The reply to it, from whoever answers, decides rework with the reply
   text as the reason. This keeps no state: a reply counts only when it answers a message sent
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -29,15 +29,19 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from channels.actions import CardAction, decode_action
 from channels.interactions import words
 from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
-from channels.interactions.http import dig, json_object, malformed, tell, unverified
+from channels.interactions.http import dig, ignored, json_object, unverified
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind
-from channels.platforms import telegram as telegram_api
+from channels.notices import Notice, send_after_commit, telegram_answer
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ACTION_IN_TEXT = re.compile(r"fg:rework:\S+")
 MAX_CALLBACK_TEXT = 200  # answerCallbackQuery's limit
 MAX_REASON = 4000
+ASK_REASON = "Reply to my message with the reason for rework."
+LINK_SENT = (
+    "Your Telegram account is not linked to Flowgate: I sent you a link in a private chat with me."
+)
 
 
 def handle(request: HttpRequest) -> HttpResponse:
@@ -46,7 +50,8 @@ def handle(request: HttpRequest) -> HttpResponse:
         return unverified()
     update = json_object(request.body)
     if update is None or not isinstance(update.get("update_id"), int):
-        return malformed("expected an update object with an integer update_id")
+        # Verified, so Telegram's: an error status would make it deliver this again and again.
+        return ignored("expected an update object with an integer update_id")
     bots = sorted({bot_id(c) for c in verified})
     key = f"{'+'.join(bots)}:{update['update_id']}"
     if isinstance(update.get("callback_query"), dict):
@@ -90,46 +95,49 @@ def _button(query: dict[str, Any], verified, key: str) -> HttpResponse:
     action = decode_action(str(query.get("data", "")))
     query_id = str(query.get("id", ""))
     if action is None or not account.user_id:
-        return HttpResponse(status=200)
+        if query_id:  # stop the button's spinner, and say why nothing happened
+            send_after_commit(telegram_answer(verified[0], query_id, words.NOT_OURS))
+        return ignored(words.NOT_OURS)
     if action.decision == "rework":
         answer = chat_rework_prompt(
             verified=verified, account=account, action=action, delivery_key=key
         )
-        if answer.ok and _prompt(answer, action, query, account):
-            answer = replace(answer, text="Reply to my message with the reason for rework.")
-        elif answer.ok:
-            answer = replace(answer, text=words.NO_FORM)
+        if answer.ok:
+            send_after_commit(_prompt(answer, action, query, account, query_id))
+            return HttpResponse(status=200)
     else:
         answer = chat_decide(verified=verified, account=account, action=action, delivery_key=key)
     if answer.duplicate:
         return HttpResponse(status=200)
     if answer.link:
-        tell(
-            telegram_api.answer_callback_query,
-            answer.connection,
-            query_id,
-            "Your Telegram account is not linked to Flowgate: I sent you a link in a private "
-            "chat with me.",
-        )
+        send_after_commit(telegram_answer(answer.connection, query_id, LINK_SENT))
         return _send(account.user_id, answer.text)
-    tell(telegram_api.answer_callback_query, answer.connection, query_id, _short(answer.text))
+    send_after_commit(telegram_answer(answer.connection, query_id, _short(answer.text)))
     return HttpResponse(status=200)
 
 
-def _prompt(answer: Answer, action: CardAction, query, account: ChatAccount) -> bool:
-    """Ask for the rework reason with a force-reply carrying the action value."""
+def _prompt(
+    answer: Answer, action: CardAction, query, account: ChatAccount, query_id: str
+) -> Notice:
+    """Ask for the rework reason with a force-reply carrying the action value, then answer the
+    button (or, when the prompt cannot be sent, say so)."""
     gate = answer.gate
     mention = f"@{account.display_name}, " if account.display_name else ""
     text = (
         f"{mention}reply to this message with the reason for rework of "
         f"“{gate.run.automation.name}: {gate.title}”.\n\n{action.encode()}"
     )
-    return tell(
-        telegram_api.send_force_reply,
-        answer.connection,
-        str(dig(query, "message", "chat", "id")),
-        text,
-        reply_to_message_id=dig(query, "message", "message_id", default=None),
+    card = dig(query, "message", "message_id", default=None)
+    return Notice(
+        answer.connection.pk,
+        "telegram.send_force_reply",
+        {
+            "chat_id": str(dig(query, "message", "chat", "id")),
+            "text": text,
+            "reply_to_message_id": card if isinstance(card, int) else None,
+        },
+        then=telegram_answer(answer.connection, query_id, ASK_REASON),
+        otherwise=telegram_answer(answer.connection, query_id, words.NO_FORM),
     )
 
 

@@ -36,7 +36,8 @@ BY_CODE = {
 GONE = "This approval no longer exists."
 NEED_REASON = "Say what should change: a rework needs a reason."
 DUPLICATE = "This click was already handled."
-NO_FORM = "The rework form could not be opened; press Rework again."
+NO_FORM = "The rework form could not be opened in time, so nothing was decided: press Rework again."
+NOT_OURS = "This button is not from a Flowgate card: nothing was decided."
 
 
 def decided(decision: str, gate: Gate) -> str:

@@ -21,11 +21,13 @@ RETRYABLE_ERRORS = frozenset(
 )
 
 
-def client(connection) -> WebClient:
+def client(connection, timeout: float | None = None) -> WebClient:
+    """A client of the connection's bot; `timeout` (seconds) defaults to
+    `FLOWGATE_CHAT_TIMEOUT_S`."""
     return WebClient(
         token=connection.bot_token,
         base_url=settings.FLOWGATE_SLACK_API_URL,
-        timeout=max(1, round(settings.FLOWGATE_CHAT_TIMEOUT_S)),
+        timeout=timeout or settings.FLOWGATE_CHAT_TIMEOUT_S,
     )
 
 
@@ -54,9 +56,11 @@ def _calling(method: str) -> Iterator[None]:
         raise PlatformError(f"slack {method}: {exc}", retryable=True) from exc
 
 
-def _call(connection, method: str, fn: Callable[[WebClient], Any]) -> Any:
+def _call(
+    connection, method: str, fn: Callable[[WebClient], Any], timeout: float | None = None
+) -> Any:
     with _calling(method):
-        return fn(client(connection))
+        return fn(client(connection, timeout))
 
 
 def post_message(
@@ -83,8 +87,15 @@ def edit_message(connection, message_id: str, content: dict[str, Any]) -> None:
 
 
 def open_modal(connection, trigger_id: str, view: dict) -> None:
-    """`views.open`: show a modal to the user who clicked (within the trigger's 3 seconds)."""
-    _call(connection, "views.open", lambda c: c.views_open(trigger_id=trigger_id, view=view))
+    """`views.open`: show a modal to the user who clicked. Called inside the interaction request
+    (the trigger id lapses after 3 seconds), so it gives up after
+    `FLOWGATE_SLACK_MODAL_TIMEOUT_S`."""
+    _call(
+        connection,
+        "views.open",
+        lambda c: c.views_open(trigger_id=trigger_id, view=view),
+        timeout=settings.FLOWGATE_SLACK_MODAL_TIMEOUT_S,
+    )
 
 
 def post_ephemeral(connection, channel: str, user: str, text: str) -> None:

@@ -234,6 +234,9 @@ FLOWGATE_DISCORD_API_URL = env.str(
 )
 FLOWGATE_TELEGRAM_API_URL = env.str("FLOWGATE_TELEGRAM_API_URL", default="https://api.telegram.org")
 FLOWGATE_CHAT_TIMEOUT_S = env.float("FLOWGATE_CHAT_TIMEOUT_S", default=10.0)
+# Slack's `views.open` (the rework form) runs inside the interaction request, whose trigger id
+# lapses after 3 seconds: its own short timeout keeps the request inside Slack's window.
+FLOWGATE_SLACK_MODAL_TIMEOUT_S = env.float("FLOWGATE_SLACK_MODAL_TIMEOUT_S", default=2.0)
 FLOWGATE_CHAT_RETRY_BACKOFF_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_S", default=5.0)
 FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S", default=600.0)
 FLOWGATE_CHAT_MAX_RETRIES = env.int("FLOWGATE_CHAT_MAX_RETRIES", default=12)

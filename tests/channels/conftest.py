@@ -94,3 +94,22 @@ def chat_fakes(settings):
         yield ChatFakesFixture(fakes)
     finally:
         fakes.stop()
+
+
+@pytest.fixture(autouse=True)
+def notices_in_process(request):
+    """Run the Celery tasks a test enqueues (a chat user's answer, card updates) in this process
+    as they are enqueued, for tests inside a test transaction, where a worker could not see the
+    rows; the interaction helpers run each request's on-commit callbacks. Tests with a real
+    worker (`celery_worker_factory`) keep the broker."""
+    if "celery_worker_factory" in request.fixturenames:
+        yield
+        return
+    from config.celery import app
+
+    before = {name: app.conf[name] for name in ("task_always_eager", "task_eager_propagates")}
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    try:
+        yield
+    finally:
+        app.conf.update(before)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from django.test import Client
+from django.test import Client, TestCase
 
 from approvals.models import Gate, GateDecision, GateStatus
 from automations import engine
@@ -26,6 +26,14 @@ SLACK_TEAM = "T0001"
 TELEGRAM_SECRET = "telegram-webhook-secret"
 TELEGRAM_BOT_ID = 123456  # the bot id of the fixture's token "123456:telegram-bot-token"
 DISCORD_APP = "1000000000000000001"
+
+
+def post(path: str, body: str, content_type: str, **headers):
+    """POST `body` to an interaction endpoint as the platform does, then run what the request
+    scheduled after its commit (a test transaction never commits; with a real worker nothing is
+    deferred, so nothing is captured)."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return Client().post(path, data=body, content_type=content_type, **headers)
 
 
 def gate_for(member, *, automation_id="weekly-report", policy=None) -> Gate:
@@ -102,13 +110,16 @@ def slack_sign(body: str, timestamp: str, secret: str = SLACK_SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def slack_post(payload: dict, *, secret=SLACK_SECRET, timestamp=None, signature=None):
-    body = urlencode({"payload": json.dumps(payload)})
+def slack_post(
+    payload: dict | None, *, secret=SLACK_SECRET, timestamp=None, signature=None, form=None
+):
+    """POST `payload` signed with `secret` (or the form fields `form`, e.g. a malformed one)."""
+    body = urlencode({"payload": json.dumps(payload)} if form is None else form)
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    return Client().post(
+    return post(
         "/channels/slack/interactions",
-        data=body,
-        content_type="application/x-www-form-urlencoded",
+        body,
+        "application/x-www-form-urlencoded",
         HTTP_X_SLACK_REQUEST_TIMESTAMP=stamp,
         HTTP_X_SLACK_SIGNATURE=signature or slack_sign(body, stamp, secret),
     )
@@ -160,14 +171,17 @@ def public_hex(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
-def discord_post(payload: dict, key: Ed25519PrivateKey, *, timestamp=None, signature=None):
-    body = json.dumps(payload)
+def discord_post(
+    payload: dict | None, key: Ed25519PrivateKey, *, timestamp=None, signature=None, raw=None
+):
+    """POST `payload` (or the text `raw`, e.g. malformed JSON) signed with `key`."""
+    body = json.dumps(payload) if raw is None else raw
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     signed = key.sign(stamp.encode() + body.encode()).hex()
-    return Client().post(
+    return post(
         "/channels/discord/interactions",
-        data=body,
-        content_type="application/json",
+        body,
+        "application/json",
         HTTP_X_SIGNATURE_ED25519=signature or signed,
         HTTP_X_SIGNATURE_TIMESTAMP=stamp,
     )
@@ -205,12 +219,12 @@ def discord_submission(custom_id: str, reason: str, *, user="2000000000000000001
 # --- Telegram ---------------------------------------------------------------------------------
 
 
-def telegram_post(update: dict, *, secret=TELEGRAM_SECRET):
+def telegram_post(update: dict | list, *, secret=TELEGRAM_SECRET):
     headers = {"HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN": secret} if secret is not None else {}
-    return Client().post(
+    return post(
         "/channels/telegram/interactions",
-        data=json.dumps(update),
-        content_type="application/json",
+        json.dumps(update),
+        "application/json",
         **headers,
     )
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from approvals.expiry import sweep_gates
 from approvals.models import Gate
+from channels import delivery, tasks
 from channels.actions import decode_action
 from channels.models import ApprovalMessage, MessageState
 from governance.models import Role
@@ -182,3 +183,61 @@ def test_a_gate_decided_before_its_card_could_be_posted_gets_no_open_card(
     time.sleep(1.5)  # past the Retry-After: the retry found the gate closed
     assert len(chat_fakes.slack.calls("chat.postMessage")) == 1
     assert chat_fakes.slack.messages == {}
+
+
+def test_a_gate_whose_card_task_was_lost_gets_its_cards_from_the_beat_sweep(
+    chat_fakes, worker, operator, monkeypatch
+):
+    """The broker was down when the gate opened: no card rows exist, so only the sweep can
+    post them — once the gate is older than the grace period, and only once."""
+    monkeypatch.setattr("approvals.hooks.gate_opened", lambda gate_id: None)  # enqueue lost
+    chat_fakes.connect(operator.workspace)
+    gate = open_gate(operator)
+    recent = open_gate(operator, automation_id="daily-report")  # its task may still come
+    closed = open_gate(operator, automation_id="monthly-report")
+    Gate.objects.filter(pk=closed.pk).update(status="cancelled")
+    Gate.objects.exclude(pk=recent.pk).update(
+        requested_at=timezone.now() - timedelta(seconds=delivery.MISSING_GRACE_S + 1)
+    )
+
+    tasks.sync_overdue_cards()
+    tasks.sync_overdue_cards()  # a second sweep while the first one's cards are on their way
+
+    wait_posted(gate)
+    time.sleep(1)
+    assert card_posts(chat_fakes) == [1, 1, 1]  # one card per platform
+    assert ApprovalMessage.objects.exclude(gate=gate).count() == 0
+    tasks.sync_overdue_cards()  # nothing is missing now
+    time.sleep(0.5)
+    assert card_posts(chat_fakes) == [1, 1, 1]
+    assert ApprovalMessage.objects.count() == 3
+
+
+def card_posts(chat_fakes) -> list[int]:
+    return [
+        len(chat_fakes.slack.calls("chat.postMessage")),
+        len(chat_fakes.discord.calls("create_message")),
+        len(chat_fakes.telegram.calls("sendMessage")),
+    ]
+
+
+def test_the_missing_card_sweep_is_bounded_and_costs_constant_queries(
+    chat_fakes, operator, monkeypatch, django_assert_max_num_queries
+):
+    monkeypatch.setattr("approvals.hooks.gate_opened", lambda gate_id: None)
+    chat_fakes.connect(operator.workspace)
+    gates = [open_gate(operator, automation_id=f"report-{n}") for n in range(4)]
+    Gate.objects.update(requested_at=timezone.now() - timedelta(hours=1))
+    monkeypatch.setattr(delivery, "OVERDUE_BATCH", 3)
+
+    # gates, connections, the rows' INSERT (in BEGIN/COMMIT), their ids: however many gates
+    with django_assert_max_num_queries(6):
+        first = delivery.cards_missing(now=timezone.now())
+    assert len(first) == 9  # three gates, three connections each
+    with django_assert_max_num_queries(6):
+        second = delivery.cards_missing(now=timezone.now())
+    assert len(second) == 3  # the fourth gate
+    rows = ApprovalMessage.objects.filter(pk__in=[*first, *second], purpose="card")
+    assert sorted(rows.values_list("gate", flat=True).distinct()) == sorted(g.pk for g in gates)
+    assert ApprovalMessage.objects.count() == 12
+    assert delivery.cards_missing(now=timezone.now()) == []

@@ -7,9 +7,10 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.test import Client
 
 from approvals.decisions import gate_decide
-from approvals.models import GateStatus
+from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
 from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine  # noqa: F401
@@ -167,11 +168,36 @@ def test_a_modal_submission_without_a_reason_decides_nothing(discord, discord_ke
     assert decisions(gate) == []
 
 
-def test_malformed_json_is_400(discord):
-    from django.test import Client
+def test_signed_but_unusable_requests_answer_200_with_words_and_decide_nothing(
+    discord, discord_key, gate, rita, outsider
+):
+    """Only an unverifiable request is an HTTP error: a signed one that decides nothing is an
+    ephemeral answer telling the user why."""
+    theirs = gate_for(outsider, automation_id="globex-report")
+    unknown = discord_click(gate.pk, "approve", id="9000011")
+    unknown["data"]["custom_id"] = f"fg:frobnicate:{gate.pk}"
+    told = [
+        ephemeral(discord_post(unknown, discord_key)),
+        ephemeral(
+            discord_post(discord_click("no-such-gate", "approve", id="9000012"), discord_key)
+        ),
+        ephemeral(discord_post(discord_click(theirs.pk, "cancel", id="9000013"), discord_key)),
+        ephemeral(discord_post(None, discord_key, raw="{not json")),
+    ]
 
+    assert told == [
+        "This button is not from a Flowgate card: nothing was decided.",
+        "This approval no longer exists.",
+        "This approval no longer exists.",
+        "Flowgate could not read this interaction: nothing was decided.",
+    ]
+    assert GateDecision.objects.count() == 0
+    assert set(Gate.objects.values_list("status", flat=True)) == {GateStatus.OPEN}
+
+
+def test_unsigned_malformed_json_is_401(discord):
     response = Client().post(
         "/channels/discord/interactions", data="{not json", content_type="application/json"
     )
-    assert response.status_code == 400
-    assert response.json()["code"] == "INVALID_REQUEST"
+    assert response.status_code == 401
+    assert response.json()["code"] == "INVALID_SIGNATURE"

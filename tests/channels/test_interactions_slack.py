@@ -7,9 +7,10 @@ import json
 import time
 
 import pytest
+from django.test import Client
 
 from approvals.decisions import gate_decide
-from approvals.models import GateStatus
+from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
 from channels.models import ApprovalMessage, MessageState
 from governance.models import AuditEvent
@@ -227,16 +228,46 @@ def test_a_rework_submission_without_a_reason_is_an_inline_error(chat_fakes, sla
     assert decisions(gate) == [("rework", "slack", "rita-reviewer", "Shorter, please")]
 
 
-def test_malformed_bodies_are_400_and_write_nothing(slack, gate):
-    from django.test import Client
+def test_signed_but_unusable_requests_answer_200_with_words_and_decide_nothing(
+    chat_fakes, slack, gate, rita, outsider
+):
+    """Only an unverifiable request is an HTTP error: a signed one that decides nothing is a 200
+    (Slack would show the user an error otherwise) and the clicking user is told why."""
+    theirs = gate_for(outsider, automation_id="globex-report")
+    unknown = slack_click(gate.pk, "approve", ts="1.0002")
+    unknown["actions"][0]["value"] = f"fg:frobnicate:{gate.pk}"
+    clicks = [
+        unknown,
+        slack_click("no-such-gate", "approve", ts="1.0003"),
+        slack_click(theirs.pk, "cancel", ts="1.0004"),
+    ]
+    for click in clicks:
+        assert slack_post(click).status_code == 200
+    for form in ({"payload": "{not json"}, {"x": "1"}):
+        response = slack_post(None, form=form)
+        assert response.status_code == 200
+        assert response.json()["ignored"].startswith("expected a form field `payload`")
+    nobody = slack_click(gate.pk, "approve", ts="1.0005")
+    del nobody["user"]
+    assert slack_post(nobody).json()["ignored"] == "the interaction names no user"
 
+    assert [e["text"] for e in ephemerals(chat_fakes)] == [
+        "This button is not from a Flowgate card: nothing was decided.",
+        "This approval no longer exists.",
+        "This approval no longer exists.",
+    ]
+    assert GateDecision.objects.count() == 0
+    assert set(Gate.objects.values_list("status", flat=True)) == {GateStatus.OPEN}
+
+
+def test_an_unsigned_malformed_body_is_401_and_writes_nothing(slack, gate):
     before = snapshot(gate)
     client = Client()
     no_payload = client.post(
         "/channels/slack/interactions", data="x=1", content_type="application/x-www-form-urlencoded"
     )
-    assert no_payload.status_code == 400
-    assert no_payload.json()["code"] == "INVALID_REQUEST"
+    assert no_payload.status_code == 401
+    assert no_payload.json()["code"] == "INVALID_SIGNATURE"
     assert client.get("/channels/slack/interactions").status_code == 405
     assert snapshot(gate) == before
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from approvals.decisions import gate_decide
-from approvals.models import GateStatus
+from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
 from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine  # noqa: F401
 from tests.channels.interaction_helpers import (
+    TELEGRAM_BOT_ID,
     decisions,
     denial_codes,
     gate_for,
@@ -121,7 +122,14 @@ def test_rework_asks_with_a_force_reply_and_the_reply_records_the_reason(
     assert answers(chat_fakes)[0][1] == "Reply to my message with the reason for rework."
     assert decisions(gate) == []
 
-    response = telegram_post(telegram_reply(prompt.body["text"], "Use the new logo", update_id=11))
+    # The prompt as Telegram sent it: from our bot, whose id is its token's numeric prefix.
+    bot = prompt.response["result"]["from"]["id"]
+    assert bot == TELEGRAM_BOT_ID
+    other_bot = telegram_reply(prompt.body["text"], "sneaky", update_id=11, bot=bot + 1)
+    assert telegram_post(other_bot).status_code == 200
+    assert decisions(gate) == []  # a reply to the same text from another bot counts for nothing
+
+    response = telegram_post(telegram_reply(prompt.body["text"], "Use the new logo", update_id=12))
 
     assert decisions(gate) == [("rework", "telegram", "rita-reviewer", "Use the new logo")]
     sent = response.json()
@@ -141,13 +149,33 @@ def test_an_empty_reply_asks_again_and_decides_nothing(telegram, gate, rita):
     assert decisions(gate) == []
 
 
-def test_malformed_updates_are_400(telegram):
-    from django.test import Client
+def test_signed_but_unusable_updates_answer_200_with_words_and_decide_nothing(
+    chat_fakes, telegram, gate, rita, outsider
+):
+    """Only an unverifiable update is an HTTP error: Telegram delivers anything else again and
+    again. A press that decides nothing stops the button's spinner with the reason."""
+    theirs = gate_for(outsider, automation_id="globex-report")
+    unknown = telegram_press(gate.pk, "approve", update_id=21)
+    unknown["callback_query"]["data"] = f"fg:frobnicate:{gate.pk}"
+    for update in (
+        unknown,
+        telegram_press("no-such-gate", "approve", update_id=22),
+        telegram_press(theirs.pk, "cancel", update_id=23),
+    ):
+        assert telegram_post(update).status_code == 200
+    for malformed in ([], {"update_id": "1"}):
+        response = telegram_post(malformed)
+        assert response.status_code == 200
+        assert response.json()["ignored"].startswith("expected an update object")
 
-    response = Client().post(
-        "/channels/telegram/interactions",
-        data="[]",
-        content_type="application/json",
-        HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN="telegram-webhook-secret",
-    )
-    assert response.status_code == 400
+    assert answers(chat_fakes) == [
+        ("cbq-21", "This button is not from a Flowgate card: nothing was decided."),
+        ("cbq-22", "This approval no longer exists."),
+        ("cbq-23", "This approval no longer exists."),
+    ]
+    assert GateDecision.objects.count() == 0
+    assert set(Gate.objects.values_list("status", flat=True)) == {GateStatus.OPEN}
+
+
+def test_an_unverified_malformed_update_is_401(telegram):
+    assert telegram_post([], secret="guess").status_code == 401

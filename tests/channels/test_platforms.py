@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
 
 from channels.models import ChannelConnection
@@ -187,3 +188,14 @@ def test_unreachable_platform_is_retryable(settings):
         with pytest.raises(PlatformError) as caught:
             module.post_message(connection(module.__name__.rsplit(".", 1)[1]), {"text": "x"})
         assert (caught.value.status, caught.value.retryable) == (0, True)
+
+
+def test_the_fake_telegram_bot_id_is_its_tokens_numeric_prefix(chat_fakes):
+    """As on Telegram (`getMe`, the `from` of the bot's messages), which the webhook's reply
+    check relies on."""
+    posted = telegram.post_message(connection("telegram", bot_token="424242:abc"), {"text": "hi"})
+    [sent] = chat_fakes.telegram.calls("sendMessage")
+    assert sent.response["result"]["from"]["id"] == 424242
+    assert posted.message_id == str(sent.response["result"]["message_id"])
+    me = httpx.post(f"{chat_fakes.telegram.url}/bot424242:abc/getMe").json()
+    assert me["result"]["id"] == 424242

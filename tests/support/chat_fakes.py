@@ -8,11 +8,15 @@ the settings, and worker subprocesses, at them.
 
     fake.url                       API root to configure (Slack ".../api/", Discord ".../api/v10")
     fake.requests                  every request: `Recorded(method, path, headers, body, call,
-                                   at, status)` (`at`: time.monotonic(); `status`: the answer)
+                                   at, status, response)` (`at`: time.monotonic() on arrival;
+                                   `status` and `response`: the answer, once sent)
     fake.calls("chat.update")      the recorded requests of one call, in order
     fake.fail_next(2, status=429, retry_after=1, call="chat.update")
                                    the next 2 matching requests answer 429 with Retry-After: 1
                                    (`call=None` matches every call; status 500 etc. likewise)
+    fake.delay_next(1, seconds=5, call="chat.postEphemeral")
+                                   the next matching request is answered 5 s late (a slow
+                                   platform); a request may be both delayed and failed
     fake.messages                  {(channel, message id): current message payload}
     fake.reset()                   forget requests, messages and failure rules
 
@@ -46,14 +50,26 @@ class Recorded:
     call: str
     at: float = field(default_factory=time.monotonic)
     status: int = 0  # what the fake answered
+    response: Any = None  # the JSON it answered with
 
 
 @dataclass
-class _FailRule:
+class _Rule:
+    """Applies to the next `remaining` requests of `call` (None: of any call)."""
+
     remaining: int
-    status: int
-    retry_after: float | None
     call: str | None
+
+
+@dataclass
+class _FailRule(_Rule):
+    status: int = 500
+    retry_after: float | None = None
+
+
+@dataclass
+class _DelayRule(_Rule):
+    seconds: float = 0.0
 
 
 class FakePlatform:
@@ -65,6 +81,7 @@ class FakePlatform:
         self.requests: list[Recorded] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._rules: list[_FailRule] = []
+        self._delays: list[_DelayRule] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1001)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -100,7 +117,12 @@ class FakePlatform:
     ) -> None:
         """The next `n` requests (of `call`, or any) answer `status`; 429s carry Retry-After."""
         with self._lock:
-            self._rules.append(_FailRule(n, status, retry_after, call))
+            self._rules.append(_FailRule(n, call, status, retry_after))
+
+    def delay_next(self, n: int = 1, *, seconds: float, call: str | None = None) -> None:
+        """The next `n` requests (of `call`, or any) are answered `seconds` late."""
+        with self._lock:
+            self._delays.append(_DelayRule(n, call, seconds))
 
     def calls(self, call: str) -> list[Recorded]:
         with self._lock:
@@ -111,6 +133,7 @@ class FakePlatform:
             self.requests.clear()
             self.messages.clear()
             self._rules.clear()
+            self._delays.clear()
 
     def next_id(self) -> int:
         with self._lock:
@@ -134,9 +157,10 @@ class FakePlatform:
 
     # -- the request handler ------------------------------------------------------------------
 
-    def _take_failure(self, call: str) -> _FailRule | None:
+    def _take(self, rules: list, call: str):
+        """The first rule of `rules` matching `call` with uses left (one use taken), or None."""
         with self._lock:
-            for rule in self._rules:
+            for rule in rules:
                 if rule.remaining > 0 and rule.call in (None, call):
                     rule.remaining -= 1
                     return rule
@@ -156,7 +180,10 @@ class FakePlatform:
         recorded = Recorded(handler.command, path, headers, body, call)
         with self._lock:
             self.requests.append(recorded)
-        rule = self._take_failure(call)
+        delay = self._take(self._delays, call)
+        if delay is not None:
+            time.sleep(delay.seconds)
+        rule = self._take(self._rules, call)
         extra: dict[str, str] = {}
         if rule is not None:
             status, payload = rule.status, self.failure(rule.status, rule.retry_after)
@@ -166,7 +193,7 @@ class FakePlatform:
             status, payload = 404, {"error": f"no such call {handler.command} {path}"}
         else:
             status, payload = self.answer(call, params, body, headers)
-        recorded.status = status
+        recorded.status, recorded.response = status, payload
         data = b"" if payload is None else json.dumps(payload).encode()
         handler.send_response(status)
         if data:
@@ -351,12 +378,19 @@ class FakeTelegram(FakePlatform):
             }
         return {"ok": False, "error_code": status, "description": "Internal Server Error"}
 
-    def _result(self, chat_id: str, message_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def bot_id(token: str) -> int:
+        """The bot's user id: as on Telegram, the numeric part of its token before the colon."""
+        return int(token.partition(":")[0])
+
+    def _result(
+        self, token: str, chat_id: str, message_id: int, body: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "message_id": message_id,
             "date": int(time.time()),
             "chat": {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id},
-            "from": {"id": 7000001, "is_bot": True, "first_name": "Flowgate"},
+            "from": {"id": self.bot_id(token), "is_bot": True, "first_name": "Flowgate"},
             "text": body.get("text", ""),
             **({"reply_markup": body["reply_markup"]} if body.get("reply_markup") else {}),
         }
@@ -371,7 +405,7 @@ class FakeTelegram(FakePlatform):
                     "description": "Bad Request: message text is empty",
                 }
             message_id = self.next_id()
-            result = self._result(chat_id, message_id, body)
+            result = self._result(params["token"], chat_id, message_id, body)
             with self._lock:
                 self.messages[(chat_id, str(message_id))] = {**body, "message_id": message_id}
             return 200, {"ok": True, "result": result}
@@ -395,13 +429,18 @@ class FakeTelegram(FakePlatform):
                         "description": "Bad Request: message is not modified",
                     }
                 self.messages[key] = updated
-            return 200, {"ok": True, "result": self._result(chat_id, int(key[1]), updated)}
+            result = self._result(params["token"], chat_id, int(key[1]), updated)
+            return 200, {"ok": True, "result": result}
         if call in ("answerCallbackQuery", "setWebhook", "deleteWebhook"):
             return 200, {"ok": True, "result": True}
         if call == "getMe":
             return 200, {
                 "ok": True,
-                "result": {"id": 7000001, "is_bot": True, "username": "flowgate_bot"},
+                "result": {
+                    "id": self.bot_id(params["token"]),
+                    "is_bot": True,
+                    "username": "flowgate_bot",
+                },
             }
         return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
 
