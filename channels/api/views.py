@@ -41,9 +41,14 @@ def _read(request) -> None:
     services.require_connection_admin(request.actor, action="channels.read", audit=False)
 
 
-def _page(request, queryset):
+def _listing(request, queryset, name: str, as_json) -> Response:
+    """One page of `queryset` as `{name: [...], "count", "next_cursor"}` (admins only)."""
+    _read(request)
     query = parse_input(ListQuerySerializer, request.query_params)
-    return keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
+    rows, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
+    return Response(
+        {name: [as_json(row) for row in rows], "count": len(rows), "next_cursor": next_cursor}
+    )
 
 
 class ConnectionListView(WorkspaceAPIView):
@@ -54,14 +59,8 @@ class ConnectionListView(WorkspaceAPIView):
         tags=TAGS,
     )
     def get(self, request):
-        _read(request)
-        rows, next_cursor = _page(request, selectors.connections(request.actor))
-        return Response(
-            {
-                "connections": [connection_json(c) for c in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
+        return _listing(
+            request, selectors.connections(request.actor), "connections", connection_json
         )
 
     @extend_schema(
@@ -112,15 +111,7 @@ class IdentityListView(WorkspaceAPIView):
         tags=TAGS,
     )
     def get(self, request):
-        _read(request)
-        rows, next_cursor = _page(request, selectors.identities(request.actor))
-        return Response(
-            {
-                "identities": [identity_json(i) for i in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
-        )
+        return _listing(request, selectors.identities(request.actor), "identities", identity_json)
 
     @extend_schema(
         request=IdentityInputSerializer,

@@ -188,31 +188,28 @@ def discord_post(
 
 
 def discord_click(gate_id: str, decision: str, *, user="2000000000000000001", id="9000001"):
+    data = {"custom_id": f"fg:{decision}:{gate_id}", "component_type": 2}
     return {
-        "id": id,
-        "application_id": DISCORD_APP,
-        "type": 3,
-        "token": "interaction-token",
+        **_discord_interaction(3, data, user=user, id=id),
         "guild_id": "1000000000000000009",
         "channel_id": "1100000000000000001",
-        "member": {"user": {"id": user, "username": "rita", "global_name": "Rita"}},
-        "data": {"custom_id": f"fg:{decision}:{gate_id}", "component_type": 2},
     }
 
 
 def discord_submission(custom_id: str, reason: str, *, user="2000000000000000001", id="9000002"):
+    reason_input = {"type": 4, "custom_id": "reason", "value": reason}
+    data = {"custom_id": custom_id, "components": [{"type": 1, "components": [reason_input]}]}
+    return _discord_interaction(5, data, user=user, id=id)
+
+
+def _discord_interaction(kind: int, data: dict, *, user: str, id: str) -> dict:
     return {
         "id": id,
         "application_id": DISCORD_APP,
-        "type": 5,
+        "type": kind,
         "token": "interaction-token",
         "member": {"user": {"id": user, "username": "rita", "global_name": "Rita"}},
-        "data": {
-            "custom_id": custom_id,
-            "components": [
-                {"type": 1, "components": [{"type": 4, "custom_id": "reason", "value": reason}]}
-            ],
-        },
+        "data": data,
     }
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
-from channels.models import ApprovalMessage, MessageState
+from channels.models import ApprovalMessage, ChatIdentity, MessageState
 from governance.models import AuditEvent
 from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine  # noqa: F401
@@ -75,6 +75,7 @@ def test_approve_by_a_linked_reviewer_applies(chat_fakes, slack, gate, rita):
         "kind": "human",
         "actor_id": "rita-reviewer",
         "source": "slack",
+        "chat_identity_id": ChatIdentity.objects.get(external_user_id="U0RITA").pk,
     }
     [told] = ephemerals(chat_fakes)
     assert (told["channel"], told["user"]) == ("C0FLOWGATE", "U0RITA")
