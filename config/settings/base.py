@@ -216,15 +216,6 @@ FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
 FLOWGATE_OPENAI_BASE_URL = env.str("FLOWGATE_OPENAI_BASE_URL", default="")
 FLOWGATE_OPENAI_API_KEY = env.str("FLOWGATE_OPENAI_API_KEY", default="")
 FLOWGATE_PUBLIC_URL = env.str("FLOWGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
-# Node kinds a deployment adds to the built-in agent/http/approval (automations.nodes.registry):
-# "kind=dotted.path.to.execute[,kind=dotted.path]"; each path names an `execute(ctx) -> dict`.
-FLOWGATE_NODE_KINDS = {
-    kind.strip(): path.strip()
-    for kind, path in env.dict("FLOWGATE_NODE_KINDS", default={}).items()
-    if kind.strip()
-}
-# Bodies above the limit are refused with 413 before Django reads them; this keeps Django's
-# own in-memory limit in step so a body without Content-Length cannot slip past.
 # Chat platform API roots (tests point them at local stand-ins), the timeout of one call, and
 # the backoff of card deliveries after a 5xx or network error (doubling, capped; a 429's
 # Retry-After wins) before a card is marked failed.
@@ -240,6 +231,15 @@ FLOWGATE_SLACK_MODAL_TIMEOUT_S = env.float("FLOWGATE_SLACK_MODAL_TIMEOUT_S", def
 FLOWGATE_CHAT_RETRY_BACKOFF_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_S", default=5.0)
 FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S", default=600.0)
 FLOWGATE_CHAT_MAX_RETRIES = env.int("FLOWGATE_CHAT_MAX_RETRIES", default=12)
+# Node kinds a deployment adds to the built-in agent/http/approval (automations.nodes.registry):
+# "kind=dotted.path.to.execute[,kind=dotted.path]"; each path names an `execute(ctx) -> dict`.
+FLOWGATE_NODE_KINDS = {
+    kind.strip(): path.strip()
+    for kind, path in env.dict("FLOWGATE_NODE_KINDS", default={}).items()
+    if kind.strip()
+}
+# Bodies above the limit are refused with 413 before Django reads them; this keeps Django's
+# own in-memory limit in step so a body without Content-Length cannot slip past.
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLOWGATE_MAX_BODY_BYTES
 
 LOGGING = {

@@ -12,11 +12,12 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.test import Client, TestCase
+from django.utils import timezone
 
 from approvals.models import Gate, GateDecision, GateStatus
 from automations import engine
 from automations.models import NodeState, RunNode, RunStatus
-from channels.models import ChatIdentity, InteractionReceipt
+from channels.models import ChannelConnection, ChatIdentity, InteractionReceipt
 from governance.models import AuditEvent
 from tests.automations.test_run_control import actor_for, make_run, output
 from tests.channels.card_helpers import approval_flow
@@ -66,12 +67,17 @@ def reopen(gate: Gate) -> Gate:
 
 
 def link(member, kind: str, user_id: str, *, team_id: str = "", name: str = "") -> ChatIdentity:
+    """A link `member` proved through their workspace's `kind` connection (create it first:
+    without one the link is unconfirmed and decides nothing)."""
+    connection = ChannelConnection.objects.filter(workspace=member.workspace, kind=kind).first()
     return ChatIdentity.objects.create(
         user=member.user,
         kind=kind,
         external_team_id=team_id,
         external_user_id=user_id,
         display_name=name,
+        connection=connection,
+        confirmed_at=timezone.now() if connection else None,
     )
 
 
