@@ -45,6 +45,9 @@ CODES = {
     "SELF": "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN",
     "AUTHORITY": "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED",
     "AUDIT": "AUDIT_ACCESS_DENIED",
+    "CHANNEL": "CHANNEL_ACCESS_DENIED",
+    "IDENTITY": "CHANNEL_IDENTITY_DENIED",
+    "INVALID": "INVALID_REQUEST",
     "AUTH": "AUTHENTICATION_REQUIRED",
     "MISSING": "the route's not-found code, exactly as for an id that does not exist",
 }
@@ -53,6 +56,8 @@ UNAUTHENTICATED = (401, "AUTH")
 NOT_FOUND_CODES = {
     "automation_id": "AUTOMATION_V2_NOT_FOUND",
     "run_id": "AUTOMATION_V2_RUN_NOT_FOUND",
+    "connection_id": "CHANNEL_CONNECTION_NOT_FOUND",
+    "identity_id": "CHANNEL_IDENTITY_NOT_FOUND",
 }
 
 
@@ -60,8 +65,9 @@ NOT_FOUND_CODES = {
 class Route:
     """One API operation as the matrix calls it.
 
-    `path` has `{automation_id}`, `{grant_id}` and `{<state>_run_id}` placeholders filled from
-    the world; `run` names the run state the route needs (queued, paused, gate) or None.
+    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}` and
+    `{<state>_run_id}` placeholders filled from the world; `run` names the run state the route
+    needs (queued, paused, gate) or None.
     """
 
     name: str
@@ -76,9 +82,15 @@ class Route:
         """The placeholder that names an object of the workspace (for the existence check)."""
         if "_run_id}" in self.path:
             return "run_id"
-        if "{automation_id}" in self.path:
-            return "automation_id"
+        for name in ("automation_id", "connection_id", "identity_id"):
+            if f"{{{name}}}" in self.path:
+                return name
         return None
+
+    @property
+    def scoped_key(self) -> str | None:
+        """The world's id that `scoped_id` stands for (runs: the run of the route's state)."""
+        return f"{self.run}_run_id" if self.scoped_id == "run_id" else self.scoped_id
 
 
 def everyone(ok: int) -> dict[str, tuple[int, str | None]]:
@@ -100,9 +112,21 @@ def permitted(ok: int, allowed: set[str]) -> dict[str, tuple[int, str | None]]:
     return cells
 
 
+def workspace_admins(ok: int, *, other: tuple[int, str | None] = (404, "MISSING")):
+    """Chat connections and identities: the workspace's admins only (SPEC §8); everyone else
+    in the workspace is refused with CHANNEL; another workspace's admin gets `other`."""
+    return {
+        **everyone(ok),
+        **dict.fromkeys(MEMBERS - {"admin"}, (403, "CHANNEL")),
+        "other_workspace": other,
+    }
+
+
 OPERATE = {"operator", "admin", "owner", "agent_with_grant"}
 OWNER_OR_ADMIN = {"admin", "owner"}
 AUTOMATION = "/api/automations/v2/{automation_id}"
+CONNECTIONS = "/api/channels/connections"
+IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
 
 ROUTES: list[Route] = [
@@ -225,6 +249,53 @@ ROUTES: list[Route] = [
             ("verify the audit chain", "/api/audit/verify"),
         )
     ],
+    # -- chat connections and identities --
+    Route("list chat connections", "GET", CONNECTIONS, workspace_admins(200, other=(200, None))),
+    Route(
+        "create a chat connection",
+        "POST",
+        CONNECTIONS,
+        workspace_admins(201, other=(201, None)),  # the outsider's admin, in its own workspace
+        body={
+            "kind": "telegram",
+            "name": "matrix",
+            "channel_id": "-100123",
+            "bot_token": "123:matrix-token",
+            "signing_secret": "matrix-secret",
+        },
+    ),
+    Route("read a chat connection", "GET", CONNECTIONS + "/{connection_id}", workspace_admins(200)),
+    Route(
+        "update a chat connection",
+        "PATCH",
+        CONNECTIONS + "/{connection_id}",
+        workspace_admins(200),
+        body={"name": "renamed"},
+    ),
+    Route(
+        "delete a chat connection",
+        "DELETE",
+        CONNECTIONS + "/{connection_id}",
+        workspace_admins(204),
+    ),
+    Route("list chat identities", "GET", IDENTITIES, workspace_admins(200, other=(200, None))),
+    Route(
+        "link a chat account (unconfirmed)",
+        "POST",
+        IDENTITIES,
+        # Not a member of the outsider's workspace: the same 400 as for a name that exists nowhere.
+        workspace_admins(201, other=(400, "INVALID")),
+        body={"user": "rita-reviewer", "kind": "discord", "external_user_id": "555000111"},
+    ),
+    Route(
+        "unlink a chat account (the viewer's own)",
+        "DELETE",
+        IDENTITIES + "/{identity_id}",
+        {
+            **visible(204),
+            **dict.fromkeys(MEMBERS - {"admin", "viewer"}, (403, "IDENTITY")),
+        },
+    ),
     # -- schema and docs (public to members, like the API itself) --
     Route("OpenAPI schema", "GET", "/api/schema/", dict.fromkeys(ROLES, (200, None))),
 ]

@@ -28,6 +28,8 @@ A cell is `(status, outcome)`:
   message, nothing changes), exactly as for an id that does not exist.
 - **FORBIDDEN**: 403, the console's page is not shown to the member's role (audit events are
   for workspace admins, like `GET /api/audit/events`).
+- **LINKED**: the link page linked the chat account to the signed-in user (200).
+- **NOT_MEMBER**: the link page refuses a user outside the link's workspace (403).
 - None: a page shown (200).
 """
 
@@ -51,6 +53,10 @@ OUTCOMES = {
     "NOTHING": "admin action on another workspace's object: nothing selected, no success or "
     "error message, nothing written, as for an id that does not exist",
     "FORBIDDEN": "403: the console page is not for this role",
+    "LINKED": "the chat account of the link is now linked to the signed-in user, proven through "
+    "the connection the link came from",
+    "NOT_MEMBER": "the link's connection belongs to a workspace the user is not a member of: "
+    "403, nothing linked",
 }
 ADMIN_LOGIN = "/admin/login/"
 PAGE_LOGIN = "/accounts/login/"
@@ -62,7 +68,8 @@ class SessionRoute:
 
     `path` and the values of `body` may hold the world's placeholders: `{gate_id}` (the open
     gate of the gate run), `{automation_pk}`, `{<state>_run_pk}`, `{grant_id}`,
-    `{workspace_pk}`, `{audit_event_pk}` (the workspace's newest), `{owner_user_pk}`. `scoped`
+    `{workspace_pk}`, `{audit_event_pk}` (the workspace's newest), `{owner_user_pk}`,
+    `{link_token}` (a link page token for a chat account, through the world's connection). `scoped`
     names the placeholder whose object the existence check swaps for one that does not exist.
     """
 
@@ -103,6 +110,7 @@ RUNS = "/admin/automations/run/"
 AUTOMATIONS = "/admin/automations/automation/"
 GATE_PAGE = "/approvals/{gate_id}/"
 ADMIN_GATE = "/admin/approvals/gate/{gate_id}/"
+LINK_PAGE = "/channels/link/{link_token}/"
 # Gate decisions: who may approve the world's elevated gate (the same rules as the API).
 DECIDE = {
     "viewer": "ACCESS",
@@ -144,6 +152,19 @@ SESSION_ROUTES: list[SessionRoute] = [
         body={"decision": "approve", "reason": "", "approval_request_id": "{gate_id}"},
         run="gate",
         scoped="gate_id",
+    ),
+    # -- the chat account link page (the token: see the note in docs/security.md) --
+    SessionRoute(
+        "chat link page",
+        "GET",
+        LINK_PAGE,
+        {**members_see(other=(403, "NOT_MEMBER"))},
+    ),
+    SessionRoute(
+        "confirm a chat link (link page)",
+        "POST",
+        LINK_PAGE,
+        {**members_see(200, other=(403, "NOT_MEMBER")), **dict.fromkeys(HUMANS, (200, "LINKED"))},
     ),
     # -- admin console: runs --
     SessionRoute("run list", "GET", RUNS, members_see(other=(200, None))),

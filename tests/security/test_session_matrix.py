@@ -14,10 +14,12 @@ from django.test import Client
 from django.urls import URLPattern, get_resolver
 
 from approvals.pages import urls as approval_page_urls
+from channels import urls as channel_urls
+from channels.models import ChatIdentity
 from governance.models import AuditEvent
 from tests.security.authz_table import AGENTS, CODES, ROLES
 from tests.security.session_table import SESSION_ROUTES, SessionRoute
-from tests.security.world import World, build_world
+from tests.security.world import LINKED_SLACK, World, build_world
 
 pytestmark = pytest.mark.django_db
 
@@ -111,6 +113,14 @@ def test_cell(make_member, route, role):
         levels = [level for level, _ in shown_messages(client, response)]
         assert messages.SUCCESS in levels and messages.ERROR not in levels
         assert denial_codes(world) == denied_before
+    elif outcome in ("LINKED", "NOT_MEMBER"):
+        links = ChatIdentity.objects.filter(
+            connection=world.connection, external_user_id=LINKED_SLACK.user_id
+        )
+        if outcome == "LINKED":
+            assert [link.user_id for link in links] == [world.members[role].user.pk]
+        else:
+            assert not links.exists() and audit_count() == events_before
     elif outcome == "NOTHING":
         levels = [level for level, _ in shown_messages(client, response)]
         assert messages.SUCCESS not in levels and messages.ERROR not in levels
@@ -180,10 +190,15 @@ def _rows() -> set[tuple[str, str]]:
     return {(route.method, _shape(route.path)) for route in SESSION_ROUTES}
 
 
-def test_every_approval_page_url_has_rows():
-    """Both methods of every approval page URL (GET and, where it decides, POST)."""
-    for pattern in approval_page_urls.urlpatterns:
-        shape = _shape("/approvals/" + str(pattern.pattern))
+def test_every_page_url_has_rows():
+    """Every approval page URL and the chat link page (the other `/channels/` URLs are the
+    platforms' signed webhooks, not pages: tests/channels/test_interactions_*.py)."""
+    pages = [("/approvals/", p) for p in approval_page_urls.urlpatterns] + [
+        ("/channels/", p) for p in channel_urls.urlpatterns if p.name == "channels-link"
+    ]
+    assert len(pages) == len(approval_page_urls.urlpatterns) + 1
+    for prefix, pattern in pages:
+        shape = _shape(prefix + str(pattern.pattern))
         assert ("GET", shape) in _rows(), shape
 
 

@@ -4,18 +4,22 @@ owned by one of them, and runs in the states the API's routes act on.
 Used by the authorisation matrix (tests/security) and the API fuzzing suite
 (tests/reliability), so both talk to real objects: an automation with a governed gate, a run
 parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
-the task operations all have their context), a queued run (pause) and a grant to revoke.
+the task operations all have their context), a queued run (pause), a grant to revoke, a chat
+connection and a member's proven chat link.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rest_framework.test import APIClient
 
 from approvals.models import Gate, GateStatus
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
+from channels.linking import ChatAccount, link_token
+from channels.models import ChannelConnection, ChatIdentity
+from channels.services import connection_create, identity_confirm
 from governance.models import AuditEvent, PrincipalKind, Role
 from tests.approvals.test_decisions import approval_node, awaiting
 from tests.automations.test_run_control import AGENTS, actor_for, agent_node, make_run, output
@@ -46,6 +50,17 @@ ROLES: dict[str, tuple[str, str, str, str] | None] = {
     "agent_without_grant": ("bot-plain", WORKSPACE, Role.OPERATOR, PrincipalKind.AGENT),
     "owner": ("olga-owner", WORKSPACE, Role.OPERATOR, PrincipalKind.HUMAN),
 }
+# The chat side: a Slack connection of the workspace, the viewer's proven link of their Slack
+# account through it, and a link page token for another Slack account of that team.
+SLACK = {
+    "name": "approvals",
+    "channel_id": "C0FLOWGATE",
+    "external_team_id": "T0001",
+    "bot_token": "xoxb-world-token",
+    "signing_secret": "world-signing-secret",
+}
+VIEWER_SLACK = ChatAccount(kind="slack", team_id="T0001", user_id="U0VIEWER", display_name="vera")
+LINKED_SLACK = ChatAccount(kind="slack", team_id="T0001", user_id="U0CLICKER", display_name="who")
 # Per-automation grants that make the "with grant" roles what they are.
 GRANTS = {"elevated_reviewer": "review_elevated", "agent_with_grant": "operate"}
 
@@ -54,6 +69,8 @@ GRANTS = {"elevated_reviewer": "review_elevated", "agent_with_grant": "operate"}
 class World:
     members: dict  # role name → tests.conftest.Member
     automation: Automation
+    connection: ChannelConnection
+    identity: ChatIdentity
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
 
@@ -66,6 +83,8 @@ class World:
         return {
             "automation_id": self.automation.automation_id,
             "grant_id": self.grant_id,
+            "connection_id": str(self.connection.pk),
+            "identity_id": str(self.identity.pk),
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -78,6 +97,7 @@ class World:
             "workspace_pk": str(self.automation.workspace_id),
             "grant_id": self.grant_id,
             "owner_user_pk": str(self.members["owner"].user.pk),
+            "link_token": link_token(LINKED_SLACK, self.connection.pk),
             "audit_event_pk": str(
                 AuditEvent.objects.filter(workspace=self.automation.workspace_id).latest("id").pk
             ),
@@ -114,7 +134,19 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
             username=members[role].user.username,
         )
         grant_ids.append(f"u{row.pk}")
-    world = World(members=members, automation=automation, grant_id=grant_ids[0])
+    connection = connection_create(actor=actor_for(members["admin"]), kind="slack", data=SLACK)
+    identity = identity_confirm(
+        actor=replace(actor_for(members["viewer"]), source="page"),
+        account=VIEWER_SLACK,
+        connection=connection,
+    )
+    world = World(
+        members=members,
+        automation=automation,
+        connection=connection,
+        identity=identity,
+        grant_id=grant_ids[0],
+    )
     makers = {
         "queued": lambda: make_run(
             owner, FLOW, status=RunStatus.QUEUED, automation_id=AUTOMATION_ID
