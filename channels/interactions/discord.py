@@ -26,7 +26,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from channels.actions import decode_action
 from channels.interactions import words
 from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
-from channels.interactions.http import MAX_AGE_S, dig, json_object, unverified
+from channels.interactions.http import (
+    MAX_AGE_S,
+    dig,
+    json_object,
+    plausible_timestamp,
+    unverified,
+)
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind
 
@@ -88,7 +94,7 @@ def verified_connections(body: bytes, headers, application_id: str) -> list[Chan
         signature = bytes.fromhex(headers.get("X-Signature-Ed25519", ""))
     except ValueError:
         return []
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_S:
+    if not plausible_timestamp(timestamp) or abs(time.time() - int(timestamp)) > MAX_AGE_S:
         return []
     candidates = ChannelConnection.objects.filter(
         kind=ChannelKind.DISCORD, is_active=True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from django.http import JsonResponse
@@ -17,6 +18,14 @@ logger = logging.getLogger("channels.interactions")
 
 # Slack and Discord both refuse requests older than this (Slack's verifier has it built in).
 MAX_AGE_S = 5 * 60
+# A signed request's timestamp header: ASCII digits, short enough for int() and for now. Not
+# `str.isdigit()`, which also accepts "²" and other Unicode digits that int() then refuses.
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def plausible_timestamp(value: str) -> bool:
+    """Whether a signed request's timestamp header is worth verifying (else: 401, unverified)."""
+    return TIMESTAMP.fullmatch(value) is not None
 
 
 def unverified() -> JsonResponse:

@@ -28,7 +28,14 @@ from slack_sdk.signature import SignatureVerifier
 from channels.actions import CardAction, decode_action
 from channels.interactions import words
 from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
-from channels.interactions.http import dig, ignored, json_object, logger, unverified
+from channels.interactions.http import (
+    dig,
+    ignored,
+    json_object,
+    logger,
+    plausible_timestamp,
+    unverified,
+)
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind
 from channels.notices import send_after_commit, slack_ephemeral
@@ -72,7 +79,7 @@ def verified_connections(body: bytes, headers, team_id: str) -> list[ChannelConn
     (of every team when the payload names none)."""
     timestamp = headers.get("X-Slack-Request-Timestamp", "")
     signature = headers.get("X-Slack-Signature", "")
-    if not timestamp.isdigit() or not signature:
+    if not plausible_timestamp(timestamp) or not signature:
         return []
     candidates = ChannelConnection.objects.filter(
         kind=ChannelKind.SLACK, is_active=True
@@ -97,7 +104,7 @@ def _signed(secret: str, body: bytes, timestamp: str, signature: str) -> bool:
         return SignatureVerifier(secret).is_valid(
             body=body, timestamp=timestamp, signature=signature
         )
-    except UnicodeDecodeError:  # the verifier decodes the body as UTF-8: not Slack's
+    except ValueError:  # incl. UnicodeDecodeError: the verifier decodes the body as UTF-8
         return False
 
 

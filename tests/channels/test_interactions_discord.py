@@ -105,6 +105,20 @@ def test_forged_expired_and_replayed_requests_change_nothing(discord, discord_ke
     assert decisions(gate) == [("cancel", "discord", "rita-reviewer", "")]
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    ["\u00b2", "\u0661\u0662\u0663", "9" * 5000, "-1", ""],
+    ids=["superscript", "arabic-indic", "5000-digits", "negative", "blank"],
+)
+def test_an_odd_timestamp_header_is_401_and_writes_nothing(discord, discord_key, gate, rita, stamp):
+    """Unicode digits ("²" passes `str.isdigit()` but not int()), digits past int()'s conversion
+    limit, signs, nothing: unverifiable even when signed with the right key, so 401, not a 500."""
+    before = snapshot(gate)
+    response = discord_post(discord_click(gate.pk, "approve"), discord_key, timestamp=stamp)
+    assert response.status_code == 401
+    assert snapshot(gate) == before
+
+
 def test_an_unlinked_user_is_told_privately_how_to_link(discord, discord_key, gate):
     response = discord_post(discord_click(gate.pk, "approve", user="2999"), discord_key)
 

@@ -105,6 +105,31 @@ def test_a_missing_or_malformed_signature_is_refused(slack, gate, rita):
     assert snapshot(gate) == before
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    ["\u00b2", "\u0661\u0662\u0663", "9" * 5000, "-1", " 1"],
+    ids=["superscript", "arabic-indic", "5000-digits", "negative", "blank"],
+)
+def test_an_odd_timestamp_header_is_401_and_writes_nothing(slack, gate, rita, stamp):
+    """Unicode digits ("²" passes `str.isdigit()` but not int()), digits past int()'s conversion
+    limit, signs and blanks: unverifiable, so 401, never a 500."""
+    before = snapshot(gate)
+    payload = slack_click(gate.pk, "approve")
+    response = slack_post(payload, timestamp=stamp, signature="v0=" + "0" * 64)
+    assert response.status_code == 401
+    assert snapshot(gate) == before
+
+
+def test_a_secret_the_verifier_refuses_does_not_verify(slack, gate, rita):
+    """slack-sdk's verifier raises ValueError for a blank secret: that connection verifies
+    nothing (401), it does not break the endpoint."""
+    slack.signing_secret = "   "
+    slack.save(update_fields=["signing_secret"])
+    before = snapshot(gate)
+    assert slack_post(slack_click(gate.pk, "approve"), secret="   ").status_code == 401
+    assert snapshot(gate) == before
+
+
 def test_another_teams_secret_does_not_verify(chat_fakes, slack, gate, rita):
     """The secret is looked up by the payload's team: a request claiming another team is not
     verified by this team's secret."""
