@@ -68,8 +68,9 @@ def real_ids(case, world) -> None:
             case.path_parameters[name] = runs[digest % len(runs)]
         elif name == "node_id":
             case.path_parameters[name] = ("draft", "review", "approval", "publish")[digest % 4]
-        elif name == "grant_id":
-            case.path_parameters[name] = ids["grant_id"]
+        elif name in ("grant_id", "connection_id", "identity_id"):
+            value = ids[name]
+            case.path_parameters[name] = int(value) if value.isdigit() else value
 
 
 @pytest.mark.django_db
