@@ -162,18 +162,32 @@ class ApprovalMessage(models.Model):
 
 
 class InteractionReceipt(models.Model):
-    """A processed chat delivery; the unique key makes platform retries no-ops across processes."""
+    """A chat delivery handled for a connection that verified it; the unique key makes platform
+    retries no-ops across processes.
 
-    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    Keyed by the *verifying connection* as well as the platform's delivery key, because delivery
+    keys are predictable (Telegram update ids count up per bot) and any workspace admin may create
+    a connection naming someone else's bot, team or app with a secret of their own: a delivery
+    verified only by that connection claims only that connection's keys and can never make
+    another workspace's real click look "already handled". Such a connection is not refused when
+    it is saved: workspaces may legitimately share a Slack team, Discord app or bot, and refusing
+    the second claimant of a bot id would let whoever registers it first lock its real owner out;
+    without the secret it verifies nothing of ours. Receipts are kept for `RECEIPT_RETENTION`
+    (channels/interactions/deciding.py), longer than any platform redelivers or accepts a replay.
+    """
+
+    connection = models.ForeignKey(
+        ChannelConnection, on_delete=models.CASCADE, related_name="receipts"
+    )
     delivery_key = models.CharField(max_length=200)
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["kind", "delivery_key"], name="one_receipt_per_delivery"
+                fields=["connection", "delivery_key"], name="one_receipt_per_connection_delivery"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.delivery_key}"
+        return f"{self.connection_id}:{self.delivery_key}"

@@ -3,6 +3,7 @@
 `post_cards` and `update_cards` fan out one `sync_card` per card, so each card retries on its
 own schedule (Retry-After, backoff) and a failing platform never holds up the others.
 `send_notice` tells one chat user the answer to their click after the request was answered.
+`forget_receipts` keeps the interaction receipts table from growing forever.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from channels import delivery, notices
+from channels.interactions.deciding import receipts_forget
 
 
 @shared_task(name="channels.post_cards", ignore_result=True)
@@ -52,3 +54,9 @@ def send_notice(self, notice: dict) -> None:
         notices.notice_send(notice, attempt=self.request.retries)
     except delivery.Deferred as later:
         raise self.retry(countdown=later.countdown) from later
+
+
+@shared_task(name="channels.forget_receipts", ignore_result=True)
+def forget_receipts() -> None:
+    """Beat: forget interaction receipts older than any redelivery (`RECEIPT_RETENTION`)."""
+    receipts_forget(now=timezone.now())

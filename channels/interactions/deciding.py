@@ -5,9 +5,11 @@ parses the chat account and the card action, and calls `chat_decide` (approve, c
 with its reason) or `chat_rework_prompt` (a rework button: may we ask for the reason?).
 
 Both:
-1. claim the delivery (`InteractionReceipt`, unique per platform delivery) in the transaction
-   of everything they write, so a retried or replayed delivery changes nothing, and a delivery
-   whose handling failed can be retried;
+1. claim the delivery for every connection that verified it (`InteractionReceipt`, unique per
+   connection and platform delivery key) in the transaction of everything they write, so a
+   retried or replayed delivery changes nothing, a delivery whose handling failed can be
+   retried, and a delivery verified by someone else's connection (their own secret, our bot's
+   id: delivery keys are predictable) claims nothing of ours;
 2. find the gate the button names, in a workspace of a connection that verified the request
    (several workspaces may share one Slack team or Discord app: the gate decides which one, and
    a gate of a workspace that did not sign the request is treated as unknown);
@@ -29,6 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
@@ -46,6 +49,10 @@ from governance.errors import FlowgateError
 from governance.models import Membership, PrincipalKind
 
 MAX_DELIVERY_KEY = InteractionReceipt._meta.get_field("delivery_key").max_length
+# How long a receipt is kept: past the longest time a delivery can come again. Slack and Discord
+# refuse signatures older than 5 minutes; Telegram redelivers an unacknowledged update for up to
+# 24 hours (it keeps none longer). Two days leaves a margin for clock skew and a late beat.
+RECEIPT_RETENTION = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -113,26 +120,37 @@ def chat_rework_prompt(
         return Answer("", connection, ok=True, gate=gate)
 
 
-def claim_delivery(kind: str, delivery_key: str) -> bool:
-    """Record a delivery in the caller's transaction; False when it was recorded before.
+def claim_delivery(verified: Sequence[ChannelConnection], delivery_key: str) -> bool:
+    """Record a delivery for each connection that verified it, in the caller's transaction;
+    False when any of them recorded it before (a retry, or a replay within the signature window).
 
     The unique key makes a concurrent duplicate wait for the first one's transaction and then
     fail, so exactly one of them is handled, across processes.
     """
     if len(delivery_key) > MAX_DELIVERY_KEY:
         delivery_key = "sha256:" + hashlib.sha256(delivery_key.encode()).hexdigest()
+    receipts = [
+        InteractionReceipt(connection=c, delivery_key=delivery_key)
+        for c in sorted(verified, key=lambda c: c.pk)
+    ]
     try:
         with transaction.atomic():
-            InteractionReceipt.objects.create(kind=kind, delivery_key=delivery_key)
+            InteractionReceipt.objects.bulk_create(receipts)
     except IntegrityError:
         return False
     return True
 
 
+def receipts_forget(*, now: datetime) -> int:
+    """Delete the receipts no delivery can match any more (one DELETE); how many were."""
+    deleted, _ = InteractionReceipt.objects.filter(received_at__lt=now - RECEIPT_RETENTION).delete()
+    return deleted
+
+
 def _find(verified, account: ChatAccount, action: CardAction, delivery_key: str):
     """(gate, connection, actor), or the Answer that ends the handling."""
     fallback = verified[0]
-    if not claim_delivery(account.kind, delivery_key):
+    if not claim_delivery(verified, delivery_key):
         return Answer(words.DUPLICATE, fallback, duplicate=True)
     by_workspace = {c.workspace_id: c for c in verified}
     gate = (

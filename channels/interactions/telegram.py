@@ -3,7 +3,9 @@
 Verification: the `X-Telegram-Bot-Api-Secret-Token` header equals the webhook secret of an
 active Telegram connection (constant-time comparison; every connection is compared).
 Delivery key: the bot id(s) of the verifying connections and the update's `update_id` (update
-ids count per bot).
+ids count per bot, so a bot token changed to another bot starts afresh), claimed per verifying
+connection (channels/interactions/deciding.py): a connection naming our bot with another secret
+cannot pre-claim our predictable update ids.
 
 - `callback_query` on approve/cancel decides at once; the outcome is the callback's answer
   (`answerCallbackQuery`), which Telegram shows to the presser only, sent by a task after the

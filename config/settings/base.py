@@ -279,3 +279,9 @@ CELERY_BEAT_SCHEDULE["sync-overdue-cards"] = {
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }
+CELERY_BEAT_SCHEDULE["forget-interaction-receipts"] = {
+    # Chat delivery receipts older than any platform redelivers or accepts a replay are deleted.
+    "task": "channels.forget_receipts",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}
