@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import F, Prefetch, QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection
+from django.db.models import BigIntegerField, BooleanField, F, Func, Prefetch, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
 
 from approvals.models import Gate, GateDecision, GateStatus
@@ -148,6 +150,24 @@ class RunRelations:
     decisions: dict[int, list] = field(default_factory=lambda: defaultdict(list))
 
 
+def of_runs(queryset: QuerySet, run_pks: list[int]) -> QuerySet:
+    """`queryset` limited to rows of these runs. On PostgreSQL the ids travel as one array
+    (`run_id = ANY(%s)`): as `IN (…)` with 200 parameters, each query of a list page spent
+    about a millisecond adapting them."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(run_id__in=run_pks)
+    ids = Value(run_pks, output_field=ArrayField(BigIntegerField()))
+    return queryset.filter(
+        Func(
+            F("run_id"),
+            ids,
+            arg_joiner=" = ANY(",
+            template="(%(expressions)s))",
+            output_field=BooleanField(),
+        )
+    )
+
+
 def run_relations(run_pks: list[int]) -> RunRelations:
     """Nodes, open gates and decisions of the given runs: three queries whatever their number,
     rows rather than instances except the (few) open gates. (Their lifecycle events, the bulk
@@ -155,14 +175,14 @@ def run_relations(run_pks: list[int]) -> RunRelations:
     related = RunRelations()
     if not run_pks:
         return related
-    for row in RunNode.objects.filter(run_id__in=run_pks).values_list(
+    for row in of_runs(RunNode.objects, run_pks).values_list(
         "run_id", "node_id", "state", "attempts", "output", named=True
     ):
         related.nodes[row.run_id].append(row)
-    for gate in Gate.objects.filter(run_id__in=run_pks, status=GateStatus.OPEN):
+    for gate in of_runs(Gate.objects.filter(status=GateStatus.OPEN), run_pks):
         related.open_gates.setdefault(gate.run_id, gate)
     for row in (
-        GateDecision.objects.filter(run_id__in=run_pks)
+        of_runs(GateDecision.objects, run_pks)
         .annotate(round=F("gate__round"), decider=F("decided_by__username"))
         .order_by("decided_at", "id")
         .values_list(

@@ -99,7 +99,7 @@ def lifecycle_histories(
     each run's list (one JSON value per run instead of a row per event: the events are most of
     a list page's rows, docs/performance.md); elsewhere (the embedded SQLite default) rows are
     rendered here. `in_database=False` forces the latter (the tests compare both)."""
-    events = LifecycleEvent.objects.filter(run_id__in=run_pks)
+    events = selectors.of_runs(LifecycleEvent.objects, run_pks)
     if in_database is None:
         in_database = connection.vendor == "postgresql"
     if not in_database:
