@@ -23,7 +23,7 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
-    re_path(r"^api(/.*)?$", api_not_found),
+    re_path(r"^api(/[\s\S]*)?$", api_not_found),  # any character, line breaks too
     path("healthz", healthz, name="healthz"),
     path("channels/", include("channels.urls")),
     path("readyz", readyz, name="readyz"),

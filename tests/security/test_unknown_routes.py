@@ -16,12 +16,6 @@ def test_unknown_api_route_is_a_json_404(method, db):
     assert response.json() == {"error": "No such API route", "code": "NOT_FOUND"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (found by the long fuzz run, docs/reliability.md): config/urls.py's "
-    "catch-all `^api(/.*)?$` does not match a path with a line break (`.` stops at `\\n`), so "
-    "Django's HTML 404 answers; fixed by matching any character there (e.g. `(?s)`)",
-)
 @pytest.mark.parametrize(
     "path", ["/api/channels/connections/%0Az", "/api/channels/identities/%0A1", "/api/x%0A"]
 )
