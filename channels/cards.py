@@ -8,7 +8,7 @@ button components, Telegram text with an inline keyboard — which `channels.pla
 Button values are `CardAction(decision, gate_id).encode()`: the gate *opening* travels with the
 click, so a stale card can never decide a later opening. Only the decisions the gate offers get a
 button. The approval page link is in the text, not a button. Everything that came from users or
-agents (titles, instructions, upstream output) is escaped for Slack's mrkdwn, clipped to the
+agents (titles, instructions, upstream output) is escaped for Slack's mrkdwn, then clipped to the
 platforms' limits, and Discord is told not to ping anyone it mentions.
 """
 
@@ -180,8 +180,43 @@ def gate_outcome(gate: Gate) -> Outcome | None:
 # --- Slack ------------------------------------------------------------------------------------
 
 
+SLACK_TEXT_MAX = 3000  # of a section's text; Slack refuses the whole message beyond it
+SLACK_FIELD_MAX = 2000  # of one section field
+MRKDWN_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+LONGEST_ESCAPE = max(len(e) for e in MRKDWN_ESCAPES.values())
+
+
 def _mrkdwn(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """`text` escaped for mrkdwn: user text can neither format links nor ping (`<!channel>`)."""
+    return "".join(MRKDWN_ESCAPES.get(c, c) for c in text)
+
+
+def _fit(mrkdwn: str, limit: int = SLACK_TEXT_MAX) -> str:
+    """Escaped `mrkdwn` clipped to `limit` characters without cutting an entity (`&amp;`).
+
+    Clip after escaping: escaping grows text (up to 5x), so text clipped to fit before it can
+    exceed Slack's limit, and Slack then refuses the card for good (`invalid_blocks`).
+    """
+    if len(mrkdwn) <= limit:
+        return mrkdwn
+    cut = limit - 1
+    entity = mrkdwn.rfind("&", max(0, cut - LONGEST_ESCAPE + 1), cut)
+    if entity != -1 and ";" not in mrkdwn[entity:cut]:
+        cut = entity
+    return mrkdwn[:cut].rstrip() + "…"
+
+
+def slack_text(text: str, limit: int = SLACK_TEXT_MAX) -> str:
+    """Plain words (user text in them) as mrkdwn that fits `limit`: escaped, then clipped."""
+    return _fit(_mrkdwn(text), limit)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text)}}
+
+
+def _field(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": _fit(text, SLACK_FIELD_MAX)}
 
 
 def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
@@ -189,24 +224,22 @@ def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
         {"type": "header", "text": {"type": "plain_text", "text": facts.title, "emoji": False}},
     ]
     if lead:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": lead}})
+        blocks.append(_section(lead))
     blocks += [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(facts.instructions)}},
+        _section(_mrkdwn(facts.instructions)),
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Run*\n`{_mrkdwn(facts.run_id)}`"},
-                {"type": "mrkdwn", "text": f"*Node*\n`{_mrkdwn(facts.node_id)}`"},
-                {"type": "mrkdwn", "text": f"*Workspace*\n{_mrkdwn(facts.workspace)}"},
-                {"type": "mrkdwn", "text": f"*Expires*\n{fmt_time(facts.expires_at)}"},
+                _field(f"*Run*\n`{_mrkdwn(facts.run_id)}`"),
+                _field(f"*Node*\n`{_mrkdwn(facts.node_id)}`"),
+                _field(f"*Workspace*\n{_mrkdwn(facts.workspace)}"),
+                _field(f"*Expires*\n{fmt_time(facts.expires_at)}"),
             ],
         },
     ]
     if facts.upstream:
         lines = "\n".join(f"• `{_mrkdwn(n)}`: {_mrkdwn(s)}" for n, s in facts.upstream)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Upstream output*\n{lines}"}}
-        )
+        blocks.append(_section(f"*Upstream output*\n{lines}"))
     blocks.append(
         {
             "type": "context",
@@ -233,18 +266,22 @@ def slack_open(facts: CardFacts) -> dict[str, Any]:
     blocks = _slack_body(facts, lead)
     if buttons:
         blocks.append({"type": "actions", "block_id": "fg_decision", "elements": buttons})
-    return {"text": f"Approval needed: {facts.title}", "blocks": blocks}
+    # The top-level text is the notification's and is mrkdwn too: escaped like the blocks.
+    return {"text": f"Approval needed: {_mrkdwn(facts.title)}", "blocks": blocks}
 
 
 def slack_closed(facts: CardFacts, outcome: Outcome) -> dict[str, Any]:
     lead = f"*{_mrkdwn(outcome.headline)}*"
     if outcome.reason:
         lead += f"\nReason: {_mrkdwn(clip(outcome.reason, 1000))}"
-    return {"text": f"{facts.title}: {outcome.headline}", "blocks": _slack_body(facts, lead)}
+    return {
+        "text": _mrkdwn(f"{facts.title}: {outcome.headline}"),
+        "blocks": _slack_body(facts, lead),
+    }
 
 
 def slack_reply(facts: CardFacts, outcome: Outcome) -> dict[str, Any]:
-    return {"text": _mrkdwn(clip(outcome.text, 2000))}
+    return {"text": slack_text(outcome.text)}
 
 
 # --- Discord ----------------------------------------------------------------------------------

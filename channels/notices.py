@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from channels.cards import slack_text
 from channels.delivery import Deferred, backoff
 from channels.models import ChannelConnection
 from channels.platforms import PlatformError
@@ -71,7 +72,9 @@ class Notice:
 
 def slack_ephemeral(connection: ChannelConnection, channel: str, user: str, text: str) -> Notice:
     return Notice(
-        connection.pk, "slack.post_ephemeral", {"channel": channel, "user": user, "text": text}
+        connection.pk,
+        "slack.post_ephemeral",
+        {"channel": channel, "user": user, "text": slack_text(text)},
     )
 
 

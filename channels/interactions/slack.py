@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from slack_sdk.signature import SignatureVerifier
 
 from channels.actions import CardAction, decode_action
+from channels.cards import slack_text
 from channels.interactions import words
 from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
 from channels.interactions.http import (
@@ -220,7 +221,9 @@ def _modal_says(text: str) -> JsonResponse:
                 "type": "modal",
                 "title": {"type": "plain_text", "text": "Flowgate"},
                 "close": {"type": "plain_text", "text": "Close"},
-                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": slack_text(text)}}
+                ],
             },
         }
     )

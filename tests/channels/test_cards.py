@@ -5,6 +5,7 @@ expired card ("Approved by Rita Reviewer via the approval page at …") without 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from django.utils import timezone
@@ -22,6 +23,7 @@ from channels.cards import (
     clip,
     gate_outcome,
 )
+from channels.models import ApprovalMessage, MessageState
 from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine, open_gate  # noqa: F401
 
@@ -142,6 +144,68 @@ def test_long_upstream_output_is_clipped_on_every_platform(gate):
         b["text"]["text"] for b in RENDERERS["slack"].open(facts)["blocks"] if "text" in b
     ]
     assert all(len(t) <= 3000 for t in slack_sections)
+
+
+ENTITY = re.compile(r"&(amp|lt|gt);")
+
+
+def slack_texts(content) -> list[str]:
+    """Every mrkdwn text of a Slack message: section texts, fields, the top-level text."""
+    texts = [content["text"]]
+    for block in content["blocks"]:
+        if block["type"] == "section":
+            texts += [block["text"]["text"]] if "text" in block else []
+            texts += [f["text"] for f in block.get("fields", [])]
+    return texts
+
+
+@pytest.mark.parametrize("offset", range(5))  # every position of the cut inside "&amp;"
+def test_slack_card_escapes_before_clipping_and_never_cuts_an_entity(gate, offset):
+    """ "&" becomes "&amp;" (5x): text clipped to fit before escaping would not fit after it,
+    and Slack refuses the whole card (`invalid_blocks`, not retried)."""
+    facts = replace(
+        card_facts(gate),
+        instructions="x" * offset + "&" * 1400,
+        upstream=(("draft", "<" * 400), ("review", "&" * 400), ("more", ">" * 400)),
+    )
+    outcome = Outcome("rework", "Sent back for rework by a&b via Slack.", "&" * 1000)
+    for content in (RENDERERS["slack"].open(facts), RENDERERS["slack"].closed(facts, outcome)):
+        texts = slack_texts(content)
+        for text in texts:
+            assert len(text) <= 3000
+            assert "&" not in ENTITY.sub("", text), "an entity was cut"
+        [instructions] = [t for t in texts if t.startswith("x" * offset + "&amp;")]
+        assert len(instructions) > 2990 and instructions.endswith("…")  # cut, and marked
+    reply = RENDERERS["slack"].reply(facts, outcome)["text"]
+    assert len(reply) <= 3000 and "&" not in ENTITY.sub("", reply)
+
+
+def test_a_slack_card_with_long_escaped_text_is_posted(chat_fakes, gate):
+    """Through the Slack stand-in, which refuses blocks past Slack's limits as Slack does."""
+    from channels import delivery
+
+    Gate.objects.filter(pk=gate.pk).update(instructions="<&>" * 500)
+    RunNode.objects.filter(run=gate.run).update(
+        output={"status": "completed", "summary": "&" * 2000}
+    )
+    chat_fakes.connect(gate.workspace, kinds=["slack"])
+    [message_pk] = delivery.cards_prepare(gate_id=gate.pk, purpose="card")
+
+    delivery.card_sync(message_pk=message_pk)
+
+    assert ApprovalMessage.objects.get(pk=message_pk).state == MessageState.POSTED
+    [posted] = chat_fakes.slack.calls("chat.postMessage")
+    assert chat_fakes.slack.blocks_valid(posted.body)
+
+
+def test_slack_notification_text_is_escaped_like_the_blocks(gate):
+    """The top-level `text` (the notification) is mrkdwn too: names in it must not ping."""
+    facts = replace(card_facts(gate), title="<!channel> Deploy: <https://evil|ok>")
+    outcome = Outcome("approve", "Approved by <!here> via Slack at 12:03 UTC on 2026-01-02.")
+    for content in (RENDERERS["slack"].open(facts), RENDERERS["slack"].closed(facts, outcome)):
+        assert "<" not in content["text"] and ">" not in content["text"], content["text"]
+        assert "&lt;!channel&gt;" in content["text"]
+    assert "&lt;!here&gt;" in RENDERERS["slack"].closed(facts, outcome)["text"]
 
 
 def test_clip_marks_the_cut():

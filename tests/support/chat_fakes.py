@@ -252,6 +252,8 @@ class FakeSlack(FakePlatform):
         if not headers.get("Authorization", "").startswith("Bearer "):
             return 200, {"ok": False, "error": "not_authed"}
         channel = str(body.get("channel", ""))
+        if call in ("chat.postMessage", "chat.update") and not self.blocks_valid(body):
+            return 200, {"ok": False, "error": "invalid_blocks"}
         if call == "chat.postMessage":
             ts = f"{int(time.time())}.{self.next_id():06d}"
             message = {**body, "ts": ts}
@@ -272,6 +274,21 @@ class FakeSlack(FakePlatform):
         if call == "auth.test":
             return 200, {"ok": True, "team_id": "T0001", "user_id": "U0BOT", "bot_id": "B0001"}
         return 200, {"ok": False, "error": "unknown_method"}
+
+    @staticmethod
+    def blocks_valid(body: dict[str, Any]) -> bool:
+        """Slack's length limits on Block Kit text (it refuses the whole message beyond them):
+        3000 characters of a section's text, 2000 of a section field, 150 of a header."""
+        blocks = body.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        for block in blocks:
+            text = (block.get("text") or {}).get("text", "")
+            limit = 150 if block.get("type") == "header" else 3000
+            fields = [f.get("text", "") for f in block.get("fields") or []]
+            if len(text) > limit or any(len(f) > 2000 for f in fields):
+                return False
+        return True
 
 
 class FakeDiscord(FakePlatform):
