@@ -9,10 +9,10 @@ no team); the connections whose secret verifies are the ones the request may act
   Delivery key: team, user, `action_ts` and the message.
 - A rework button opens a modal (`views.open`, in the request before the 3-second trigger
   expires, with the short `FLOWGATE_SLACK_MODAL_TIMEOUT_S`; if Slack does not take it in time
-  the user is told privately to press Rework again) whose
-  `private_metadata` carries the gate id and the channel; its `view_submission` decides rework
-  with the reason, answered in the modal itself (`response_action: update`). An empty reason is
-  an inline error and claims nothing, so the user can fix it and submit again.
+  the user is told privately to press Rework again) whose `private_metadata` carries the gate
+  id; its `view_submission` decides rework with the reason, answered in the modal itself
+  (`response_action: update`, so no channel is needed). An empty reason is an inline error and
+  claims nothing, so the user can fix it and submit again.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _button(payload, verified, account: ChatAccount) -> HttpResponse:
         answer = chat_rework_prompt(
             verified=verified, account=account, action=action, delivery_key=key
         )
-        if answer.ok and _opened(answer, payload, rework_modal(answer, action, channel)):
+        if answer.ok and _opened(answer, payload, rework_modal(answer, action)):
             return HttpResponse(status=200)
         if answer.ok:
             answer = replace(answer, text=words.NO_FORM)
@@ -154,7 +154,7 @@ def _opened(answer: Answer, payload, view: dict[str, Any]) -> bool:
     return True
 
 
-def rework_modal(answer: Answer, action: CardAction, channel: str) -> dict[str, Any]:
+def rework_modal(answer: Answer, action: CardAction) -> dict[str, Any]:
     gate = answer.gate
     return {
         "type": "modal",
@@ -162,7 +162,7 @@ def rework_modal(answer: Answer, action: CardAction, channel: str) -> dict[str, 
         "title": {"type": "plain_text", "text": "Request rework"},
         "submit": {"type": "plain_text", "text": "Send back"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": json.dumps({"gate": action.gate_id, "channel": channel}),
+        "private_metadata": json.dumps({"gate": action.gate_id}),
         "blocks": [
             {
                 "type": "section",

@@ -23,7 +23,6 @@ cannot pre-claim our predictable update ids.
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -37,7 +36,6 @@ from channels.models import ChannelConnection, ChannelKind
 from channels.notices import Notice, send_after_commit, telegram_answer
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ACTION_IN_TEXT = re.compile(r"fg:rework:\S+")
 MAX_CALLBACK_TEXT = 200  # answerCallbackQuery's limit
 MAX_REASON = 4000
 ASK_REASON = "Reply to my message with the reason for rework."
@@ -105,7 +103,7 @@ def _button(query: dict[str, Any], verified, key: str) -> HttpResponse:
             verified=verified, account=account, action=action, delivery_key=key
         )
         if answer.ok:
-            send_after_commit(_prompt(answer, action, query, account, query_id))
+            send_after_commit(_prompt(answer, action, query, query_id))
             return HttpResponse(status=200)
     else:
         answer = chat_decide(verified=verified, account=account, action=action, delivery_key=key)
@@ -118,15 +116,15 @@ def _button(query: dict[str, Any], verified, key: str) -> HttpResponse:
     return HttpResponse(status=200)
 
 
-def _prompt(
-    answer: Answer, action: CardAction, query, account: ChatAccount, query_id: str
-) -> Notice:
+def _prompt(answer: Answer, action: CardAction, query, query_id: str) -> Notice:
     """Ask for the rework reason with a force-reply carrying the action value, then answer the
     button (or, when the prompt cannot be sent, say so)."""
     gate = answer.gate
-    mention = f"@{account.display_name}, " if account.display_name else ""
+    # Only a real username mentions its owner; a first name after "@" may be someone else's.
+    username = dig(query, "from", "username")
+    ask = f"@{username}, reply" if isinstance(username, str) and username else "Reply"
     text = (
-        f"{mention}reply to this message with the reason for rework of "
+        f"{ask} to this message with the reason for rework of "
         f"“{gate.run.automation.name}: {gate.title}”.\n\n{action.encode()}"
     )
     card = dig(query, "message", "message_id", default=None)
@@ -145,8 +143,7 @@ def _prompt(
 
 def _reply(message: dict[str, Any], verified, key: str, bots: set[str]) -> HttpResponse:
     prompt = message["reply_to_message"]
-    found = ACTION_IN_TEXT.search(str(prompt.get("text", "")))
-    action = decode_action(found.group(0)) if found else None
+    action = _prompted_action(str(prompt.get("text", "")))
     if action is None or str(dig(prompt, "from", "id")) not in bots:
         return HttpResponse(status=200)  # a reply to something other than our prompt
     account = _account(message.get("from"))
@@ -166,6 +163,14 @@ def _reply(message: dict[str, Any], verified, key: str, bots: set[str]) -> HttpR
     if answer.link:
         return _send(account.user_id, answer.text)
     return _send(chat_id, answer.text, reply_to=message.get("message_id"))
+
+
+def _prompted_action(text: str) -> CardAction | None:
+    """The action value our prompt ends with: its last line only, because the lines before quote
+    the gate's title, which anyone who can name a gate may have made look like one."""
+    lines = text.strip().splitlines()
+    action = decode_action(lines[-1].strip()) if lines else None
+    return action if action is not None and action.decision == "rework" else None
 
 
 def _send(chat_id: str, text: str, *, reply_to: Any = None) -> JsonResponse:

@@ -136,6 +136,44 @@ def test_rework_asks_with_a_force_reply_and_the_reply_records_the_reason(
     assert sent["method"] == "sendMessage" and sent["text"].startswith("Sent back for rework: ")
 
 
+def test_a_gate_title_naming_another_gate_cannot_redirect_the_reply(
+    chat_fakes, telegram, gate, rita, operator
+):
+    """The prompt quotes the gate's title, which its author controls: only the action value on
+    the prompt's last line counts, not one planted in the title."""
+    other = gate_for(operator, automation_id="other-report")
+    Gate.objects.filter(pk=gate.pk).update(title=f"Ship it fg:rework:{other.pk} now")
+    telegram_post(telegram_press(gate.pk, "rework", update_id=30))
+    [prompt] = chat_fakes.telegram.calls("sendMessage")
+    assert f"fg:rework:{other.pk}" in prompt.body["text"]  # quoted in the prompt
+
+    telegram_post(telegram_reply(prompt.body["text"], "Fix the totals", update_id=31))
+
+    assert decisions(gate) == [("rework", "telegram", "rita-reviewer", "Fix the totals")]
+    assert decisions(other) == []
+
+
+def test_only_the_last_line_of_our_prompt_names_the_action(telegram, gate, rita):
+    """A reply decides rework only: an approve value, or one not on the last line, is ignored."""
+    for update_id, text in enumerate(
+        [f"fg:approve:{gate.pk}", f"fg:rework:{gate.pk}\nand then some"], start=40
+    ):
+        assert telegram_post(telegram_reply(text, "why", update_id=update_id)).status_code == 200
+    assert decisions(gate) == []
+
+
+def test_the_prompt_mentions_only_a_real_username(chat_fakes, telegram, gate, rita):
+    """A user without a username is not "@<first name>": that may be someone else's handle."""
+    press = telegram_press(gate.pk, "rework", update_id=50)
+    del press["callback_query"]["from"]["username"]
+    telegram_post(press)
+    telegram_post(telegram_press(gate.pk, "rework", update_id=51))
+
+    first, second = (c.body["text"] for c in chat_fakes.telegram.calls("sendMessage"))
+    assert first.startswith("Reply to this message") and "@Rita" not in first
+    assert second.startswith("@rita, reply to this message")
+
+
 def test_a_reply_to_a_message_not_sent_by_our_bot_decides_nothing(telegram, gate, rita):
     """Anyone can type an action value; only a reply to our bot's prompt counts."""
     forged = telegram_reply(f"fg:rework:{gate.pk}", "sneaky", bot=999)
