@@ -38,7 +38,9 @@ def _secret(help_text: str) -> forms.CharField:
 
 
 class ChannelConnectionForm(forms.ModelForm):
-    """Secrets are never rendered back; the service's checks run as form validation."""
+    """Secrets are never rendered back; the service's checks (a name taken in the workspace
+    too, which on the change page Django cannot check: workspace and kind are read-only there)
+    run as form validation."""
 
     bot_token = _secret("Bot token.")
     signing_secret = _secret("Slack signing secret or Telegram webhook secret.")
@@ -53,9 +55,10 @@ class ChannelConnectionForm(forms.ModelForm):
             return cleaned
         existing = self.instance if self.instance.pk else None
         kind = existing.kind if existing else cleaned.get("kind")
+        workspace = existing.workspace if existing else cleaned.get("workspace")
         try:
             services.connection_validate(
-                kind=kind, data=connection_data(cleaned), connection=existing
+                kind=kind, workspace=workspace, data=connection_data(cleaned), connection=existing
             )
         except FlowgateError as exc:
             _form_errors(self, exc)

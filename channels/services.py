@@ -41,7 +41,7 @@ from channels.models import ChannelConnection, ChannelKind, ChatIdentity
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import Conflict, Forbidden, InvalidRequest
-from governance.models import Membership, Role, User
+from governance.models import Membership, Role, User, Workspace
 from governance.policy import deny
 
 CONNECTION_FIELDS = (
@@ -151,13 +151,23 @@ def connection_delete(*, actor: Actor, connection: ChannelConnection) -> None:
 
 
 def connection_validate(
-    *, kind: str, data: dict[str, Any], connection: ChannelConnection | None = None
+    *,
+    kind: str,
+    workspace: Workspace | None,
+    data: dict[str, Any],
+    connection: ChannelConnection | None = None,
 ) -> None:
-    """Check `data` as `connection_create`/`connection_update` will (400 naming the fields),
-    without saving: lets a form show the errors next to its fields."""
-    candidate = copy.copy(connection) if connection is not None else ChannelConnection(kind=kind)
+    """Check `data` as `connection_create`/`connection_update` will (400 naming the fields, 409
+    for a name taken in `workspace`), without saving: lets a form show the errors next to its
+    fields."""
+    if connection is not None:
+        candidate = copy.copy(connection)
+    else:
+        candidate = ChannelConnection(kind=kind, workspace=workspace)
     _assign(candidate, data)
     _check(candidate)
+    if candidate.workspace_id is not None:
+        _check_name_free(candidate)
 
 
 def _assign(connection: ChannelConnection, data: dict[str, Any]) -> None:
@@ -201,7 +211,7 @@ def _check(connection: ChannelConnection) -> None:
         raise InvalidRequest("Invalid chat connection", fields=errors)
 
 
-def _save(connection: ChannelConnection, **kwargs) -> None:
+def _check_name_free(connection: ChannelConnection) -> None:
     taken = (
         ChannelConnection.objects.filter(
             workspace=connection.workspace_id, kind=connection.kind, name=connection.name
@@ -211,6 +221,10 @@ def _save(connection: ChannelConnection, **kwargs) -> None:
     )
     if taken:
         raise _name_taken(connection)
+
+
+def _save(connection: ChannelConnection, **kwargs) -> None:
+    _check_name_free(connection)
     try:
         with transaction.atomic():
             connection.save(**kwargs)
@@ -219,10 +233,8 @@ def _save(connection: ChannelConnection, **kwargs) -> None:
 
 
 def _name_taken(connection: ChannelConnection) -> Conflict:
-    return Conflict(
-        f"A {connection.kind} connection named {connection.name!r} exists in this workspace",
-        code="CHANNEL_CONNECTION_EXISTS",
-    )
+    message = f"A {connection.kind} connection named {connection.name!r} exists in this workspace"
+    return Conflict(message, code="CHANNEL_CONNECTION_EXISTS", fields={"name": [message]})
 
 
 def _audit(

@@ -82,6 +82,27 @@ def test_the_services_checks_are_form_errors(admin):
     assert not ChannelConnection.objects.exists()
 
 
+def test_a_name_taken_in_the_workspace_is_a_form_error_on_add_and_change(admin):
+    """Names are unique per workspace and kind: the clash is shown next to the name field, on
+    the add page and the change page, never a 500."""
+    client = console(admin)
+    client.post(reverse(ADD), slack_form(admin.workspace))
+    client.post(reverse(ADD), slack_form(admin.workspace, name="second"))
+    second = ChannelConnection.objects.get(name="second")
+
+    added = client.post(reverse(ADD), slack_form(admin.workspace))
+    changed = client.post(reverse(CHANGE, args=[second.pk]), slack_form(admin.workspace))
+
+    for response in (added, changed):
+        assert response.status_code == 200
+        errors = response.context["adminform"].form.errors
+        assert "exists in this workspace" in " ".join(errors["name"])
+    assert list(ChannelConnection.objects.order_by("pk").values_list("name", flat=True)) == [
+        "approvals",
+        "second",
+    ]
+
+
 def test_deactivate_action(admin):
     client = console(admin)
     client.post(reverse(ADD), slack_form(admin.workspace))
