@@ -131,9 +131,19 @@ CONTENT_SECURITY_POLICY = {
 REDIS_URL = env.str("REDIS_URL", default="")
 
 # Celery: Redis when configured, else kombu's filesystem transport (no server needed).
+FLOWGATE_BROKER_TIMEOUT_S = env.float("FLOWGATE_BROKER_TIMEOUT_S", default=2.0)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Tasks are published from requests (after commit): a Redis that refuses, or accepts and
+    # never answers, must fail the publish within seconds rather than hold the request. Without
+    # these kombu retries the connection forever and redis-py waits forever on a silent socket.
+    # Callers log the failure; the beat sweeps re-send what was lost.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": FLOWGATE_BROKER_TIMEOUT_S,
+        "socket_timeout": FLOWGATE_BROKER_TIMEOUT_S,
+        "max_retries": 1,  # connection attempts after the first, per publish attempt
+    }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -175,6 +185,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# One more publish attempt after a broker error, then the caller gets the error (bounded with
+# the broker timeouts above: a request waits at most about 4 x FLOWGATE_BROKER_TIMEOUT_S).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
