@@ -322,5 +322,5 @@ def _escalate(run: Run, gate: Gate, now: datetime) -> bool:
         },
     )
     gate_id = gate.pk
-    transaction.on_commit(lambda: hooks.gate_escalated(gate_id, usernames))
+    transaction.on_commit(lambda: hooks.gate_escalated(gate_id))
     return True

@@ -41,9 +41,9 @@ def gate_reminder(gate_id: str) -> None:
     _enqueue(tasks.post_cards, gate_id, delivery.reminder_purpose(count or 0))
 
 
-def gate_escalated(gate_id: str, usernames: list[str]) -> None:
-    """An expired gate was escalated to `usernames` (now granted review): re-post its card
-    naming them, so they see it and can decide."""
+def gate_escalated(gate_id: str) -> None:
+    """An expired gate was escalated (to the reviewers in `Gate.escalated_to`, who may now
+    decide this opening): re-post its card naming them, so they see it and can decide."""
     from channels import delivery, tasks
 
     _enqueue(tasks.post_cards, gate_id, delivery.ESCALATION)

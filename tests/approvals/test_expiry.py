@@ -54,7 +54,7 @@ def notified(monkeypatch):
     )
     monkeypatch.setattr(
         "approvals.hooks.gate_escalated",
-        lambda gate_id, usernames: calls.append(("escalated", gate_id, usernames)),
+        lambda gate_id: calls.append(("escalated", gate_id)),
     )
     monkeypatch.setattr(
         "approvals.hooks.gate_decided", lambda gate_id: calls.append(("decided", gate_id))
@@ -311,7 +311,8 @@ def test_escalation_extends_once_then_cancels(
     (escalated,) = audits(run, ESCALATED_AUDIT)
     assert escalated.actor_kind == "system"
     assert escalated.payload["escalatedTo"] == ["erin-escalation"]
-    assert notified == [("escalated", gate.pk, ["erin-escalation"])]
+    assert notified == [("escalated", gate.pk)]
+    assert Gate.objects.get(pk=gate.pk).escalated_to == ["erin-escalation"]  # the card names them
     assert not GateDecision.objects.filter(gate=gate).exists()
 
     # Nothing more until the extended window ends ...
