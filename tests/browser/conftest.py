@@ -72,7 +72,7 @@ def new_context(browser: Browser, live_server):
 
 @pytest.fixture
 def signed_in_page(new_context, live_server):
-    """`signed_in_page(user, width=..., height=...)`: a page whose context holds `user`'s session."""
+    """`signed_in_page(user, width=, height=)`: a page whose context holds `user`'s session."""
 
     def make(user, **viewport) -> Page:
         client = Client()
