@@ -10,11 +10,12 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from approvals.decisions import gate_decide
 from approvals.expiry import sweep_gates
-from approvals.models import Gate
+from approvals.models import Gate, GateDecision
 from channels import delivery, tasks
 from channels.models import ApprovalMessage, MessageState
 from tests.automations.test_run_control import actor_for
@@ -125,6 +126,25 @@ def test_decision_on_the_approval_page_updates_every_card(chat_fakes, posted_gat
         rf"Sent back for rework by Rita Reviewer via the approval page {WHEN}",
     )
     assert "Reason: Totals are wrong" in shown(chat_fakes, posted_gate)["telegram"]["text"]
+
+
+def test_a_decision_posted_on_the_approval_page_updates_the_slack_card(
+    chat_fakes, posted_gate, reviewer
+):
+    """The whole path of the page: its form POST, the decision service, the hook after commit
+    and the worker editing the card."""
+    browser = Client()
+    browser.force_login(reviewer.user)
+    response = browser.post(
+        f"/approvals/{posted_gate.pk}/",
+        {"approval_request_id": posted_gate.pk, "decision": "approve", "reason": "Looks right"},
+    )
+    assert response.status_code in (200, 302)
+    assert GateDecision.objects.get(gate=posted_gate, settles=True).source == "page"
+    wait_updated(posted_gate)
+    assert_cards_show(
+        chat_fakes, posted_gate, rf"Approved by Rita Reviewer via the approval page {WHEN}"
+    )
 
 
 def test_running_the_update_again_changes_nothing(chat_fakes, posted_gate, reviewer, worker):
