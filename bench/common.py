@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,3 +53,32 @@ def write_result(name: str, figures: dict) -> Path:
     print(json.dumps(figures, indent=2))
     print(f"written to {path}")
     return path
+
+
+def start_workers(
+    count: int, *, queue: str, name: str, concurrency: int = 1, extra: tuple[str, ...] = ()
+) -> list[subprocess.Popen]:
+    """`count` Celery worker processes on `queue` (test settings, quiet logs), each in its own
+    session so a benchmark can kill the whole process group when it is done."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "FLOWGATE_CELERY_QUEUE": queue,
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,
+        f"--concurrency={concurrency}", "--pool=prefork", "--loglevel=WARNING",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", *extra,
+    ]  # fmt: skip
+    return [
+        subprocess.Popen(
+            [*command, "-n", f"{name}{n}@%h"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for n in range(count)
+    ]

@@ -13,52 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 
-from common import ROOT, setup_django, write_result
+from common import setup_django, start_workers, write_result
 
 QUEUE = "bench-engine"
-
-
-def start_workers(count: int, concurrency: int) -> list[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "FLOWGATE_CELERY_QUEUE": QUEUE,
-        "LOG_LEVEL": "WARNING",
-    }
-    return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                QUEUE,
-                f"--concurrency={concurrency}",
-                "--pool=prefork",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-I",
-                "bench.celery_noop",
-                "-n",
-                f"bench{n}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for n in range(count)
-    ]
 
 
 def wait_until(predicate, timeout: float) -> float:
@@ -122,7 +81,13 @@ def main() -> None:
         run_start(actor=actor, automation=automation)
     connection.close()
 
-    procs = start_workers(args.workers, args.concurrency)
+    procs = start_workers(
+        args.workers,
+        queue=QUEUE,
+        name="bench",
+        concurrency=args.concurrency,
+        extra=("-I", "bench.celery_noop"),
+    )
     pool = args.workers * args.concurrency
     try:
         elapsed = wait_until(

@@ -23,12 +23,11 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
 
-from common import ROOT, setup_django, write_result
+from common import setup_django, start_workers, write_result
 from decisions import free_port, percentile, start_gunicorn
 
 API = "/api/automations/v2"
@@ -103,43 +102,6 @@ def prepare(clients: int) -> list[dict]:
         user = member_add(workspace=workspace, username=f"client{c}", role="admin").user
         members.append({"token": token_issue(user=user, workspace=workspace)[1]})
     return members
-
-
-def start_workers(count: int) -> list[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "FLOWGATE_CELERY_QUEUE": QUEUE,
-        "LOG_LEVEL": "WARNING",
-    }
-    return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                QUEUE,
-                "--concurrency=1",
-                "--pool=prefork",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"load{n}@%h",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for n in range(count)
-    ]
 
 
 def group_rss_mb(leader: int) -> float:
@@ -278,7 +240,7 @@ def main() -> None:
     members = prepare(args.clients)
     port = free_port()
     server = start_gunicorn(port, args.web_workers)
-    workers = start_workers(2)
+    workers = start_workers(2, queue=QUEUE, name="load")
     try:
         time.sleep(3)  # workers ready
         warm = threading.Event()
