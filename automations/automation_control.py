@@ -34,12 +34,16 @@ the run rows (in primary-key order), then their node rows, then the audit chain 
 locks a run before its nodes and never the automation, so it cannot deadlock with this; a late
 node result waits for the run lock and is then discarded (`node_result_discarded`) because the
 run is no longer running and its node no longer holds the attempt token.
+
+Deleting an automation (`services.automation_delete`) cancels its live runs the same set-based
+way (`automation_runs_cancel`), sharing the fencing of running nodes with the pause.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Exists, F, IntegerField, OuterRef
@@ -47,6 +51,8 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from approvals import hooks
+from approvals.models import Gate, GateStatus
 from automations.models import (
     Automation,
     AutomationStatus,
@@ -58,6 +64,7 @@ from automations.models import (
     StopKind,
 )
 from automations.services import _lock_live
+from automations.transitions import TRANSITIONS, RunAction
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.policy import Action, authorize
@@ -124,19 +131,9 @@ def automation_pause(
 
 def _pause_runs(versions: dict[int, int], *, reason: str, now) -> list[str]:
     """Pause the runs `versions` names (pk → version, locked by the caller); return the task
-    ids to revoke.
-
-    Running nodes go back to pending with their attempt token and task id cleared: the attempt
-    still counts, and its result, if it ever arrives, is discarded by `node_result_accept`.
-    """
+    ids to revoke."""
     run_pks = list(versions)
-    running = RunNode.objects.filter(run_id__in=run_pks, state=NodeState.RUNNING)
-    fenced = list(running.values_list("run_id", "node_id", "task_id"))
-    fenced_by_run: dict[int, list[str]] = defaultdict(list)
-    for run_pk, node_id, _ in fenced:
-        fenced_by_run[run_pk].append(node_id)
-    if fenced:
-        running.update(state=NodeState.PENDING, attempt_token=None, task_id="", updated_at=now)
+    fenced_by_run, task_ids = _fence_running_nodes(run_pks, now=now)
     Run.objects.filter(pk__in=run_pks).update(
         status=RunStatus.PAUSED,
         pause_reason=reason,
@@ -157,12 +154,98 @@ def _pause_runs(versions: dict[int, int], *, reason: str, now) -> list[str]:
                 "automation_pause": True,
                 # The version the UPDATE above left the run at (resume checks it is unchanged).
                 "run_version": versions[pk] + 1,
-                "fenced_nodes": sorted(fenced_by_run.get(pk, [])),
+                "fenced_nodes": fenced_by_run.get(pk, []),
             },
         )
         for pk in run_pks
     )
-    return [task_id for _, _, task_id in fenced if task_id]
+    return task_ids
+
+
+def _fence_running_nodes(run_pks: list[int], *, now) -> tuple[dict[int, list[str]], list[str]]:
+    """Send the running nodes of the runs (locked by the caller) back to pending with their
+    attempt token and task id cleared; return their node ids by run and the task ids to revoke.
+
+    The attempt still counts, and its result, if it ever arrives, is discarded by
+    `engine.node_result_accept` (the node no longer holds the token).
+    """
+    running = RunNode.objects.filter(run_id__in=run_pks, state=NodeState.RUNNING)
+    fenced = list(running.values_list("run_id", "node_id", "task_id"))
+    fenced_by_run: dict[int, list[str]] = defaultdict(list)
+    for run_pk, node_id, _ in sorted(fenced):
+        fenced_by_run[run_pk].append(node_id)
+    if fenced:
+        running.update(state=NodeState.PENDING, attempt_token=None, task_id="", updated_at=now)
+    return fenced_by_run, [task_id for _, _, task_id in fenced if task_id]
+
+
+def automation_runs_cancel(automation: Automation, *, reason: str) -> int:
+    """Cancel every run of the automation that is not terminal; return how many.
+
+    For `services.automation_delete`, inside its transaction and under its lock of the
+    automation row: a deleted automation's runs answer 404, so nobody could stop them later.
+    The runs get what `run_cancel` gives one run (`cancelled`, `stop_kind: operator_stopped`,
+    detail and `stop_reason` = reason, `finished_at`, lease cleared, version + 1, running nodes
+    fenced, open gates superseded, one `run_stopped` each), set-based like the pause: the same
+    statements whatever the number of runs. After commit the fenced tasks are revoked and every
+    superseded gate's chat cards are updated (`approvals.hooks.gate_decided`).
+    """
+    from automations import tasks
+
+    now = timezone.now()
+    # Locked in primary-key order, ids only; the same statuses `run_cancel` accepts.
+    run_pks = list(
+        Run.objects.select_for_update()
+        .filter(automation=automation, status__in=TRANSITIONS[RunAction.CANCEL].allowed)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not run_pks:
+        return 0
+    fenced_by_run, task_ids = _fence_running_nodes(run_pks, now=now)
+    gates = list(
+        Gate.objects.select_for_update()
+        .filter(run_id__in=run_pks, status=GateStatus.OPEN)
+        .order_by("pk")
+        .values_list("id", "run_id")
+    )
+    gates_by_run: dict[int, list[str]] = defaultdict(list)
+    for gate_id, run_pk in gates:
+        gates_by_run[run_pk].append(gate_id)
+    if gates:
+        Gate.objects.filter(pk__in=[gate_id for gate_id, _ in gates]).update(
+            status=GateStatus.SUPERSEDED, closed_at=now
+        )
+    Run.objects.filter(pk__in=run_pks).update(
+        status=RunStatus.CANCELLED,
+        detail=reason,
+        stop_kind=StopKind.OPERATOR_STOPPED,
+        stop_reason=reason,
+        finished_at=now,
+        lease_owner="",
+        lease_expires_at=None,
+        version=F("version") + 1,
+        updated_at=now,
+    )
+    LifecycleEvent.objects.bulk_create(
+        LifecycleEvent(
+            run_id=pk,
+            event="run_stopped",
+            reason=reason,
+            stop_kind=StopKind.OPERATOR_STOPPED,
+            metadata={
+                "automation_deleted": True,
+                "fenced_nodes": fenced_by_run.get(pk, []),
+                "superseded_gates": gates_by_run.get(pk, []),
+            },
+        )
+        for pk in run_pks
+    )
+    # Robust: the delete is committed; a broker hiccup must not turn it into a 500.
+    transaction.on_commit(lambda: tasks.revoke(task_ids), robust=True)
+    for gate_id, _ in gates:
+        transaction.on_commit(partial(hooks.gate_decided, gate_id), robust=True)
+    return len(run_pks)
 
 
 def automation_resume(

@@ -36,6 +36,8 @@ SPEC_FIELDS = ("flow", "agents", "execution", "workspace_root", "handoff_config"
 PLAIN_FIELDS = ("name", "description", "status", "metadata")
 # `grant_id` as `automations.selectors.automation_grants` renders it: `u<pk>` or `g<pk>`.
 GRANT_ID_PATTERN = re.compile(r"([ug])([0-9]{1,18})")
+# The reason (detail, `stop_reason`, `run_stopped`) of the runs an automation delete cancels.
+AUTOMATION_DELETED_REASON = "automation deleted"
 
 
 def _check_automation_id(automation_id: str) -> None:
@@ -180,19 +182,28 @@ def automation_delete(*, actor: Actor, automation: Automation) -> None:
     """Soft-delete: runs, gates and the audit trail keep their automation; the id is freed.
 
     Deleting is a change like any other: the version goes up and the audit event records the
-    deleted version.
+    deleted version. A deleted automation's runs answer 404, so nobody could stop them
+    afterwards: every run that is not terminal is cancelled in the same transaction (its open
+    gates superseded, its in-flight node results fenced out) and the audit event counts them.
     """
+    from automations.automation_control import automation_runs_cancel
+
     authorize(actor, Action.DELETE, automation)
     with transaction.atomic():
         locked = _lock_live(automation)
         locked.deleted_at = timezone.now()
         locked.version += 1
         locked.save(update_fields=["deleted_at", "version", "updated_at"])
+        cancelled = automation_runs_cancel(locked, reason=AUTOMATION_DELETED_REASON)
         audit_record(
             workspace=actor.workspace,
             event_type="automation.deleted",
             actor=actor,
-            payload={"automationID": locked.automation_id, "version": locked.version},
+            payload={
+                "automationID": locked.automation_id,
+                "version": locked.version,
+                "cancelledRuns": cancelled,
+            },
         )
 
 

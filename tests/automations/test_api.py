@@ -177,7 +177,7 @@ class TestReadUpdateDelete:
         deleted = Automation.objects.get()
         assert deleted.version == 3
         event = AuditEvent.objects.get(event_type="automation.deleted")
-        assert event.payload == {"automationID": "weekly", "version": 3}
+        assert event.payload == {"automationID": "weekly", "version": 3, "cancelledRuns": 0}
 
     def test_delete_is_soft_and_frees_the_id(self, operator):
         create(operator, automation_id="weekly")
