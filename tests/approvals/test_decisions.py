@@ -283,13 +283,16 @@ def test_viewer_lacks_the_review_permission(op, viewer):
 def test_deleted_automation_is_refused_under_the_lock(op, rev):
     """A caller holding the run as read before its automation was soft-deleted (an approval
     page or chat card opened earlier) is refused: the automation is judged on the row read
-    under the decision's lock. 404 as for any deleted automation, audited, nothing applied."""
+    under the decision's lock. 404 as for any deleted automation, audited, nothing applied
+    (the delete itself cancelled the run and superseded its gate)."""
     run = awaiting(op)
     gate = open_gate(run)
     automation_delete(actor=op, automation=run.automation)
     assert run.automation.deleted_at is None  # the caller's copy still looks live
     refused(NotFound, "AUTOMATION_V2_NOT_FOUND", actor=rev, run=run, decision="approve")
-    assert_untouched(run, gate)
+    assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+    assert Gate.objects.get(pk=gate.pk).status == GateStatus.SUPERSEDED
+    assert not GateDecision.objects.filter(run=run, settles=True).exists()
     (audit,) = audits(run, DENIED)
     assert audit.payload["code"] == "AUTOMATION_V2_NOT_FOUND"
 
