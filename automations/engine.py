@@ -411,7 +411,7 @@ def _run_node(attempt: Attempt) -> tuple[dict | None, dict | None]:
     """Execute the node's code outside any transaction: (output, None) or (None, failure)."""
     ctx = attempt.ctx
     output, failure = None, None
-    with _Heartbeat(attempt.run_pk):
+    with _Heartbeat(attempt.run_pk, attempt.token):
         try:
             output = node_kind(attempt.kind)(ctx)
         except NodeFailure as exc:
@@ -425,11 +425,27 @@ def _run_node(attempt: Attempt) -> tuple[dict | None, dict | None]:
     return output, failure
 
 
-class _Heartbeat:
-    """Refresh the run's heartbeat from a side thread while node code runs."""
+def attempt_heartbeat(run_pk: int, token: str) -> bool:
+    """Refresh the run's heartbeat for the attempt holding `token`; False once it is fenced.
 
-    def __init__(self, run_pk: int):
+    The update is conditional on the run still running and the node still holding the token, so
+    an attempt that was paused, cancelled or repaired away (and keeps executing) cannot keep a
+    newer attempt or a run that moved on looking alive to the stale sweep.
+    """
+    return bool(
+        Run.objects.filter(pk=run_pk, status=RunStatus.RUNNING, nodes__attempt_token=token).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+class _Heartbeat:
+    """Refresh the run's heartbeat from a side thread while node code runs, until the attempt
+    is fenced (`attempt_heartbeat` updates nothing) or the node code returns."""
+
+    def __init__(self, run_pk: int, token: str):
         self.run_pk = run_pk
+        self.token = token
         self.stop = threading.Event()
         self.interval = max(0.5, min(30.0, settings.FLOWGATE_STALE_AFTER_S / 4))
         self.thread = threading.Thread(target=self._beat, daemon=True)
@@ -446,9 +462,9 @@ class _Heartbeat:
         try:
             while not self.stop.wait(self.interval):
                 try:
-                    Run.objects.filter(pk=self.run_pk, status=RunStatus.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
+                    if not attempt_heartbeat(self.run_pk, self.token):
+                        logger.info("heartbeat of run pk=%s stopped: attempt fenced", self.run_pk)
+                        return
                 except Exception:  # a lost connection must not end the heartbeat for good
                     logger.warning("heartbeat of run pk=%s failed", self.run_pk, exc_info=True)
                     close_old_connections()

@@ -78,3 +78,35 @@ def test_stale_sweep_reaps_a_run_whose_node_started_and_went_silent(operator, se
     run = Run.objects.get(run_id=run_id)
     assert (run.status, run.stop_kind) == (RunStatus.FAILED, "stale_reaped")
     assert run.last_failure["failure_kind"] == "stale_no_provider_activity"
+
+
+@pytest.mark.django_db
+def test_heartbeat_of_a_fenced_attempt_refreshes_nothing(operator):
+    """Paused, resumed and restarted under a new token: the old attempt (still executing
+    somewhere) no longer keeps the run alive; only the new attempt's heartbeat counts."""
+    from datetime import timedelta
+
+    from automations.engine import attempt_heartbeat, run_advance
+    from automations.models import RunNode
+
+    create(operator, automation_id="weekly")
+    run_id = operator.client().post(f"{URL}/weekly/run_now").json()["run"]["run_id"]
+    run_advance(run_id)
+    run = Run.objects.get(run_id=run_id)
+    old_token = str(RunNode.objects.get(run=run, node_id="draft").attempt_token)
+    assert attempt_heartbeat(run.pk, old_token) is True
+
+    client = operator.client()
+    assert client.post(f"{URL}/runs/{run_id}/pause").status_code == 200
+    assert attempt_heartbeat(run.pk, old_token) is False
+    assert client.post(f"{URL}/runs/{run_id}/resume").status_code == 200
+    run_advance(run_id)
+    new_token = str(RunNode.objects.get(run=run, node_id="draft").attempt_token)
+    assert new_token not in (old_token, "None")
+
+    stale = Run.objects.get(pk=run.pk).heartbeat_at - timedelta(hours=1)
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=stale)
+    assert attempt_heartbeat(run.pk, old_token) is False
+    assert Run.objects.get(pk=run.pk).heartbeat_at == stale
+    assert attempt_heartbeat(run.pk, new_token) is True
+    assert Run.objects.get(pk=run.pk).heartbeat_at > stale
