@@ -2,18 +2,23 @@
 
 A node that declares `handoff` writes, after its result is committed, one artifact into its
 automation's inbox dir under `workspace_root`, moved to the approved dir when `auto_approve`.
-Dirs are re-resolved on every use, so they cannot escape the workspace root.
+Dirs are re-resolved on every use, so they cannot escape the workspace root, and then written
+through directory fds opened one component at a time from the root with `O_NOFOLLOW` (SPEC
+§10.10): a dir swapped for a symlink between the check and the write fails the write instead of
+leading it outside the root.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +34,58 @@ from governance.errors import FlowgateError
 logger = logging.getLogger(__name__)
 
 
-def _atomic_write(path: Path, body: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".handoff-", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(body, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@contextmanager
+def _dir_below(root: Path, path: Path) -> Iterator[int]:
+    """A directory fd for `path`, walked from `root` without following any symlink; missing
+    components are created (as `mkdir(parents=True)` did). Raises OSError when a component is
+    a symlink or not a directory, or when `path` is not below `root`."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:  # the root itself moved between the two resolutions
+        raise OSError(f"{path} is not inside workspace_root {root}") from None
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            try:
+                child = _open_or_create(part, fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise OSError(
+                    exc.errno, f"{part!r} of {path} is a symlink or not a directory"
+                ) from exc
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _open_or_create(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        with suppress(FileExistsError):  # created concurrently: opened (and checked) below
+            os.mkdir(name, dir_fd=dir_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _atomic_write(dir_fd: int, name: str, body: dict[str, Any]) -> None:
+    """Write `name` in the directory `dir_fd` through a temp file and an atomic rename."""
+    tmp = f".handoff-{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, _TMP_FLAGS, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(body, handle, indent=2, sort_keys=True)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 def build_artifact(run: Run, node_id: str, output: Any, declared: dict[str, Any]) -> dict:
@@ -66,16 +117,17 @@ def write_artifact(*, run_id: str, node_id: str) -> Path | None:
     output = RunNode.objects.filter(run=run, node_id=node_id).values_list("output", flat=True)
     try:
         dirs = handoff_dirs(spec.workspace_root, config)
+        root = Path(os.path.realpath(spec.workspace_root))
         artifact = build_artifact(run, node_id, output.first(), declared)
         name = f"{artifact['handoff_id']}.json"
-        target = dirs["inbox"] / name
-        _atomic_write(target, artifact)
         auto_approve = (config or HANDOFF_DEFAULTS).get("auto_approve", True)
-        if auto_approve:
-            approved = dirs["approved"] / name
-            approved.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(target, approved)
-            target = approved
+        with _dir_below(root, dirs["inbox"]) as inbox:
+            _atomic_write(inbox, name, artifact)
+            target = dirs["inbox"] / name
+            if auto_approve:
+                with _dir_below(root, dirs["approved"]) as approved:
+                    os.replace(name, name, src_dir_fd=inbox, dst_dir_fd=approved)
+                target = dirs["approved"] / name
     except (OSError, FlowgateError) as exc:
         logger.warning("handoff of run %s node %s failed: %s", run_id, node_id, exc)
         with transaction.atomic():

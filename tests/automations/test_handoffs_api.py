@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from automations import handoff_listing as listing_module
+from automations import handoffs as handoffs_module
 from automations.flow import handoff_dirs
-from automations.handoffs import build_artifact
-from automations.models import Automation, Run
+from automations.handoffs import build_artifact, write_artifact
+from automations.models import Automation, LifecycleEvent, Run, RunNode
 from tests.automations.test_api import URL, create
 from tests.automations.test_run_lists import start_runs
 
@@ -86,12 +87,12 @@ class TestListing:
         assert body["truncated"] == {"inbox": False, "approved": False, "archived": False}
 
     def test_artifact_written_by_the_engine_is_listed(self, operator, root, weekly):
-        from automations.handoffs import _atomic_write
-
-        body = artifact(weekly, 1_700_000_000_000)
-        _atomic_write(root / "handoffs/inbox" / f"{body['handoff_id']}.json", body)
+        RunNode.objects.filter(run=weekly, node_id="draft").update(output={"text": "hello"})
+        path = write_artifact(run_id=weekly.run_id, node_id="draft")
+        assert path.parent == root / "handoffs/inbox"  # auto_approve is off
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp file left
         listed = handoffs(operator).json()["inbox"]
-        assert listed == [body]
+        assert listed == [json.loads(path.read_text())]
         assert listed[0]["source_run_id"] == weekly.run_id
         assert listed[0]["metadata"]["output"] == {"text": "hello"}
 
@@ -267,6 +268,49 @@ class TestConfinement:
     def test_a_file_where_a_dir_should_be_is_empty(self, operator, root, weekly):
         (root / "handoffs").write_text("not a dir")
         assert handoffs(operator).json()["counts"]["total"] == 0
+
+
+@pytest.mark.django_db
+class TestWriterConfinement:
+    """`write_artifact` walks the resolved dirs with `O_NOFOLLOW`: a dir swapped for a symlink
+    between `handoff_dirs` and the write fails the handoff instead of writing outside."""
+
+    @pytest.mark.parametrize("swapped", ["handoffs", "handoffs/inbox"])
+    def test_dir_swapped_for_a_symlink_fails_the_handoff(
+        self, root, tmp_path, weekly, monkeypatch, swapped
+    ):
+        automation = Automation.objects.get(automation_id="weekly")
+        checked = handoff_dirs(automation.workspace_root, automation.handoff_config)
+        outside = tmp_path / "outside"
+        (outside / "inbox").mkdir(parents=True)
+        (root / swapped).parent.mkdir(parents=True, exist_ok=True)
+        (root / swapped).symlink_to(outside if swapped == "handoffs" else outside / "inbox")
+        monkeypatch.setattr(handoffs_module, "handoff_dirs", lambda *args: checked)
+        assert write_artifact(run_id=weekly.run_id, node_id="draft") is None
+        assert list(outside.rglob("*")) == [outside / "inbox"]
+        events = LifecycleEvent.objects.filter(run=weekly, event__startswith="handoff_")
+        (failed,) = events
+        assert failed.event == "handoff_failed"
+        assert "symlink" in failed.reason
+
+    def test_auto_approve_into_a_swapped_approved_dir_fails(
+        self, root, tmp_path, weekly, monkeypatch
+    ):
+        Run.objects.filter(pk=weekly.pk).update(
+            automation_snapshot={
+                **weekly.automation_snapshot,
+                "handoff_config": {**CONFIG, "auto_approve": True},
+            }
+        )
+        checked = handoff_dirs(str(root), CONFIG)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (root / "handoffs").mkdir()
+        (root / "handoffs/approved").symlink_to(outside)
+        monkeypatch.setattr(handoffs_module, "handoff_dirs", lambda *args: checked)
+        assert write_artifact(run_id=weekly.run_id, node_id="draft") is None
+        assert list(outside.iterdir()) == []
+        assert LifecycleEvent.objects.filter(run=weekly, event="handoff_failed").exists()
 
 
 @pytest.mark.django_db
