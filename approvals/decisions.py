@@ -31,8 +31,9 @@ and last (inside `audit_record`) the audit chain head. The GateDecision insert i
 arbiter: the partial unique constraint `one_settling_decision_per_gate` lets exactly one
 settling decision exist per opening, so a writer that somehow got past the run lock still
 loses with 409. The decision, the node/run change, the gate's closing, the lifecycle events and
-the audit event `automation.governance.gate_decided` commit together (SPEC §10.8); after commit
-the run's execution is scheduled (approve, rework) and `approvals.hooks.gate_decided` runs.
+the audit event `automation.governance.gate_decided` commit together (SPEC §10.8); the run's
+status changes through the run state machine (`automations.runs.state`); after commit the run's
+execution is scheduled (approve, rework) and `approvals.signals.gate_closed` is sent.
 
 The transaction is kept short because the audit chain head serialises every decision of a
 workspace (docs/performance.md): the permissions and clearances are one query, the writes are
@@ -52,7 +53,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals import hooks
+from approvals import signals
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
 from approvals.policy import (
     MESSAGES,
@@ -61,6 +62,7 @@ from approvals.policy import (
     escalation_grants,
     self_approval_refusal,
 )
+from automations import scheduling
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
 from automations.models import (
@@ -72,8 +74,9 @@ from automations.models import (
     RunStatus,
     StopKind,
 )
-from automations.run_control import NODE_CONTROL_FIELDS, RUN_CONTROL_FIELDS
-from automations.spec import RunSpec
+from automations.run_spec import RunSpec
+from automations.runs import state
+from automations.runs.transitions import Cause
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import Conflict, FlowgateError, Forbidden, InvalidRequest, NotFound
@@ -417,8 +420,6 @@ def _guard_deny(context: _Context, reason_code: str) -> Conflict:
 
 def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     """Write the decision and its effects; the locks are held and every check passed."""
-    from automations import tasks
-
     actor, run, gate, decision = context.actor, context.run, context.gate, context.decision
     lifecycle, history = [], []
     if context.with_history:  # read before the writes, which then extend them in memory
@@ -452,17 +453,8 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     by_id = {n.node_id: n for n in nodes}
     change = _Change(run=run, nodes=by_id, gate=gate, now=now, reason=context.reason)
     APPLY[decision](change, record, decided_by)
-    run.lease_owner = ""
-    run.lease_expires_at = None
-    run.version += 1
-    run.save(update_fields=RUN_CONTROL_FIELDS)
-    touched = [by_id[n] for n in sorted(change.touched) if n in by_id]
-    for node in touched:
-        node.updated_at = now  # bulk_update does not apply `auto_now`
-    if len(touched) == 1:
-        touched[0].save(update_fields=NODE_CONTROL_FIELDS)  # a plain UPDATE, no CASE
-    elif touched:
-        RunNode.objects.bulk_update(touched, NODE_CONTROL_FIELDS)
+    state.run_save(run)
+    state.nodes_save([by_id[n] for n in sorted(change.touched) if n in by_id], now=now)
     gate.status = GateStatus.DECIDED
     gate.closed_at = now
     gate.save(update_fields=["status", "closed_at"])
@@ -502,8 +494,10 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
         },
     )
     if run.status == RunStatus.QUEUED:
-        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
-    transaction.on_commit(lambda: hooks.gate_decided(gate.pk))
+        scheduling.advance_after_commit(run.run_id)
+    signals.send_after_commit(
+        signals.gate_closed, gate_id=gate.pk, outcome=signals.DECIDED, decision=decision
+    )
     if context.with_history:
         lifecycle += events
         history.append(record)
@@ -525,16 +519,12 @@ class _Change:
     events: list[LifecycleEvent] = field(default_factory=list)
 
 
-def _requeue(change: _Change, decision: str, detail: str) -> None:
-    """The run fields approve and rework set: back to `queued`, stop and pause fields cleared."""
+def _requeue(change: _Change, cause: Cause, decision: str, detail: str) -> None:
+    """Approve and rework: the run goes back to `queued` (stop and pause fields cleared)."""
     run = change.run
-    run.status = RunStatus.QUEUED
+    state.run_move(run, cause, now=change.now)
     run.detail = detail
     run.resume_reason = f"gate `{change.gate.node_id}` decision: {decision}"
-    run.pause_reason = ""
-    run.stop_kind = ""
-    run.stop_reason = ""
-    run.finished_at = None
 
 
 def _apply_approve(change: _Change, record: GateDecision, decided_by: dict) -> None:
@@ -566,7 +556,7 @@ def _apply_approve(change: _Change, record: GateDecision, decided_by: dict) -> N
         change.run.last_failure.get("node_id") == node_id
     ):
         change.run.last_failure = None
-    _requeue(change, "approve", f"gate `{node_id}` approved")
+    _requeue(change, Cause.GATE_APPROVE, "approve", f"gate `{node_id}` approved")
 
 
 def _apply_rework(change: _Change, record: GateDecision, decided_by: dict) -> None:
@@ -577,21 +567,12 @@ def _apply_rework(change: _Change, record: GateDecision, decided_by: dict) -> No
     spec = RunSpec.from_snapshot(change.run.automation_snapshot)
     roots = [*(gate.rework_targets or gate.upstream_node_ids), gate.node_id]
     reset = sorted(descendants(spec.nodes.values(), roots) & set(spec.order))
-    for node_id in reset:
-        node = change.nodes.get(node_id)
-        if node is None:
-            continue
-        node.state = NodeState.PENDING
-        node.output = None
-        node.attempts = 0
-        node.attempt_token = None
-        node.task_id = ""
-        node.not_before = None
-        node.started_at = None
-        node.finished_at = None
-        change.touched.add(node_id)
+    touched, _ = state.reset_nodes(change.nodes, reset, keep_attempts=False)
+    change.touched.update(touched)
     change.run.last_failure = None
-    _requeue(change, "rework", f"gate `{gate.node_id}` sent work back for rework")
+    _requeue(
+        change, Cause.GATE_REWORK, "rework", f"gate `{gate.node_id}` sent work back for rework"
+    )
     change.metadata["reset_nodes"] = reset
     change.audit["resetNodes"] = reset
 
@@ -601,11 +582,9 @@ def _apply_cancel(change: _Change, record: GateDecision, decided_by: dict) -> No
     completed, so nothing downstream ever runs."""
     run = change.run
     stop_reason = change.reason or f"gate `{change.gate.node_id}` cancelled the run"
-    run.status = RunStatus.CANCELLED
-    run.detail = stop_reason
-    run.stop_kind = StopKind.CANCELLED
-    run.stop_reason = stop_reason
-    run.finished_at = change.now
+    state.cancel(
+        run, Cause.GATE_CANCEL, reason=stop_reason, stop_kind=StopKind.CANCELLED, now=change.now
+    )
     change.events.append(
         lifecycle_event(
             run,

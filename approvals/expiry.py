@@ -5,18 +5,18 @@ its candidates with one query — open gates of runs awaiting approval that are 
 `expires_at` or due a reminder — and handles each in a transaction of its own with
 `gate_sweep_one`, which re-checks everything under the locks. Lock order as everywhere
 (STYLE.md): the run row, then the gate row, then (inside `audit_record`) the audit chain head.
-Chat notifications are scheduled after commit through `approvals.hooks`.
+Each change is announced after commit by a signal of `approvals.signals` (chat cards follow).
 
 What happens to a gate (`expiry_policy`, normalised by `approvals.services.gate_open`):
 - **reminders** — while the gate is open and before it expires, every `remind_every_s` since it
   was requested (or last reminded): `reminder_count + 1`, `last_reminded_at`, lifecycle
-  `approval_gate_reminder_due`, after commit `hooks.gate_reminder`. A sweep that ran late sends
+  `approval_gate_reminder_due`, after commit `signals.gate_reminded`. A sweep that ran late sends
   one reminder, not a burst for every missed interval. Reminders follow `remind_every_s` whatever
   `on_expiry` is (the flow validator requires it for `remind` and allows it for the others).
 - **at expiry, `cancel`** (the default) **and `remind`** — fail closed: a settling GateDecision
   `expired` (source `system`), gate `expired`, run `cancelled` with `stop_kind = cancelled`,
   lifecycle `approval_gate_expired` + `run_cancelled`, audit `automation.governance.gate_expired`
-  (actor system), after commit `hooks.gate_decided` (cards show the outcome).
+  (actor system), after commit `signals.gate_closed` (cards show the outcome).
 - **at expiry, `escalate`, first time** — the `escalate_to` usernames that are human members of
   the run's workspace are recorded on the gate (`escalated_to`, `escalated_at`): they may decide
   this opening, and only it (`approvals.policy.escalation_grants`, which the decision and the
@@ -25,7 +25,7 @@ What happens to a gate (`expiry_policy`, normalised by `approvals.services.gate_
   window: `expires_at = now + expires_after_s` (counted from the escalation, so the escalated
   reviewers get the whole window even when the sweep ran late). Lifecycle
   `approval_gate_escalated`, audit `automation.governance.gate_escalated` (naming them), after
-  commit `hooks.gate_escalated`. The run stays `awaiting_approval`.
+  commit `signals.gate_escalated`. The run stays `awaiting_approval`.
 - **at expiry, `escalate`, again** (or when no `escalate_to` name is a human member to escalate
   to) — cancelled as above: escalation extends a gate at most once, then fails closed.
 
@@ -50,10 +50,12 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from approvals import hooks
+from approvals import signals
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
 from automations.lifecycle import lifecycle_event
 from automations.models import LifecycleEvent, Run, RunStatus, StopKind
+from automations.runs import state
+from automations.runs.transitions import Cause
 from governance.actors import SYSTEM, Actor
 from governance.audit import audit_record
 from governance.models import Membership, PrincipalKind
@@ -66,18 +68,6 @@ SWEEP_ACTOR = "gate_sweep"
 EXPIRED = "expired"
 REMINDED = "reminded"
 ESCALATED = "escalated"
-
-RUN_EXPIRY_FIELDS = [
-    "status",
-    "detail",
-    "stop_kind",
-    "stop_reason",
-    "finished_at",
-    "lease_owner",
-    "lease_expires_at",
-    "version",
-    "updated_at",
-]
 
 
 def _reminder_due_at():
@@ -177,8 +167,7 @@ def _remind(run: Run, gate: Gate, now: datetime) -> None:
             notification_key=_notification_key(run, gate, "reminder", gate.reminder_count),
         ),
     )
-    gate_id = gate.pk
-    transaction.on_commit(lambda: hooks.gate_reminder(gate_id))
+    signals.send_after_commit(signals.gate_reminded, gate_id=gate.pk, reminder=gate.reminder_count)
 
 
 def _expire(run: Run, gate: Gate, now: datetime) -> bool:
@@ -213,16 +202,10 @@ def _expire(run: Run, gate: Gate, now: datetime) -> bool:
     gate.status = GateStatus.EXPIRED
     gate.closed_at = now
     gate.save(update_fields=["status", "closed_at"])
-    from_status = run.status
-    run.status = RunStatus.CANCELLED
-    run.detail = reason
-    run.stop_kind = StopKind.CANCELLED
-    run.stop_reason = reason
-    run.finished_at = now
-    run.lease_owner = ""
-    run.lease_expires_at = None
-    run.version += 1
-    run.save(update_fields=RUN_EXPIRY_FIELDS)
+    from_status = state.cancel(
+        run, Cause.GATE_EXPIRE, reason=reason, stop_kind=StopKind.CANCELLED, now=now
+    )
+    state.run_save(run)
     LifecycleEvent.objects.bulk_create(
         [
             lifecycle_event(
@@ -264,8 +247,9 @@ def _expire(run: Run, gate: Gate, now: datetime) -> bool:
             "toStatus": run.status,
         },
     )
-    gate_id = gate.pk
-    transaction.on_commit(lambda: hooks.gate_decided(gate_id))
+    signals.send_after_commit(
+        signals.gate_closed, gate_id=gate.pk, outcome=signals.EXPIRED, decision=None
+    )
     return True
 
 
@@ -321,6 +305,5 @@ def _escalate(run: Run, gate: Gate, now: datetime) -> bool:
             "expiresAt": gate.expires_at.isoformat(),
         },
     )
-    gate_id = gate.pk
-    transaction.on_commit(lambda: hooks.gate_escalated(gate_id))
+    signals.send_after_commit(signals.gate_escalated, gate_id=gate.pk)
     return True

@@ -1,21 +1,25 @@
-"""Writes to gates. Opening a gate is done by the run engine inside its run transaction."""
+"""Writes to gates that the run engine and the run state machine ask for, through the gate kind
+`approval` this app registers (`approvals.apps`, `automations.nodes.registry.GateKind`):
+opening a gate when the engine parks a run on it, superseding the open gates of runs that
+stopped waiting on them. Deciding is `approvals.decisions`; expiry and reminders
+`approvals.expiry`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from datetime import timedelta
+from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Max
 
-from approvals import hooks
-from approvals.models import Gate
-from automations.lifecycle import lifecycle_record
-from automations.models import Run, RunStatus
+from approvals import signals
+from approvals.models import Gate, GateStatus
+from automations.models import Run
 
 
 def reviewed_digest(upstream_outputs: dict[str, Any]) -> str:
@@ -29,12 +33,10 @@ def reviewed_digest(upstream_outputs: dict[str, Any]) -> str:
 
 def gate_open(
     *, run: Run, node_id: str, gate: dict[str, Any], upstream_outputs: dict[str, Any], now
-) -> Gate:
-    """Open the next round of `node_id`'s gate and park the run on it.
-
-    Must run inside the engine's transaction with the run row locked; the chat hook is
-    scheduled for after that commit.
-    """
+) -> dict[str, Any]:
+    """Open the next round of `node_id`'s gate; return the metadata of the run's
+    `approval_gate_opened` event. The engine calls it (inside its transaction, the run row
+    locked) and then parks the run; `gate_opened` is sent after that commit."""
     previous = Gate.objects.filter(run=run, node_id=node_id).aggregate(Max("round"))["round__max"]
     expiry = gate.get("expiry") or {}
     expires_after = expiry.get("expires_after_s") or settings.FLOWGATE_GATE_DEFAULT_EXPIRY_S
@@ -60,16 +62,47 @@ def gate_open(
         expires_at=now + timedelta(seconds=expires_after),
         reviewed_digest=reviewed_digest(upstream_outputs),
     )
-    run.status = RunStatus.AWAITING_APPROVAL
-    run.detail = f"awaiting approval for gate `{node_id}`"
-    lifecycle_record(
-        run,
-        "approval_gate_opened",
-        reason=run.detail,
-        node_id=node_id,
-        gate_id=opened.id,
-        round=opened.round,
-        expires_at=opened.expires_at.isoformat(),
+    signals.send_after_commit(signals.gate_opened, gate_id=opened.id)
+    return {
+        "gate_id": opened.id,
+        "round": opened.round,
+        "expires_at": opened.expires_at.isoformat(),
+    }
+
+
+def gates_supersede(*, run_pks: list[int], now: datetime) -> dict[int, list[str]]:
+    """Close the open gates of runs (locked by the caller) that stopped waiting on them.
+
+    The gate rows are locked after the runs (the fixed order: run, gate, audit head), so a
+    concurrent decision either committed before (and the run was no longer awaiting) or finds
+    the gate superseded. Each closing is announced after commit (the chat cards lose their
+    buttons and say the run moved on).
+    """
+    gates = list(
+        Gate.objects.select_for_update()
+        .filter(run_id__in=run_pks, status=GateStatus.OPEN)
+        .order_by("pk")
+        .values_list("id", "run_id")
     )
-    transaction.on_commit(lambda: hooks.gate_opened(opened.id))
-    return opened
+    if not gates:
+        return {}
+    Gate.objects.filter(pk__in=[gate_id for gate_id, _ in gates]).update(
+        status=GateStatus.SUPERSEDED, closed_at=now
+    )
+    by_run: dict[int, list[str]] = defaultdict(list)
+    for gate_id, run_pk in gates:
+        by_run[run_pk].append(gate_id)
+        signals.send_after_commit(
+            signals.gate_closed, gate_id=gate_id, outcome=signals.SUPERSEDED, decision=None
+        )
+    return dict(by_run)
+
+
+class ApprovalGateKind:
+    """The `approval` node kind's gate (`automations.nodes.registry.GateKind`)."""
+
+    def open(self, **kwargs: Any) -> dict[str, Any]:
+        return gate_open(**kwargs)
+
+    def supersede(self, *, run_pks: list[int], now: datetime) -> dict[int, list[str]]:
+        return gates_supersede(run_pks=run_pks, now=now)

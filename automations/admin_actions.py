@@ -1,6 +1,6 @@
 """The operator actions of the admin console on automations and runs, each one service call.
 
-Runs: pause, resume, cancel, recover (`automations.run_control`, i.e. `run_transition`: the
+Runs: pause, resume, cancel, recover (`automations.runs.control`, i.e. `run_transition`: the
 transition table, locks, fencing, lifecycle and audit). Automations: pause, resume (with or
 without its paused runs) and run now (`automation_control`, `services.run_start`). The same
 definitions back the changelist's bulk actions and the buttons of the object pages.
@@ -9,7 +9,7 @@ definitions back the changelist's bulk actions and the buttons of the object pag
 from __future__ import annotations
 
 from automations.automation_control import automation_pause, automation_resume
-from automations.run_control import run_cancel, run_pause, run_recover, run_resume
+from automations.runs.control import run_cancel, run_pause, run_recover, run_resume
 from automations.services import run_start
 from governance.admin_actions import AdminAction
 

@@ -12,12 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch
-
-from approvals.models import Gate, GateDecision, GateStatus
 from automations.flow import is_approval_node
 from automations.graph import flow_graph_svg
-from automations.models import LifecycleEvent, Run, RunNode, RunStatus
+from automations.models import LifecycleEvent, Run, RunNode
+from automations.selectors import run_gate_history
 
 TIMELINE_LIMIT = 200
 
@@ -42,26 +40,7 @@ def run_page_context(run: Run) -> dict[str, Any]:
     order = {node_id: index for index, node_id in enumerate(specs)}
     nodes = sorted(run.nodes.all(), key=lambda n: (order.get(n.node_id, len(order)), n.node_id))
 
-    gates = list(
-        Gate.objects.filter(run=run)
-        .order_by("requested_at", "round")
-        .prefetch_related(
-            Prefetch(
-                "decision_records",
-                queryset=GateDecision.objects.select_related("decided_by").order_by(
-                    "decided_at", "id"
-                ),
-            )
-        )
-    )
-    open_gate = next(
-        (
-            g
-            for g in gates
-            if g.status == GateStatus.OPEN and run.status == RunStatus.AWAITING_APPROVAL
-        ),
-        None,
-    )
+    gates, open_gate = run_gate_history(run)
     states = {n.node_id: n.state for n in nodes}
     if open_gate is not None:
         states[open_gate.node_id] = "awaiting_approval"

@@ -36,44 +36,37 @@ node result waits for the run lock and is then discarded (`node_result_discarded
 run is no longer running and its node no longer holds the attempt token.
 
 Deleting an automation (`services.automation_delete`) cancels its live runs the same set-based
-way (`automation_runs_cancel`), sharing the fencing of running nodes with the pause.
+way (`automations.runs.state.runs_cancel`), sharing the fencing of running nodes with the pause.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from functools import partial
 
 from django.db import transaction
-from django.db.models import Exists, F, IntegerField, OuterRef
+from django.db.models import Exists, IntegerField, OuterRef
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from approvals import hooks
-from approvals.models import Gate, GateStatus
+from automations import scheduling
 from automations.models import (
     Automation,
     AutomationStatus,
     LifecycleEvent,
-    NodeState,
     Run,
-    RunNode,
     RunStatus,
     StopKind,
 )
-from automations.services import _lock_live
-from automations.transitions import TRANSITIONS, RunAction
+from automations.runs import state
+from automations.runs.transitions import PAUSABLE, Cause
+from automations.services import lock_live
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.policy import Action, authorize
 
-PAUSABLE = (RunStatus.QUEUED, RunStatus.RUNNING)
 DEFAULT_PAUSE_REASON = "paused by operator"
 RESUME_REASON = "automation resumed"
-# Resumed runs are handed to the workers in messages of this many runs (see `_schedule`).
-ADVANCE_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -93,13 +86,11 @@ def automation_pause(
     run of it that is queued or running (one an approve or a run resume queued meanwhile), and
     is audited like any call. Node tasks of the fenced attempts are revoked after commit.
     """
-    from automations import tasks
-
     authorize(actor, Action.OPERATE, automation)
     reason = (reason or "").strip() or DEFAULT_PAUSE_REASON
     now = timezone.now()
     with transaction.atomic():
-        locked = _lock_live(automation)
+        locked = lock_live(automation)
         if locked.status != AutomationStatus.PAUSED:
             locked.status = AutomationStatus.PAUSED
             locked.version += 1
@@ -123,7 +114,7 @@ def automation_pause(
                 "version": locked.version,
             },
         )
-        transaction.on_commit(lambda: tasks.revoke(task_ids))
+        scheduling.revoke_after_commit(task_ids)
     locked.created_by = automation.created_by
     locked.workspace = automation.workspace
     return AutomationControlResult(automation=locked, runs=len(versions))
@@ -133,16 +124,14 @@ def _pause_runs(versions: dict[int, int], *, reason: str, now) -> list[str]:
     """Pause the runs `versions` names (pk → version, locked by the caller); return the task
     ids to revoke."""
     run_pks = list(versions)
-    fenced_by_run, task_ids = _fence_running_nodes(run_pks, now=now)
-    Run.objects.filter(pk__in=run_pks).update(
-        status=RunStatus.PAUSED,
+    fenced_by_run, task_ids = state.fence_runs(run_pks, now=now)
+    state.runs_move(
+        run_pks,
+        Cause.AUTOMATION_PAUSE,
+        now=now,
         pause_reason=reason,
         stop_kind=StopKind.AUTOMATION_PAUSED,
         stop_reason=reason,
-        lease_owner="",
-        lease_expires_at=None,
-        version=F("version") + 1,
-        updated_at=now,
     )
     LifecycleEvent.objects.bulk_create(
         LifecycleEvent(
@@ -162,92 +151,6 @@ def _pause_runs(versions: dict[int, int], *, reason: str, now) -> list[str]:
     return task_ids
 
 
-def _fence_running_nodes(run_pks: list[int], *, now) -> tuple[dict[int, list[str]], list[str]]:
-    """Send the running nodes of the runs (locked by the caller) back to pending with their
-    attempt token and task id cleared; return their node ids by run and the task ids to revoke.
-
-    The attempt still counts, and its result, if it ever arrives, is discarded by
-    `engine.node_result_accept` (the node no longer holds the token).
-    """
-    running = RunNode.objects.filter(run_id__in=run_pks, state=NodeState.RUNNING)
-    fenced = list(running.values_list("run_id", "node_id", "task_id"))
-    fenced_by_run: dict[int, list[str]] = defaultdict(list)
-    for run_pk, node_id, _ in sorted(fenced):
-        fenced_by_run[run_pk].append(node_id)
-    if fenced:
-        running.update(state=NodeState.PENDING, attempt_token=None, task_id="", updated_at=now)
-    return fenced_by_run, [task_id for _, _, task_id in fenced if task_id]
-
-
-def automation_runs_cancel(automation: Automation, *, reason: str) -> int:
-    """Cancel every run of the automation that is not terminal; return how many.
-
-    For `services.automation_delete`, inside its transaction and under its lock of the
-    automation row: a deleted automation's runs answer 404, so nobody could stop them later.
-    The runs get what `run_cancel` gives one run (`cancelled`, `stop_kind: operator_stopped`,
-    detail and `stop_reason` = reason, `finished_at`, lease cleared, version + 1, running nodes
-    fenced, open gates superseded, one `run_stopped` each), set-based like the pause: the same
-    statements whatever the number of runs. After commit the fenced tasks are revoked and every
-    superseded gate's chat cards are updated (`approvals.hooks.gate_decided`).
-    """
-    from automations import tasks
-
-    now = timezone.now()
-    # Locked in primary-key order, ids only; the same statuses `run_cancel` accepts.
-    run_pks = list(
-        Run.objects.select_for_update()
-        .filter(automation=automation, status__in=TRANSITIONS[RunAction.CANCEL].allowed)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    if not run_pks:
-        return 0
-    fenced_by_run, task_ids = _fence_running_nodes(run_pks, now=now)
-    gates = list(
-        Gate.objects.select_for_update()
-        .filter(run_id__in=run_pks, status=GateStatus.OPEN)
-        .order_by("pk")
-        .values_list("id", "run_id")
-    )
-    gates_by_run: dict[int, list[str]] = defaultdict(list)
-    for gate_id, run_pk in gates:
-        gates_by_run[run_pk].append(gate_id)
-    if gates:
-        Gate.objects.filter(pk__in=[gate_id for gate_id, _ in gates]).update(
-            status=GateStatus.SUPERSEDED, closed_at=now
-        )
-    Run.objects.filter(pk__in=run_pks).update(
-        status=RunStatus.CANCELLED,
-        detail=reason,
-        stop_kind=StopKind.OPERATOR_STOPPED,
-        stop_reason=reason,
-        finished_at=now,
-        lease_owner="",
-        lease_expires_at=None,
-        version=F("version") + 1,
-        updated_at=now,
-    )
-    LifecycleEvent.objects.bulk_create(
-        LifecycleEvent(
-            run_id=pk,
-            event="run_stopped",
-            reason=reason,
-            stop_kind=StopKind.OPERATOR_STOPPED,
-            metadata={
-                "automation_deleted": True,
-                "fenced_nodes": fenced_by_run.get(pk, []),
-                "superseded_gates": gates_by_run.get(pk, []),
-            },
-        )
-        for pk in run_pks
-    )
-    # Robust: the delete is committed; a broker hiccup must not turn it into a 500.
-    transaction.on_commit(lambda: tasks.revoke(task_ids), robust=True)
-    for gate_id, _ in gates:
-        transaction.on_commit(partial(hooks.gate_decided, gate_id), robust=True)
-    return len(run_pks)
-
-
 def automation_resume(
     *, actor: Actor, automation: Automation, resume_runs: bool = False
 ) -> AutomationControlResult:
@@ -261,7 +164,7 @@ def automation_resume(
     now = timezone.now()
     run_ids: list[str] = []
     with transaction.atomic():
-        locked = _lock_live(automation)
+        locked = lock_live(automation)
         if locked.status != AutomationStatus.ACTIVE:
             locked.status = AutomationStatus.ACTIVE
             locked.version += 1
@@ -279,8 +182,7 @@ def automation_resume(
                 "version": locked.version,
             },
         )
-        if run_ids:
-            transaction.on_commit(lambda: _schedule(run_ids))
+        scheduling.advance_many_after_commit(run_ids)
     locked.created_by = automation.created_by
     locked.workspace = automation.workspace
     return AutomationControlResult(automation=locked, runs=len(run_ids))
@@ -308,15 +210,7 @@ def _resume_runs(automation: Automation, *, now) -> list[str]:
     if not held:
         return []
     pks = [pk for pk, _ in held]
-    Run.objects.filter(pk__in=pks).update(
-        status=RunStatus.QUEUED,
-        resume_reason=RESUME_REASON,
-        pause_reason="",
-        stop_kind="",
-        stop_reason="",
-        version=F("version") + 1,
-        updated_at=now,
-    )
+    state.runs_move(pks, Cause.AUTOMATION_RESUME, now=now, resume_reason=RESUME_REASON)
     LifecycleEvent.objects.bulk_create(
         LifecycleEvent(
             run_id=pk,
@@ -327,16 +221,3 @@ def _resume_runs(automation: Automation, *, now) -> list[str]:
         for pk in pks
     )
     return [run_id for _, run_id in held]
-
-
-def _schedule(run_ids: list[str]) -> None:
-    """Hand the resumed runs to the workers: one message per `ADVANCE_CHUNK` runs (Celery's
-    built-in `chunks`), so resuming 10,000 runs publishes 100 messages, not 10,000.
-
-    A chunk advances its runs one after the other in one worker process; advancing only claims a
-    run and dispatches its first nodes, so a chunk takes well under a second. A run a chunk
-    misses (a crash mid-chunk) is still `queued` and is picked up by the idle-queued sweep.
-    """
-    from automations import tasks
-
-    tasks.advance_run.chunks([(run_id,) for run_id in run_ids], ADVANCE_CHUNK).apply_async()

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from approvals.services import gate_open
+from automations import scheduling
 from automations.lifecycle import lifecycle_event, lifecycle_record
 from automations.models import (
     AutomationStatus,
@@ -43,26 +43,14 @@ from automations.models import (
     StopKind,
 )
 from automations.nodes.base import NodeContext, NodeFailure
-from automations.nodes.registry import node_kind
-from automations.spec import RunSpec
+from automations.nodes.registry import gate_kind, node_kind
+from automations.run_spec import RunSpec
+from automations.runs import state
+from automations.runs.transitions import Cause
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=30)
-# The run fields the engine writes when it advances a run.
-RUN_ENGINE_FIELDS = [
-    "status",
-    "detail",
-    "last_failure",
-    "started_at",
-    "finished_at",
-    "lease_owner",
-    "lease_expires_at",
-    "lease_epoch",
-    "heartbeat_at",
-    "version",
-    "updated_at",
-]
 DONE = frozenset({NodeState.COMPLETED, NodeState.SKIPPED})
 
 
@@ -182,7 +170,7 @@ def _advance(run_id: str, *, inline: bool = False) -> tuple[Run | None, Attempt 
             _hold_for_automation_pause(run, now)
             return run, None
         if run.status == RunStatus.QUEUED:
-            run.status = RunStatus.RUNNING
+            state.run_move(run, Cause.CLAIM, now=now)
             run.started_at = run.started_at or now
             run.lease_owner = _claimant()
             run.lease_expires_at = now + LEASE
@@ -195,8 +183,7 @@ def _advance(run_id: str, *, inline: bool = False) -> tuple[Run | None, Attempt 
         nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
         spec = RunSpec.from_snapshot(run.automation_snapshot)
         attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
-        run.version += 1
-        run.save(update_fields=RUN_ENGINE_FIELDS)
+        state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return run, attempt
 
@@ -209,21 +196,11 @@ def _hold_for_automation_pause(run: Run, now) -> None:
     recover; without this they would execute although the automation is paused (SPEC §5).
     """
     reason = "automation is paused"
-    run.status = RunStatus.PAUSED
+    state.run_move(run, Cause.HOLD_FOR_AUTOMATION_PAUSE, now=now)
     run.pause_reason = reason
     run.stop_kind = StopKind.AUTOMATION_PAUSED
     run.stop_reason = reason
-    run.version += 1
-    run.save(
-        update_fields=[
-            "status",
-            "pause_reason",
-            "stop_kind",
-            "stop_reason",
-            "version",
-            "updated_at",
-        ]
-    )
+    state.run_save(run)
     lifecycle_record(
         run,
         "run_paused",
@@ -240,12 +217,10 @@ def _advance_locked(
 ) -> Attempt | None:
     """Apply the plan to a running run whose row and node rows this transaction has locked.
 
-    Node dispatches, wake-ups and the gate's chat hook are scheduled for after commit. With
+    Node dispatches and wake-ups are scheduled for after commit. With
     `inline`, a single node to start without a time limit is not dispatched: it is claimed
     here and returned, for the calling worker to execute next (`node_execute`).
     """
-    from automations import tasks
-
     plan = plan_run(spec, nodes, now)
     run.heartbeat_at = plan.wake_at or now
     if plan.start:
@@ -254,24 +229,34 @@ def _advance_locked(
         dispatches = _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
         if claimed:
             return _attempt(run, spec, nodes, claimed, nodes[claimed].attempt_token)
-        transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
+        scheduling.dispatch_after_commit(dispatches)
     elif plan.wake_at:
         delay = max(0.0, (plan.wake_at - now).total_seconds())
-        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id, countdown=delay))
+        scheduling.advance_after_commit(run.run_id, countdown=delay)
     elif plan.gate:
-        # Keep the history in order: what led to the gate is recorded before the gate opens.
-        LifecycleEvent.objects.bulk_create(events)
-        events.clear()
-        gate_open(
-            run=run,
-            node_id=plan.gate,
-            gate=spec.gate(plan.gate),
-            upstream_outputs={d: nodes[d].output for d in spec.depends_on(plan.gate)},
-            now=now,
-        )
+        _park_on_gate(run, spec, nodes, plan.gate, now, events)
     elif plan.terminal:
         _finish(run, *plan.terminal, now=now, events=events)
     return None
+
+
+def _park_on_gate(run, spec, nodes, node_id: str, now, events) -> None:
+    """Open the gate of `node_id` through its registered gate kind and park the run on it."""
+    # Keep the history in order: what led to the gate is recorded before the gate opens.
+    LifecycleEvent.objects.bulk_create(events)
+    events.clear()
+    metadata = gate_kind(spec.kind(node_id)).open(
+        run=run,
+        node_id=node_id,
+        gate=spec.gate(node_id),
+        upstream_outputs={d: nodes[d].output for d in spec.depends_on(node_id)},
+        now=now,
+    )
+    state.run_move(run, Cause.GATE_OPEN, now=now)
+    run.detail = f"awaiting approval for gate `{node_id}`"
+    events.append(
+        lifecycle_event(run, "approval_gate_opened", reason=run.detail, node_id=node_id, **metadata)
+    )
 
 
 NODE_START_FIELDS = [
@@ -311,13 +296,17 @@ def _start_nodes(run, spec, nodes, node_ids, now, events, *, claimed=None) -> li
     return dispatches
 
 
+FINISH = {
+    RunStatus.COMPLETED: Cause.COMPLETE,
+    RunStatus.FAILED: Cause.FAIL,
+    RunStatus.BLOCKED: Cause.BLOCK,
+}
+
+
 def _finish(run, status, detail, last_failure, *, now, events) -> None:
-    run.status = status
+    state.run_move(run, FINISH[status], now=now)
     run.detail = detail
     run.last_failure = last_failure
-    run.finished_at = now
-    run.lease_owner = ""
-    run.lease_expires_at = None
     events.append(lifecycle_event(run, f"run_{status}", reason=detail))
 
 
@@ -569,7 +558,6 @@ def _accept(
         )
         # Advance in the same transaction: the next nodes start without another task hop.
         attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
-        run.version += 1
-        run.save(update_fields=RUN_ENGINE_FIELDS)
+        state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return True, attempt

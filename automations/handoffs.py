@@ -28,7 +28,7 @@ from django.utils import timezone
 from automations.flow import HANDOFF_DEFAULTS, handoff_dirs
 from automations.lifecycle import lifecycle_record
 from automations.models import Run, RunNode
-from automations.spec import RunSpec
+from automations.run_spec import RunSpec
 from governance.errors import FlowgateError
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,9 @@
-"""Scoped reads of automations: tenant filtering happens in the query, before any limit."""
+"""Scoped reads of automations: tenant filtering happens in the query, before any limit.
+
+The run JSON, run lists and the admin's run page show a run's gates and decisions, so this
+module (and only it) reads `approvals.models`: the one read-only exception to the app layers,
+written down in the import-linter contract (pyproject.toml).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from automations.models import (
     AutomationUserObjectPermission,
     Run,
     RunNode,
+    RunStatus,
 )
 from governance.actors import Actor
 from governance.errors import AutomationNotFound, NotFound
@@ -91,6 +97,26 @@ def runs_with_state(queryset):
             ),
         ),
     )
+
+
+def run_gate_history(run: Run) -> tuple[list[Gate], Gate | None]:
+    """Every opening of the run's gates, oldest first, with their decisions (two queries), and
+    the opening the run waits on now (None unless it is awaiting approval)."""
+    gates = list(
+        Gate.objects.filter(run=run)
+        .order_by("requested_at", "round")
+        .prefetch_related(
+            Prefetch(
+                "decision_records",
+                queryset=GateDecision.objects.select_related("decided_by").order_by(
+                    "decided_at", "id"
+                ),
+            )
+        )
+    )
+    waiting = run.status == RunStatus.AWAITING_APPROVAL
+    open_gate = next((g for g in gates if waiting and g.status == GateStatus.OPEN), None)
+    return gates, open_gate
 
 
 def runs_visible(actor: Actor):

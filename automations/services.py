@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from automations import scheduling
 from automations.flow import validate_automation
 from automations.ids import AUTOMATION_ID_PATTERN, RESERVED_IDS
 from automations.lifecycle import lifecycle_record
@@ -25,7 +26,10 @@ from automations.models import (
     AutomationUserObjectPermission,
     Run,
     RunNode,
+    StopKind,
 )
+from automations.runs import state
+from automations.runs.transitions import CANCELLABLE, Cause
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import AutomationNotFound, Conflict, InvalidRequest, NotFound
@@ -54,7 +58,7 @@ def _validated_spec(values: dict[str, Any]) -> dict[str, Any]:
     return validate_automation(**{name: values.get(name) for name in SPEC_FIELDS})
 
 
-def _lock_live(automation: Automation) -> Automation:
+def lock_live(automation: Automation) -> Automation:
     """Lock the automation's row (inside the caller's transaction) and re-check it is live.
 
     `authorize` judged the row as read before the transaction; a concurrent delete may have
@@ -118,7 +122,7 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
     """
     authorize(actor, Action.CHANGE, automation)
     with transaction.atomic():
-        locked = _lock_live(automation)
+        locked = lock_live(automation)
         expected = data.get("version")
         if expected is not None and expected != locked.version:
             raise Conflict(
@@ -186,15 +190,28 @@ def automation_delete(*, actor: Actor, automation: Automation) -> None:
     afterwards: every run that is not terminal is cancelled in the same transaction (its open
     gates superseded, its in-flight node results fenced out) and the audit event counts them.
     """
-    from automations.automation_control import automation_runs_cancel
-
     authorize(actor, Action.DELETE, automation)
+    now = timezone.now()
     with transaction.atomic():
-        locked = _lock_live(automation)
-        locked.deleted_at = timezone.now()
+        locked = lock_live(automation)
+        locked.deleted_at = now
         locked.version += 1
         locked.save(update_fields=["deleted_at", "version", "updated_at"])
-        cancelled = automation_runs_cancel(locked, reason=AUTOMATION_DELETED_REASON)
+        # Locked in primary-key order, ids only; the statuses an operator cancel accepts.
+        run_pks = list(
+            Run.objects.select_for_update()
+            .filter(automation=locked, status__in=CANCELLABLE)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        cancelled = state.runs_cancel(
+            run_pks,
+            Cause.AUTOMATION_DELETE,
+            reason=AUTOMATION_DELETED_REASON,
+            stop_kind=StopKind.OPERATOR_STOPPED,
+            now=now,
+            automation_deleted=True,
+        )
         audit_record(
             workspace=actor.workspace,
             event_type="automation.deleted",
@@ -256,7 +273,7 @@ def grant_add(
         )
     target = _grant_target(actor, username=username, group_name=group_name)
     with transaction.atomic():
-        _lock_live(automation)
+        lock_live(automation)
         row = assign_perm(f"automations.{GRANTABLE[permission]}", target, automation)
         audit_record(
             workspace=actor.workspace,
@@ -284,7 +301,7 @@ def grant_revoke(*, actor: Actor, automation: Automation, grant_id: str) -> None
     kind, pk = match.groups()
     model = {"u": AutomationUserObjectPermission, "g": AutomationGroupObjectPermission}[kind]
     with transaction.atomic():
-        _lock_live(automation)
+        lock_live(automation)
         row = (
             model.objects.select_for_update()
             .select_related("permission")
@@ -328,8 +345,6 @@ def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manu
     `AUTOMATION_V2_NOT_ACTIVE`. The automation row is locked so a concurrent automation pause
     either sees this run (and pauses it) or makes this call fail.
     """
-    from automations import tasks
-
     authorize(actor, Action.OPERATE, automation)
     with transaction.atomic():
         locked = (
@@ -373,5 +388,5 @@ def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manu
                 "trigger": trigger_type,
             },
         )
-        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
+        scheduling.advance_after_commit(run.run_id)
     return run

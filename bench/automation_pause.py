@@ -93,7 +93,7 @@ def main() -> None:
     from django.db.models import Count
     from django.test.utils import CaptureQueriesContext
 
-    from automations import automation_control, tasks
+    from automations import scheduling
     from automations.automation_control import automation_pause, automation_resume
     from automations.models import LifecycleEvent, NodeState, Run, RunNode
     from automations.services import automation_create, automation_snapshot
@@ -170,8 +170,8 @@ def main() -> None:
 
         return wrapper
 
-    tasks.revoke = measured("revoke_s", tasks.revoke)
-    automation_control._schedule = measured("schedule_s", automation_control._schedule)
+    scheduling.revoke_now = measured("revoke_s", scheduling.revoke_now)
+    scheduling.advance_many_now = measured("schedule_s", scheduling.advance_many_now)
 
     paused, pause_s, pause_queries = timed(
         lambda: automation_pause(actor=actor, automation=target, reason="bench"),

@@ -45,7 +45,7 @@ def prepare(gates: int):
     """One run taken to its gate by the engine in-process, then cloned set-based."""
     from django.db import connection
 
-    from automations import engine, tasks
+    from automations import engine, scheduling
     from automations.models import Run
     from automations.services import automation_create, run_start
     from governance.actors import Actor
@@ -96,8 +96,8 @@ def prepare(gates: int):
         },
     )
     pending: list[tuple] = []
-    tasks.dispatch_node = lambda *args: pending.append(args)
-    tasks.schedule_advance = lambda *args, **kwargs: None
+    scheduling.dispatch_now = pending.append
+    scheduling.advance_now = lambda *args, **kwargs: None
     template = run_start(actor=actor, automation=automation)
     engine.run_advance(template.run_id)
     while pending:

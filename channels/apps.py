@@ -7,3 +7,7 @@ class ChannelsConfig(AppConfig):
     name = "channels"
     label = "flowgate_channels"
     verbose_name = "Chat channels"
+
+    def ready(self) -> None:
+        """Connect the receivers of the approval gates' signals (`channels.receivers`)."""
+        from channels import receivers  # noqa: F401

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -88,11 +89,11 @@ def telegram_answer(connection: ChannelConnection, query_id: str, text: str) -> 
 
 def send_after_commit(notice: Notice) -> None:
     """Enqueue `notice` once the caller's transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: _enqueue(notice))
+    transaction.on_commit(partial(_enqueue, notice), robust=True)
 
 
 def _enqueue(notice: Notice) -> None:
-    from channels import tasks
+    from channels import tasks  # which imports this module
 
     try:
         tasks.send_notice.delay(notice.as_json())

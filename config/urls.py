@@ -5,17 +5,16 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from approvals.api.pending_views import PendingApprovalsView
+from config.health import healthz, readyz
 from governance.api.errors import api_not_found
-from governance.api.health import healthz, readyz
 
 handler500 = "governance.api.errors.server_error"
 
 api_patterns = [
     path("", include("automations.api.urls")),
+    path("", include("approvals.api.urls")),
     path("audit/", include("governance.api.urls")),
     path("channels/", include("channels.api.urls")),
-    path("approvals/pending", PendingApprovalsView.as_view(), name="approvals-pending"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

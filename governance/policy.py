@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import cache
 
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from guardian.core import ObjectPermissionChecker
 
-from automations.models import AutomationGroupObjectPermission, AutomationUserObjectPermission
 from governance.actors import Actor
 from governance.audit import audit_record_committed
 from governance.errors import AutomationNotFound, Forbidden
@@ -154,7 +155,7 @@ def grants_held(user, automation, workspace_codenames: frozenset[str] = frozense
         return set()
     if user.is_superuser:
         return {*GRANTABLE.values(), *workspace_codenames}
-    sql, params = _GRANTS_ON_AUTOMATION, [automation.pk, user.pk, automation.pk, user.pk]
+    sql, params = _grants_on_automation(), [automation.pk, user.pk, automation.pk, user.pk]
     if workspace_codenames:
         listed = ", ".join(["%s"] * len(workspace_codenames))
         sql = f"{sql} UNION ALL {_GRANTS_ON_WORKSPACE.format(codenames=listed)}"
@@ -180,9 +181,24 @@ def _grant_sql(user_table: str, group_table: str, extra: str = "") -> str:
     )
 
 
-_GRANTS_ON_AUTOMATION = _grant_sql(
-    AutomationUserObjectPermission._meta.db_table, AutomationGroupObjectPermission._meta.db_table
-)
+_automation_grant_tables: list[tuple[str, str]] = []
+
+
+def register_automation_grant_tables(user_model: type, group_model: type) -> None:
+    """Name guardian's direct-foreign-key grant tables of automations (the user and the group
+    table). `automations` registers them in its `AppConfig.ready()`: this app sits below it and
+    never imports it."""
+    _automation_grant_tables[:] = [(user_model._meta.db_table, group_model._meta.db_table)]
+    _grants_on_automation.cache_clear()
+
+
+@cache
+def _grants_on_automation() -> str:
+    if not _automation_grant_tables:
+        raise ImproperlyConfigured("the automations app has not registered its grant tables")
+    return _grant_sql(*_automation_grant_tables[0])
+
+
 _GRANTS_ON_WORKSPACE = _grant_sql(
     WorkspaceUserObjectPermission._meta.db_table,
     WorkspaceGroupObjectPermission._meta.db_table,

@@ -1,5 +1,6 @@
 """Run-control endpoints: pause, resume, cancel, recover, repair, task retry/requeue/continue and
-the reset preview. Thin: parse the body, find the run, call `automations.run_control`, render.
+the reset preview. Thin: parse the body, find the run, call `automations.runs.control` or
+`automations.runs.repair`, render.
 
 Error order (reference notes §1.4): body shape (400) · a required `node_id` (400, before the run
 is read) · the run (404 `AUTOMATION_V2_RUN_NOT_FOUND`, also for another workspace's run) · the
@@ -12,11 +13,12 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from automations import run_control, selectors
+from automations import selectors
 from automations.api.run_json import run_json
 from automations.api.run_schema import run_schema_field
 from automations.api.serializers import AutomationSerializer, automation_json
 from automations.flow import MAX_ID_LENGTH
+from automations.runs import control, repair
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
 
@@ -78,7 +80,7 @@ class RunPauseView(WorkspaceAPIView):
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
         run = selectors.run_for_action(request.actor, run_id)
-        run_control.run_pause(actor=request.actor, run=run, reason=body.get("reason"))
+        control.run_pause(actor=request.actor, run=run, reason=body.get("reason"))
         return _respond(request, run_id)
 
 
@@ -93,7 +95,7 @@ class RunResumeView(WorkspaceAPIView):
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
         run = selectors.run_for_action(request.actor, run_id)
-        run_control.run_resume(actor=request.actor, run=run, reason=body.get("reason"))
+        control.run_resume(actor=request.actor, run=run, reason=body.get("reason"))
         return _respond(request, run_id)
 
 
@@ -113,7 +115,7 @@ class RunCancelView(WorkspaceAPIView):
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
         run = selectors.run_for_action(request.actor, run_id)
-        result = run_control.run_cancel(actor=request.actor, run=run, reason=body.get("reason"))
+        result = control.run_cancel(actor=request.actor, run=run, reason=body.get("reason"))
         extra = {"alreadyTerminal": True} if result.already_terminal else {}
         return _respond(request, run_id, **extra)
 
@@ -130,7 +132,7 @@ class RunRecoverView(WorkspaceAPIView):
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
         run = selectors.run_for_action(request.actor, run_id)
-        run_control.run_recover(actor=request.actor, run=run, reason=body.get("reason"))
+        control.run_recover(actor=request.actor, run=run, reason=body.get("reason"))
         return _respond(request, run_id)
 
 
@@ -145,11 +147,11 @@ class RunRepairView(WorkspaceAPIView):
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunRepairInputSerializer, request)
-        node_id = run_control.require_node_id(
+        node_id = control.require_node_id(
             body.get("node_id", ""), code="AUTOMATION_V2_REPAIR_NODE_REQUIRED"
         )
         run = selectors.run_for_action(request.actor, run_id)
-        result = run_control.run_repair(
+        result = repair.run_repair(
             actor=request.actor,
             run=run,
             node_id=node_id,
@@ -165,11 +167,11 @@ class RunRepairView(WorkspaceAPIView):
 class _TaskView(WorkspaceAPIView):
     """A task action: the node id comes from the path and is required before the run is read."""
 
-    service = None  # set by subclasses: a `run_control` task action
+    service = None  # set by subclasses: a task action of `automations.runs.repair`
 
     def post(self, request, run_id: str, node_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
-        node_id = run_control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")
+        node_id = control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")
         run = selectors.run_for_action(request.actor, run_id)
         result = type(self).service(
             actor=request.actor, run=run, node_id=node_id, reason=body.get("reason")
@@ -188,7 +190,7 @@ TASK_RESET_RESULT = _result(
 class RunTaskRetryView(_TaskView):
     """Reset the node's descendant subtree (attempts kept) and re-queue the run."""
 
-    service = staticmethod(run_control.run_task_retry)
+    service = staticmethod(repair.run_task_retry)
 
     @extend_schema(
         request=RunReasonInputSerializer,
@@ -202,7 +204,7 @@ class RunTaskRetryView(_TaskView):
 class RunTaskRequeueView(_TaskView):
     """As retry, recorded as a requeue."""
 
-    service = staticmethod(run_control.run_task_requeue)
+    service = staticmethod(repair.run_task_requeue)
 
     @extend_schema(
         request=RunReasonInputSerializer,
@@ -216,7 +218,7 @@ class RunTaskRequeueView(_TaskView):
 class RunTaskContinueView(_TaskView):
     """Minimal reset of one blocked node and re-queue the run."""
 
-    service = staticmethod(run_control.run_task_continue)
+    service = staticmethod(repair.run_task_continue)
 
     @extend_schema(
         request=RunReasonInputSerializer,
@@ -252,8 +254,6 @@ class RunTaskResetPreviewView(WorkspaceAPIView):
         operation_id="automation_run_tasks_reset_preview",
     )
     def get(self, request, run_id: str, node_id: str):
-        node_id = run_control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")
+        node_id = control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")
         run = selectors.run_get(request.actor, run_id)
-        return Response(
-            {"ok": True, "preview": run_control.run_reset_preview(run=run, node_id=node_id)}
-        )
+        return Response({"ok": True, "preview": repair.run_reset_preview(run=run, node_id=node_id)})

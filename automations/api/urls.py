@@ -2,7 +2,6 @@
 
 from django.urls import path
 
-from approvals.api import views as approval_views
 from automations.api import (
     automation_control_views,
     handoff_views,
@@ -29,7 +28,6 @@ urlpatterns = [
             ("repair", run_control_views.RunRepairView),
         )
     ],
-    path(f"{PREFIX}/runs/<str:run_id>/gate", approval_views.RunGateView.as_view(), name="run-gate"),
     *[
         path(
             f"{PREFIX}/runs/<str:run_id>/tasks/<str:node_id>/{verb}",

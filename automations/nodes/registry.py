@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -120,3 +121,59 @@ def _reset_on_setting_change(*, setting: str, **kwargs: object) -> None:
     if setting == SETTING:
         _kind_paths.cache_clear()
         _import_kind.cache_clear()
+
+
+# --- gate kinds -------------------------------------------------------------------------------
+
+
+class GateKind(Protocol):
+    """What the engine and the run state machine need of a kind of gate (a node people
+    decide). The app that owns the gate's data registers one in its `AppConfig.ready()`
+    (`approvals` registers `approval`); the engine never imports it.
+
+    Both methods run inside the caller's transaction, with the run rows already locked (the
+    lock order run → gate → audit head); anything they announce is sent after commit.
+    """
+
+    def open(
+        self,
+        *,
+        run: Any,
+        node_id: str,
+        gate: dict[str, Any],
+        upstream_outputs: dict[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Open the next round of `node_id`'s gate for `run` (the engine then parks the run
+        on it); return the metadata of the run's `approval_gate_opened` lifecycle event."""
+        ...
+
+    def supersede(self, *, run_pks: list[int], now: datetime) -> dict[int, list[str]]:
+        """Close the open gates of these runs, which stopped waiting on them (cancelled,
+        paused, reset or repaired); return the closed gate ids by run primary key."""
+        ...
+
+
+_gate_kinds: dict[str, GateKind] = {}
+
+
+def register_gate_kind(name: str, kind: GateKind) -> None:
+    """Register the gate implementation of node kind `name` (idempotent for the same object)."""
+    if name not in BUILTIN_KINDS and name not in known_kinds():
+        raise ImproperlyConfigured(f"gate kind {name!r} is not a registered node kind")
+    _gate_kinds[name] = kind
+
+
+def gate_kind(name: str) -> GateKind:
+    """The gate implementation registered for node kind `name`."""
+    try:
+        return _gate_kinds[name]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"no gate kind registered for node kind {name!r} (is its app installed?)"
+        ) from None
+
+
+def gate_kinds() -> list[GateKind]:
+    """Every registered gate implementation (to supersede the open gates of a run)."""
+    return list(_gate_kinds.values())

@@ -19,7 +19,7 @@ from approvals.pages.forms import REASON_REQUIRED
 from approvals.policy import AUTHORITY_DENIED, MESSAGES, SELF_APPROVAL_FORBIDDEN
 from automations import engine
 from automations.models import NodeState, Run, RunNode, RunStatus
-from automations.run_control import run_cancel
+from automations.runs.control import run_cancel
 from governance.errors import Conflict
 from governance.models import AuditEvent, Role
 from tests.approvals.test_decisions import GOVERNED, awaiting

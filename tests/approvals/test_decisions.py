@@ -22,8 +22,9 @@ from django.utils import timezone
 from approvals import decisions
 from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
-from automations import engine, run_control
+from automations import engine
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus, StopKind
+from automations.runs import control, repair
 from automations.services import automation_delete, grant_add
 from governance.actors import Actor
 from governance.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -81,7 +82,7 @@ def no_broker(monkeypatch):
     """Record what would be scheduled instead of publishing to the broker."""
     scheduled: list[str] = []
     monkeypatch.setattr(
-        "automations.tasks.schedule_advance", lambda run_id, **kw: scheduled.append(run_id)
+        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
     )
     return scheduled
 
@@ -353,7 +354,7 @@ def test_stale_decision_after_cancel(op, rev):
     """Item 30: the run was cancelled (its gate superseded) → 409, nothing recorded."""
     run = awaiting(op)
     gate = open_gate(run)
-    run_control.run_cancel(actor=op, run=run)
+    control.run_cancel(actor=op, run=run)
     assert Gate.objects.get(pk=gate.pk).status == GateStatus.SUPERSEDED
     error = refused(
         Conflict, "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL", actor=rev, run=run, decision="approve"
@@ -670,7 +671,7 @@ def test_repair_upstream_supersedes_the_opening(op, rev):
     next opening (on the new outputs, with a new digest) can."""
     run = awaiting(op)
     first = open_gate(run)
-    run_control.run_repair(actor=op, run=run, node_id="review", prompt="Review harder")
+    repair.run_repair(actor=op, run=run, node_id="review", prompt="Review harder")
     assert Gate.objects.get(pk=first.pk).status == GateStatus.SUPERSEDED
     refused(
         Conflict,

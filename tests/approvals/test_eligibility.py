@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    monkeypatch.setattr("automations.tasks.schedule_advance", lambda run_id, **kw: None)
+    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
 
 
 def judge(member, gate):

@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 from guardian.shortcuts import get_perms
 
-from approvals import expiry, tasks
+from approvals import expiry, signals, tasks
 from approvals.decisions import gate_decide
 from approvals.models import Decision, Gate, GateDecision, GateStatus
 from automations import engine, selectors
@@ -40,26 +40,25 @@ def no_broker(monkeypatch):
     """Record what would be scheduled instead of publishing to the broker."""
     scheduled: list[str] = []
     monkeypatch.setattr(
-        "automations.tasks.schedule_advance", lambda run_id, **kw: scheduled.append(run_id)
+        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
     )
     return scheduled
 
 
 @pytest.fixture
-def notified(monkeypatch):
-    """The chat hooks called after commit, in order."""
+def notified():
+    """The gate signals sent after commit (`approvals.signals`), in order."""
     calls: list[tuple] = []
-    monkeypatch.setattr(
-        "approvals.hooks.gate_reminder", lambda gate_id: calls.append(("reminder", gate_id))
-    )
-    monkeypatch.setattr(
-        "approvals.hooks.gate_escalated",
-        lambda gate_id: calls.append(("escalated", gate_id)),
-    )
-    monkeypatch.setattr(
-        "approvals.hooks.gate_decided", lambda gate_id: calls.append(("decided", gate_id))
-    )
-    return calls
+    receivers = {
+        signals.gate_reminded: lambda gate_id, **kw: calls.append(("reminder", gate_id)),
+        signals.gate_escalated: lambda gate_id, **kw: calls.append(("escalated", gate_id)),
+        signals.gate_closed: lambda gate_id, outcome, **kw: calls.append((outcome, gate_id)),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver, weak=False)
+    yield calls
+    for signal, receiver in receivers.items():
+        signal.disconnect(receiver)
 
 
 def flow(expiry=None, **policy):
@@ -188,7 +187,7 @@ def test_expired_gate_cancels_the_run(op, django_capture_on_commit_callbacks, no
         "awaiting_approval",
         "cancelled",
     )
-    assert notified == [("decided", gate.pk)]
+    assert notified == [("expired", gate.pk)]
 
     # Idempotent: a second sweep finds nothing and writes nothing.
     assert sweep(django_capture_on_commit_callbacks) == {}

@@ -24,7 +24,7 @@ DENIED = "automation.governance.gate_decision_denied"
 def no_broker(monkeypatch, request):
     if "celery_worker_factory" in request.fixturenames:
         return
-    monkeypatch.setattr("automations.tasks.schedule_advance", lambda run_id, **kw: None)
+    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
 
 
 def post(member, run_id, body, **kwargs):

@@ -81,7 +81,7 @@ def page_text(response) -> str:
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    monkeypatch.setattr("automations.tasks.schedule_advance", lambda run_id, **kw: None)
+    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ URL = "/api/approvals/pending"
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch):
-    monkeypatch.setattr("automations.tasks.schedule_advance", lambda run_id, **kw: None)
+    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
 
 
 def flow(**policy):

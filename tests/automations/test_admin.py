@@ -36,9 +36,9 @@ def no_broker(monkeypatch):
     """Record what would be scheduled instead of publishing to the broker."""
     scheduled: list[str] = []
     monkeypatch.setattr(
-        "automations.tasks.schedule_advance", lambda run_id, **kw: scheduled.append(run_id)
+        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
     )
-    monkeypatch.setattr("automations.tasks.revoke", lambda task_ids: None)
+    monkeypatch.setattr("automations.scheduling.revoke_now", lambda task_ids: None)
     return scheduled
 
 

@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django.db.models import F
 
-from automations import automation_control, engine, tasks
+from automations import engine, scheduling
 from automations.automation_control import automation_pause, automation_resume
 from automations.models import (
     Automation,
@@ -27,7 +27,7 @@ from automations.models import (
     RunStatus,
     StopKind,
 )
-from automations.run_control import run_pause
+from automations.runs.control import run_pause
 from automations.services import automation_create, automation_update, run_start
 from governance.actors import Actor
 from governance.errors import AutomationNotFound, Conflict
@@ -58,7 +58,7 @@ def actor(operator) -> Actor:
 def scheduled(monkeypatch) -> list[str]:
     """Run ids the resume hands to the workers (instead of publishing them)."""
     run_ids: list[str] = []
-    monkeypatch.setattr(automation_control, "_schedule", run_ids.extend)
+    monkeypatch.setattr(scheduling, "advance_many_now", run_ids.extend)
     return run_ids
 
 
@@ -66,7 +66,7 @@ def scheduled(monkeypatch) -> list[str]:
 def revoked(monkeypatch) -> list[str]:
     """Task ids revoked after commit (instead of broadcasting to workers)."""
     task_ids: list[str] = []
-    monkeypatch.setattr(tasks, "revoke", task_ids.extend)
+    monkeypatch.setattr(scheduling, "revoke_now", task_ids.extend)
     return task_ids
 
 
@@ -359,7 +359,7 @@ def test_query_counts_do_not_depend_on_the_number_of_runs(
 def test_run_now_racing_with_the_pause_is_paused_by_it_or_refused(actor, monkeypatch, revoked):
     """Eight threads start runs while the automation is paused: every run that got in before
     the pause is paused by it, every later start is refused; none is left queued."""
-    monkeypatch.setattr(tasks, "schedule_advance", lambda *args, **kwargs: None)
+    monkeypatch.setattr(scheduling, "advance_now", lambda *args, **kwargs: None)
     automation = new_automation(actor)
     barrier = threading.Barrier(9)
     outcomes: list[str] = []
@@ -614,7 +614,7 @@ def test_pause_and_resume_with_runs_executing_on_a_worker(
         message="the slow node to start executing",
     )
     with monkeypatch.context() as held_back:  # queued, its advance message not sent yet
-        held_back.setattr(tasks, "schedule_advance", lambda *args, **kwargs: None)
+        held_back.setattr(scheduling, "advance_now", lambda *args, **kwargs: None)
         queued = run_start(actor=actor, automation=automation)
     assert Run.objects.get(pk=queued.pk).status == RunStatus.QUEUED
 

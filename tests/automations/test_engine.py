@@ -14,7 +14,7 @@ import pytest
 
 from automations import tasks
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
-from automations.run_control import run_pause
+from automations.runs.control import run_pause
 from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.models import Membership

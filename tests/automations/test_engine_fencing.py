@@ -33,11 +33,12 @@ def test_stale_sweep_resends_attempts_that_never_started(
 
     from django.utils import timezone
 
-    from automations import sweeps, tasks
+    from automations import scheduling
     from automations.models import NodeState, RunNode
+    from automations.runs import sweeps
 
     sent = []
-    monkeypatch.setattr(tasks, "dispatch_node", lambda *args: sent.append(args))
+    monkeypatch.setattr(scheduling, "dispatch_now", sent.append)
     create(operator, automation_id="weekly")
     run_id = operator.client().post(f"{URL}/weekly/run_now").json()["run"]["run_id"]
     old = timezone.now() - timedelta(seconds=settings.FLOWGATE_STALE_AFTER_S + 5)
@@ -64,8 +65,8 @@ def test_stale_sweep_reaps_a_run_whose_node_started_and_went_silent(operator, se
 
     from django.utils import timezone
 
-    from automations import sweeps
     from automations.models import NodeState, RunNode
+    from automations.runs import sweeps
 
     create(operator, automation_id="weekly")
     run_id = operator.client().post(f"{URL}/weekly/run_now").json()["run"]["run_id"]

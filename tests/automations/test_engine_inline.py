@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from automations import engine, tasks
+from automations import engine, scheduling
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
-from automations.run_control import run_pause
+from automations.runs.control import run_pause
 from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.models import Membership
@@ -31,8 +31,8 @@ def actor(operator) -> Actor:
 @pytest.fixture
 def dispatched(monkeypatch) -> list[tuple]:
     sent: list[tuple] = []
-    monkeypatch.setattr(tasks, "dispatch_node", lambda *args: sent.append(args))
-    monkeypatch.setattr(tasks, "schedule_advance", lambda *args, **kwargs: None)
+    monkeypatch.setattr(scheduling, "dispatch_now", sent.append)
+    monkeypatch.setattr(scheduling, "advance_now", lambda *args, **kwargs: None)
     return sent
 
 
@@ -142,7 +142,7 @@ def test_a_pause_fences_an_inline_attempt(
     """The pause clears the token of the node executing inline: its result is discarded and
     the chain stops there, exactly as for a dispatched attempt."""
     settings.FLOWGATE_NODE_KINDS = {"pause_during": f"{__name__}.pause_during"}
-    monkeypatch.setattr(tasks, "revoke", lambda task_ids: None)
+    monkeypatch.setattr(scheduling, "revoke_now", lambda task_ids: None)
     monkeypatch.setattr(PAUSER, "actor", actor, raising=False)
     pausing = {"node_id": "b", "kind": "pause_during", "depends_on": ["a"]}
     run = advance(

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from automations.engine import plan_run
 from automations.models import NodeState, RunNode
-from automations.spec import RunSpec
+from automations.run_spec import RunSpec
 
 
 def spec(nodes, max_parallel=1):

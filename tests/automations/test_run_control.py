@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from approvals.models import Gate, GateStatus
-from automations import run_control, tasks
+from automations import scheduling
 from automations.models import (
     Automation,
     LifecycleEvent,
@@ -25,6 +25,7 @@ from automations.models import (
     RunStatus,
     StopKind,
 )
+from automations.runs import control, repair
 from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.errors import Conflict, InvalidRequest, NotFound
@@ -186,9 +187,9 @@ class TestPause:
             task_id="task-1", attempt_token="7b0e1d8e-2f7c-4f43-9f4c-2f0e7c3b6a11"
         )
         revoked = []
-        monkeypatch.setattr(tasks, "revoke", revoked.extend)
+        monkeypatch.setattr(scheduling, "revoke_now", revoked.extend)
         with django_capture_on_commit_callbacks(execute=True):
-            paused = run_control.run_pause(actor=op, run=run, reason="maintenance window")
+            paused = control.run_pause(actor=op, run=run, reason="maintenance window")
         assert (paused.status, paused.pause_reason) == (RunStatus.PAUSED, "maintenance window")
         draft = node(run, "draft")
         assert (draft.state, draft.attempts, draft.attempt_token, draft.task_id) == (
@@ -209,7 +210,7 @@ class TestPause:
 
     def test_default_reason(self, op):
         run = make_run(op, status=RunStatus.QUEUED)
-        assert run_control.run_pause(actor=op, run=run, reason="   ").pause_reason == (
+        assert control.run_pause(actor=op, run=run, reason="   ").pause_reason == (
             "paused by operator"
         )
 
@@ -222,20 +223,20 @@ class TestPause:
             nodes={"draft": (C, 1, output())},
         )
         with django_capture_on_commit_callbacks() as callbacks:
-            resumed = run_control.run_resume(actor=op, run=run, reason=None)
+            resumed = control.run_resume(actor=op, run=run, reason=None)
         resumed.refresh_from_db()
         assert resumed.status == RunStatus.QUEUED
         assert resumed.resume_reason == "resumed by operator"
         assert (resumed.pause_reason, resumed.stop_kind, resumed.stop_reason) == ("", "", "")
         assert node(run, "draft").output == output()  # the checkpoint is untouched
         assert last_event(run, "run_resumed").reason == "resumed by operator"
-        assert len(callbacks) == 2  # revoke (nothing) and schedule execution
+        assert len(callbacks) == 1  # schedule execution (nothing to revoke, so no revoke)
 
 
 class TestCancel:
     def test_cancel_records_operator_stop_kind(self, op):
         run = make_run(op, status=RunStatus.RUNNING, nodes={"draft": (R, 1, None)})
-        cancelled = run_control.run_cancel(
+        cancelled = control.run_cancel(
             actor=op, run=run, reason="kill switch triggered by operator"
         ).run
         cancelled.refresh_from_db()
@@ -255,7 +256,7 @@ class TestCancel:
     def test_cancel_is_idempotent_for_terminal_runs(self, op, status):
         run = make_run(op, status=status, detail="all done")
         version = run.version
-        result = run_control.run_cancel(actor=op, run=run)
+        result = control.run_cancel(actor=op, run=run)
         assert result.already_terminal
         run.refresh_from_db()
         assert (run.status, run.detail, run.version) == (status, "all done", version)
@@ -265,7 +266,7 @@ class TestCancel:
     @pytest.mark.parametrize("status", ["blocked", "awaiting_approval", "paused", "queued"])
     def test_cancel_non_terminal(self, op, status):
         run = make_run(op, status=status)
-        assert run_control.run_cancel(actor=op, run=run).run.status == RunStatus.CANCELLED
+        assert control.run_cancel(actor=op, run=run).run.status == RunStatus.CANCELLED
         assert last_event(run, "run_stopped").reason == "cancelled by operator"
 
     def test_cancel_supersedes_the_open_gate(self, op):
@@ -275,7 +276,7 @@ class TestCancel:
             nodes={"draft": (C, 1, output()), "review": (C, 1, output())},
         )
         gate = open_gate(run)
-        run_control.run_cancel(actor=op, run=run, reason="scope drifted")
+        control.run_cancel(actor=op, run=run, reason="scope drifted")
         gate.refresh_from_db()
         assert gate.status == GateStatus.SUPERSEDED and gate.closed_at is not None
         assert last_event(run, "run_stopped").metadata["superseded_gates"] == [gate.id]
@@ -292,7 +293,7 @@ class TestRecover:
             nodes={"draft": (C, 2, output())},
         )
         gate = open_gate(run)
-        recovered = run_control.run_recover(actor=op, run=run, reason="operator recovered pause")
+        recovered = control.run_recover(actor=op, run=run, reason="operator recovered pause")
         recovered.refresh_from_db()
         assert recovered.status == RunStatus.QUEUED
         assert recovered.resume_reason == recovered.detail == "operator recovered pause"
@@ -308,7 +309,7 @@ class TestRecover:
 
     def test_from_pause_default_reason(self, op):
         run = make_run(op)
-        assert run_control.run_recover(actor=op, run=run).resume_reason == (
+        assert control.run_recover(actor=op, run=run).resume_reason == (
             "recovered from paused state by operator"
         )
 
@@ -324,7 +325,7 @@ class TestRecover:
                 "approval": (P, 1, None),
             },
         )
-        recovered = run_control.run_recover(actor=op, run=run, reason="recover stale")
+        recovered = control.run_recover(actor=op, run=run, reason="recover stale")
         recovered.refresh_from_db()
         assert states(run) == {
             "draft": (C, 2, output()),
@@ -343,7 +344,7 @@ class TestRecover:
                 "approval": (C, 1, output()),
             },
         )
-        recovered = run_control.run_recover(actor=op, run=run, reason="retry blocked review")
+        recovered = control.run_recover(actor=op, run=run, reason="retry blocked review")
         recovered.refresh_from_db()
         assert recovered.status == RunStatus.QUEUED and recovered.finished_at is None
         assert recovered.resume_reason == "retry blocked review"
@@ -354,7 +355,7 @@ class TestRecover:
     def test_completed_run_without_blocked_evidence_is_not_recoverable(self, op):
         run = make_run(op, status=RunStatus.COMPLETED, nodes={"draft": (C, 1, output())})
         with pytest.raises(Conflict) as caught:
-            run_control.run_recover(actor=op, run=run)
+            control.run_recover(actor=op, run=run)
         assert caught.value.code == "AUTOMATION_V2_RUN_NOT_RECOVERABLE"
         assert caught.value.extra == {"runID": run.run_id}
 
@@ -371,7 +372,7 @@ class TestRecover:
                 "draft": (F, 3, output("failed")),
             },
         )
-        recovered = run_control.run_recover(actor=op, run=run, reason="recover failed draft")
+        recovered = control.run_recover(actor=op, run=run, reason="recover failed draft")
         recovered.refresh_from_db()
         assert recovered.last_failure is None
         assert states(run) == {
@@ -396,7 +397,7 @@ class TestRecover:
                 "draft": (F, 2, output("failed")),
             },
         )
-        run_control.run_recover(actor=op, run=run)
+        control.run_recover(actor=op, run=run)
         after = states(run)
         assert after["research"] == (C, 1, output())
         assert after["analysis"] == after["draft"] == after["publish"] == (P, 0, None)
@@ -413,7 +414,7 @@ class TestRecover:
                 "draft": (C, 1, output("verify_failed")),
             },
         )
-        run_control.run_recover(actor=op, run=run)
+        control.run_recover(actor=op, run=run)
         after = states(run)
         assert after["draft"] == after["publish"] == (P, 0, None)
         assert after["analysis"] == (C, 1, output())
@@ -432,7 +433,7 @@ class TestRecover:
                 "publish": (B, 1, output("blocked")),
             },
         )
-        recovered = run_control.run_recover(actor=op, run=run)
+        recovered = control.run_recover(actor=op, run=run)
         recovered.refresh_from_db()
         assert states(run)["publish"] == (P, 0, None)
         assert states(run)["draft"] == (C, 1, output())
@@ -445,7 +446,7 @@ class TestRecover:
             detail="runtime context partition missing for automation run",
             last_failure={"node_id": "runtime_context", "reason": "missing"},
         )
-        recovered = run_control.run_recover(actor=op, run=run, reason="context restored")
+        recovered = control.run_recover(actor=op, run=run, reason="context restored")
         recovered.refresh_from_db()
         assert (recovered.status, recovered.detail) == (RunStatus.QUEUED, "context restored")
         assert recovered.last_failure is None
@@ -454,14 +455,14 @@ class TestRecover:
     def test_failed_without_context_is_409(self, op):
         run = make_run(op, status=RunStatus.FAILED, detail="something odd")
         with pytest.raises(Conflict) as caught:
-            run_control.run_recover(actor=op, run=run)
+            control.run_recover(actor=op, run=run)
         assert caught.value.code == "AUTOMATION_V2_RUN_FAILURE_CONTEXT_MISSING"
         assert caught.value.message == "Run has no recoverable failed node"
 
     def test_blocked_without_blocked_nodes_is_409(self, op):
         run = make_run(op, status=RunStatus.BLOCKED)
         with pytest.raises(Conflict) as caught:
-            run_control.run_recover(actor=op, run=run)
+            control.run_recover(actor=op, run=run)
         assert caught.value.code == "AUTOMATION_V2_RUN_BLOCKED_CONTEXT_MISSING"
         assert caught.value.message == "Run has no recoverable blocked node"
 
@@ -472,7 +473,7 @@ class TestRecover:
             automation_id="branched",
             nodes={"research": (C, 1, output()), "analysis": (C, 1, output())},
         )
-        run_control.run_recover(actor=op, run=run)
+        control.run_recover(actor=op, run=run)
         after = states(run)
         assert [n for n, s in after.items() if s[0] == C] == ["research", "analysis"]
         assert after["draft"] == after["publish"] == (P, 0, None)
@@ -497,7 +498,7 @@ class TestRecover:
             detail=detail,
             nodes=done,
         )
-        run_control.run_recover(actor=op, run=run)
+        control.run_recover(actor=op, run=run)
         after = states(run)
         assert after["publish"] == (P, 0, None)
         assert all(after[n] == (C, 1, output()) for n in ("research", "analysis", "draft"))
@@ -516,7 +517,7 @@ class TestRecover:
                 "draft": (F, 1, output("failed")),
             },
         )
-        run_control.run_recover(actor=op, run=run)
+        control.run_recover(actor=op, run=run)
         assert {n for n, s in states(run).items() if s[0] == F} == set()
 
 
@@ -537,7 +538,7 @@ class TestRepair:
                 "draft": (F, 2, output("failed")),
             },
         )
-        result = run_control.run_repair(
+        result = repair.run_repair(
             actor=op,
             run=run,
             node_id="draft",
@@ -568,7 +569,7 @@ class TestRepair:
             },
         )
         policy = {"provider": "echo", "model": "echo-anthropic"}
-        result = run_control.run_repair(
+        result = repair.run_repair(
             actor=op,
             run=run,
             node_id="draft",
@@ -605,7 +606,7 @@ class TestRepair:
 
     def test_reset_only_repair_keeps_the_automation_version(self, op):
         run = make_run(op, status=RunStatus.CANCELLED, nodes={"draft": (C, 1, output())})
-        run_control.run_repair(actor=op, run=run, node_id="review")
+        repair.run_repair(actor=op, run=run, node_id="review")
         assert Automation.objects.get(pk=run.automation_id).version == 1
         assert last_event(run, "run_step_repaired").metadata["reset_only"] is True
         assert states(run)["draft"] == (C, 1, output())
@@ -617,14 +618,14 @@ class TestRepair:
             nodes={"draft": (C, 1, output()), "review": (C, 1, output())},
         )
         gate = open_gate(run)
-        run_control.run_repair(actor=op, run=run, node_id="review", prompt="Review harder")
+        repair.run_repair(actor=op, run=run, node_id="review", prompt="Review harder")
         assert Gate.objects.get(pk=gate.pk).status == GateStatus.SUPERSEDED
 
     @pytest.mark.parametrize("status", ["queued", "running", "pausing"])
     def test_not_while_the_engine_may_run(self, op, status):
         run = make_run(op, status=status)
         with pytest.raises(Conflict) as caught:
-            run_control.run_repair(actor=op, run=run, node_id="draft", prompt="x")
+            repair.run_repair(actor=op, run=run, node_id="draft", prompt="x")
         assert caught.value.code == "AUTOMATION_V2_RUN_NOT_REPAIRABLE"
         assert caught.value.message == (
             "Run must be paused, failed, awaiting approval, or cancelled before repair"
@@ -634,16 +635,16 @@ class TestRepair:
     def test_errors_in_order(self, op):
         run = make_run(op)
         with pytest.raises(InvalidRequest) as required:
-            run_control.run_repair(actor=op, run=run, node_id="  ")
+            repair.run_repair(actor=op, run=run, node_id="  ")
         assert required.value.code == "AUTOMATION_V2_REPAIR_NODE_REQUIRED"
         with pytest.raises(NotFound) as missing:
-            run_control.run_repair(actor=op, run=run, node_id="nope", prompt="x")
+            repair.run_repair(actor=op, run=run, node_id="nope", prompt="x")
         assert (missing.value.code, missing.value.extra) == (
             "AUTOMATION_V2_REPAIR_NODE_NOT_FOUND",
             {"nodeID": "nope"},
         )
         with pytest.raises(NotFound) as agentless:
-            run_control.run_repair(actor=op, run=run, node_id="approval", template_id="t")
+            repair.run_repair(actor=op, run=run, node_id="approval", template_id="t")
         assert agentless.value.code == "AUTOMATION_V2_REPAIR_AGENT_NOT_FOUND"
         # A failed repair changes nothing: no version, no run change, no audit.
         assert Automation.objects.get(pk=run.automation_id).version == 1
@@ -655,7 +656,7 @@ class TestRepair:
         from governance.errors import InvalidFlow
 
         with pytest.raises(InvalidFlow):
-            run_control.run_repair(actor=op, run=run, node_id="draft", model_policy=["x"])
+            repair.run_repair(actor=op, run=run, node_id="draft", model_policy=["x"])
         assert Automation.objects.get(pk=run.automation_id).version == 1
 
 
@@ -669,7 +670,7 @@ class TestTaskOps:
             status=RunStatus.BLOCKED,
             nodes={"draft": (C, 1, output()), "review": (B, 2, output("blocked"))},
         )
-        result = run_control.run_task_retry(actor=op, run=run, node_id="review")
+        result = repair.run_task_retry(actor=op, run=run, node_id="review")
         assert result.run.status == RunStatus.QUEUED
         after = states(run)
         assert after["draft"] == (C, 1, output())
@@ -690,7 +691,7 @@ class TestTaskOps:
             op,
             nodes={"draft": (C, 2, output()), "review": (C, 1, output())},
         )
-        result = run_control.run_task_requeue(actor=op, run=run, node_id="draft")
+        result = repair.run_task_requeue(actor=op, run=run, node_id="draft")
         after = states(run)
         assert after == {"draft": (P, 2, None), "review": (P, 1, None), "approval": (P, 0, None)}
         assert result.extra["reset_nodes"] == ["approval", "draft", "review"]
@@ -704,14 +705,14 @@ class TestTaskOps:
 
         flow = {"nodes": [*BASIC, agent_node("notify", "approval")]}
         automation_update(actor=op, automation=automation, data={"flow": flow})  # op owns it
-        run_control.run_task_retry(actor=op, run=run, node_id="draft")
+        repair.run_task_retry(actor=op, run=run, node_id="draft")
         assert set(states(run)) == {"draft", "review", "approval", "notify"}
         assert Run.objects.get(pk=run.pk).automation_snapshot["version"] == 2
 
     def test_unknown_node_is_404(self, op):
         run = make_run(op)
         with pytest.raises(NotFound) as caught:
-            run_control.run_task_retry(actor=op, run=run, node_id="nope")
+            repair.run_task_retry(actor=op, run=run, node_id="nope")
         assert caught.value.code == "AUTOMATION_V2_TASK_NODE_NOT_FOUND"
         assert caught.value.extra == {"nodeID": "nope"}
 
@@ -723,7 +724,7 @@ class TestTaskOps:
 
         loaded = selectors.run_get(op, run.run_id)
         before = (LifecycleEvent.objects.count(), AuditEvent.objects.count(), run.version)
-        preview = run_control.run_reset_preview(run=loaded, node_id="draft")
+        preview = repair.run_reset_preview(run=loaded, node_id="draft")
         assert preview == {
             "run_id": run.run_id,
             "node_id": "draft",
@@ -747,7 +748,7 @@ class TestTaskOps:
                 "approval": (C, 1, output()) if status == RunStatus.COMPLETED else (P, 0, None),
             },
         )
-        result = run_control.run_task_continue(actor=op, run=run, node_id="review")
+        result = repair.run_task_continue(actor=op, run=run, node_id="review")
         result.run.refresh_from_db()
         assert result.run.status == RunStatus.QUEUED and result.run.last_failure is None
         after = states(run)
@@ -761,7 +762,7 @@ class TestTaskOps:
         run = make_run(op, status=RunStatus.BLOCKED, nodes={"draft": (C, 1, output())})
         for node_id in ("draft", "nope"):  # an unknown node is not blocked either (original order)
             with pytest.raises(Conflict) as caught:
-                run_control.run_task_continue(actor=op, run=run, node_id=node_id)
+                repair.run_task_continue(actor=op, run=run, node_id=node_id)
             assert caught.value.code == "AUTOMATION_V2_TASK_NOT_BLOCKED"
             assert caught.value.extra == {"runID": run.run_id, "nodeID": node_id}
 
@@ -774,6 +775,6 @@ class TestTaskOps:
             last_failure={"node_id": "draft", "reason": "boom"},
             nodes={"research": (C, 1, output()), "analysis": (B, 1, output("blocked"))},
         )
-        result = run_control.run_task_continue(actor=op, run=run, node_id="analysis")
+        result = repair.run_task_continue(actor=op, run=run, node_id="analysis")
         result.run.refresh_from_db()
         assert result.run.last_failure == {"node_id": "draft", "reason": "boom"}

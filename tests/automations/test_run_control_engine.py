@@ -13,8 +13,9 @@ import pytest
 from django.db import connection
 
 from approvals.models import Gate, GateStatus
-from automations import run_control, tasks
+from automations import scheduling
 from automations.models import Automation, LifecycleEvent, NodeState, Run, RunNode, RunStatus
+from automations.runs import control
 from automations.services import automation_snapshot
 from governance.errors import Conflict
 from governance.models import AuditEvent
@@ -187,8 +188,8 @@ def test_repair_changes_what_runs_next(operator, celery_worker_factory):
 
 def test_concurrent_resumes_exactly_one_wins(operator, monkeypatch):
     """Eight threads resume one paused run at once: the run lock lets exactly one through."""
-    monkeypatch.setattr(tasks, "schedule_advance", lambda run_id, **kw: None)
-    monkeypatch.setattr(tasks, "revoke", lambda task_ids: None)
+    monkeypatch.setattr(scheduling, "advance_now", lambda run_id, **kw: None)
+    monkeypatch.setattr(scheduling, "revoke_now", lambda task_ids: None)
     actor = actor_for(operator)
     run = make_run(actor)
     barrier = threading.Barrier(8)
@@ -197,7 +198,7 @@ def test_concurrent_resumes_exactly_one_wins(operator, monkeypatch):
     def resume():
         try:
             barrier.wait()
-            run_control.run_resume(actor=actor, run=run, reason="go")
+            control.run_resume(actor=actor, run=run, reason="go")
             outcomes.append("resumed")
         except Conflict as exc:
             outcomes.append(exc.code)

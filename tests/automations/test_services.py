@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from approvals import hooks
+from approvals import signals
 from approvals.models import Gate, GateStatus
-from automations import services, tasks
+from automations import scheduling, services
 from automations.engine import node_result_accept
 from automations.models import (
     Automation,
@@ -84,9 +84,15 @@ class TestDeleteCancelsLiveRuns:
     def after_commit(self, monkeypatch) -> dict[str, list[str]]:
         """Task ids revoked and gates whose cards are updated after commit (not broadcast)."""
         seen: dict[str, list[str]] = {"revoked": [], "gates": []}
-        monkeypatch.setattr(tasks, "revoke", seen["revoked"].extend)
-        monkeypatch.setattr(hooks, "gate_decided", seen["gates"].append)
-        return seen
+        monkeypatch.setattr(scheduling, "revoke_now", seen["revoked"].extend)
+
+        def closed(gate_id, outcome, **kwargs):
+            seen["gates"].append(gate_id)
+            assert outcome == signals.SUPERSEDED
+
+        signals.gate_closed.connect(closed, weak=False)
+        yield seen
+        signals.gate_closed.disconnect(closed)
 
     def test_live_runs_are_cancelled_their_gate_superseded_and_finished_runs_left_alone(
         self, operator, after_commit, django_capture_on_commit_callbacks

@@ -55,4 +55,4 @@ def open_gate(member, *, automation_id="weekly-report", **flow) -> Gate:
 @pytest.fixture
 def no_engine(monkeypatch):
     """Keep the engine out: decisions that requeue a run do not publish its next step."""
-    monkeypatch.setattr("automations.tasks.schedule_advance", lambda run_id, **kw: None)
+    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)

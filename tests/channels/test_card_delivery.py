@@ -190,7 +190,7 @@ def test_a_gate_whose_card_task_was_lost_gets_its_cards_from_the_beat_sweep(
 ):
     """The broker was down when the gate opened: no card rows exist, so only the sweep can
     post them — once the gate is older than the grace period, and only once."""
-    monkeypatch.setattr("approvals.hooks.gate_opened", lambda gate_id: None)  # enqueue lost
+    monkeypatch.setattr("channels.receivers._enqueue", lambda *args: None)  # enqueue lost
     chat_fakes.connect(operator.workspace)
     gate = open_gate(operator)
     recent = open_gate(operator, automation_id="daily-report")  # its task may still come
@@ -224,7 +224,7 @@ def card_posts(chat_fakes) -> list[int]:
 def test_the_missing_card_sweep_is_bounded_and_costs_constant_queries(
     chat_fakes, operator, monkeypatch, django_assert_max_num_queries
 ):
-    monkeypatch.setattr("approvals.hooks.gate_opened", lambda gate_id: None)
+    monkeypatch.setattr("channels.receivers._enqueue", lambda *args: None)
     chat_fakes.connect(operator.workspace)
     gates = [open_gate(operator, automation_id=f"report-{n}") for n in range(4)]
     Gate.objects.update(requested_at=timezone.now() - timedelta(hours=1))

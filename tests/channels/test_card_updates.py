@@ -217,7 +217,7 @@ def test_one_failing_card_does_not_stop_the_others(chat_fakes, posted_gate, revi
 def test_a_lost_update_task_is_sent_again_by_the_beat_sweep(
     chat_fakes, posted_gate, reviewer, monkeypatch
 ):
-    monkeypatch.setattr("approvals.hooks.gate_decided", lambda gate_id: None)  # enqueue lost
+    monkeypatch.setattr("channels.receivers._enqueue", lambda *args: None)  # enqueue lost
     gate_decide(actor=actor_for(reviewer), run=posted_gate.run, decision="approve", source="page")
     tasks.sync_overdue_cards()
     time.sleep(1)

@@ -265,7 +265,7 @@ class TestProbesAndSchema:
         }
         assert b"127.0.0.1" not in response.content
         assert b"s3cret" not in response.content
-        logged = [r for r in caplog.records if r.name == "governance.api.health"]
+        logged = [r for r in caplog.records if r.name == "config.health"]
         assert logged and logged[0].levelname == "WARNING" and logged[0].exc_info
 
     def test_openapi_schema_lists_the_automation_routes(self, client):

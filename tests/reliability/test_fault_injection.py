@@ -21,8 +21,9 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from automations import run_control, tasks
+from automations import tasks
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
+from automations.runs import control
 from automations.services import automation_create, run_start
 from governance.models import AuditEvent
 from tests.automations.test_run_control import actor_for
@@ -107,9 +108,7 @@ def test_killed_worker_mid_node_then_recover_completes_without_loss_or_duplicate
     )
     assert (paused.stop_kind, paused.pause_reason) == ("stale_reaped", "stale_no_provider_activity")
 
-    run_control.run_recover(
-        actor=actor, run=Run.objects.select_related("automation").get(pk=run.pk)
-    )
+    control.run_recover(actor=actor, run=Run.objects.select_related("automation").get(pk=run.pk))
     done = wait_for(
         lambda: Run.objects.filter(pk=run.pk, status=RunStatus.COMPLETED).first(),
         timeout=60,

@@ -10,13 +10,13 @@ django.setup()
 
 from django.test import Client  # noqa: E402
 
-from automations import tasks  # noqa: E402
+from automations import scheduling  # noqa: E402
 from governance.models import User  # noqa: E402
 from governance.services import token_issue, workspace_get  # noqa: E402
 
 # Nothing is executed here: the point is the SQL of every endpoint on SQLite.
-tasks.schedule_advance = lambda *args, **kwargs: None
-tasks.dispatch_node = lambda *args, **kwargs: None
+scheduling.advance_now = lambda *args, **kwargs: None
+scheduling.dispatch_now = lambda *args, **kwargs: None
 
 workspace = workspace_get("demo/main")
 tokens = {

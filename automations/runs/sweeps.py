@@ -17,9 +17,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from automations import scheduling
 from automations.lifecycle import lifecycle_record
 from automations.models import NodeState, Run, RunNode, RunStatus, StopKind
-from automations.spec import RunSpec
+from automations.run_spec import RunSpec
+from automations.runs import state
+from automations.runs.transitions import Cause
 from governance.actors import Actor
 from governance.audit import audit_record
 
@@ -49,8 +52,6 @@ def sweep_stale_runs() -> list[str]:
 
 def run_reap_stale(run_id: str, *, cutoff) -> bool:
     """Pause (or fail) one stale run; re-checked under the run lock. Returns whether it acted."""
-    from automations import tasks
-
     now = timezone.now()
     with transaction.atomic():
         run = (
@@ -94,34 +95,17 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
             "failed_at": now.isoformat(),
             "failure_kind": STALE_REASON,
         }
-        run.stop_kind = StopKind.STALE_REAPED
-        run.lease_owner = ""
-        run.lease_expires_at = None
         if exhausted:
-            run.status = RunStatus.FAILED
-            run.finished_at = now
+            state.run_move(run, Cause.STALE_FAIL, now=now)
             run.detail = f"stale run failed: node(s) {', '.join(exhausted)} have no attempts left"
             event = "run_failed_stale_no_provider_activity"
         else:
-            run.status = RunStatus.PAUSED
+            state.run_move(run, Cause.STALE_PAUSE, now=now)
             run.pause_reason = STALE_REASON
             run.detail = "paused: no provider activity before the stale threshold"
             event = "run_paused_stale_no_provider_activity"
-        run.version += 1
-        run.save(
-            update_fields=[
-                "status",
-                "pause_reason",
-                "detail",
-                "stop_kind",
-                "last_failure",
-                "finished_at",
-                "lease_owner",
-                "lease_expires_at",
-                "version",
-                "updated_at",
-            ]
-        )
+        run.stop_kind = StopKind.STALE_REAPED
+        state.run_save(run)
         lifecycle_record(
             run,
             event,
@@ -139,7 +123,7 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
                 "nodes": [n.node_id for n in stuck],
             },
         )
-        transaction.on_commit(lambda: tasks.revoke(task_ids), robust=True)
+        scheduling.revoke_after_commit(task_ids)
     logger.warning("reaped stale run %s → %s", run_id, run.status)
     return True
 
@@ -147,8 +131,6 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
 def _resend(run: Run, unclaimed: list[RunNode], now) -> None:
     """Re-dispatch never-claimed attempts under fresh tokens (the old messages, if they ever
     arrive, no longer match and are skipped), or re-advance a run with nothing running."""
-    from automations import tasks
-
     spec = RunSpec.from_snapshot(run.automation_snapshot)
     dispatches = []
     for node in unclaimed:
@@ -173,15 +155,14 @@ def _resend(run: Run, unclaimed: list[RunNode], now) -> None:
         nodes=[n.node_id for n in unclaimed],
     )
     if dispatches:
-        transaction.on_commit(lambda: [tasks.dispatch_node(*d) for d in dispatches])
+        scheduling.dispatch_after_commit(dispatches)
     else:
-        transaction.on_commit(lambda: tasks.schedule_advance(run.run_id))
+        scheduling.advance_after_commit(run.run_id)
 
 
 def requeue_idle_queued_runs() -> int:
-    """Re-send the advance message of queued runs nobody picked up (e.g. a broker restart)."""
-    from automations import tasks
-
+    """Re-send the advance message of queued runs nobody picked up (e.g. a broker restart, or
+    a broker that was down when the change that queued them committed)."""
     cutoff = timezone.now() - timedelta(seconds=settings.FLOWGATE_SWEEP_INTERVAL_S)
     run_ids = list(
         Run.objects.filter(status=RunStatus.QUEUED, updated_at__lt=cutoff)
@@ -189,5 +170,5 @@ def requeue_idle_queued_runs() -> int:
         .values_list("run_id", flat=True)[:BATCH]
     )
     for run_id in run_ids:
-        tasks.schedule_advance(run_id)
+        scheduling.advance_now(run_id)
     return len(run_ids)
