@@ -288,3 +288,82 @@ def test_database_connection_cut_mid_request_is_a_clean_503_with_no_partial_writ
         f"/api/automations/v2/runs/{run.run_id}/pause", {}, content_type="application/json"
     )
     assert again.status_code == 200 and again.json()["run"]["status"] == "paused"
+
+
+# --- Redis down while requests change runs ----------------------------------------------------
+
+
+def gate_flow(actor):
+    gate = {
+        "node_id": "approval",
+        "kind": "approval",
+        "depends_on": ["draft"],
+        "gate": {"decisions": ["approve", "rework", "cancel"], "rework_targets": ["draft"]},
+    }
+    return automation(actor, [agent("draft"), gate, agent("publish", "approval")], "gated")
+
+
+def held_flow(actor, hold_file):
+    node = {"node_id": "slow", "kind": "held", "metadata": {"hold_file": str(hold_file)}}
+    return automation(actor, [node], "held")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+def test_broker_down_decision_pause_and_run_now_answer_2xx_and_their_work_is_done_after(
+    operator, reviewer, celery_worker_factory, throwaway_broker, tmp_path
+):
+    """The committed change answers 2xx although nothing can be published (every publish after
+    commit is robust and logged); once Redis is back the sweep re-sends the lost advances."""
+    actor = actor_for(operator)
+    hold_file = tmp_path / "hold"
+    hold_file.touch()
+    gated, held = gate_flow(actor), held_flow(actor, hold_file)
+    env = {"REDIS_URL": throwaway_broker.url, "FLOWGATE_SWEEP_INTERVAL_S": "1", **WORKER_ENV}
+    celery_worker_factory(env=env)
+    waiting = run_start(actor=actor, automation=gated)
+    slow = run_start(actor=actor, automation=held)
+    wait_for(
+        lambda: (
+            Run.objects.get(pk=waiting.pk).status == RunStatus.AWAITING_APPROVAL
+            and RunNode.objects.filter(run=slow, state=NodeState.RUNNING)
+            .exclude(started_at=None)
+            .exists()
+        ),
+        timeout=30,
+        message="the runs did not reach their gate / their held node",
+    )
+
+    throwaway_broker.stop()
+    api = "/api/automations/v2"
+    decided = reviewer.client().post(
+        f"{api}/runs/{waiting.run_id}/gate", {"decision": "approve"}, format="json"
+    )
+    paused = operator.client().post(f"{api}/runs/{slow.run_id}/pause", {}, format="json")
+    started = operator.client().post(f"{api}/gated/run_now")
+    assert (decided.status_code, paused.status_code, started.status_code) == (200, 200, 201)
+    fresh = Run.objects.get(run_id=started.json()["run"]["run_id"])
+    assert Run.objects.get(pk=waiting.pk).status == RunStatus.QUEUED  # committed, not advanced
+    assert Run.objects.get(pk=slow.pk).status == RunStatus.PAUSED
+    assert fresh.status == RunStatus.QUEUED
+
+    throwaway_broker.start()  # empty: whatever was published before the stop is gone too
+    hold_file.unlink()  # a fenced attempt still executing finishes now: it must change nothing
+    # The worker's consumer does not survive losing Redis (kombu fails restoring its unacked
+    # messages: "Unrecoverable error"), so a supervisor starts it again, as here.
+    celery_worker_factory(env=env)
+    time.sleep(1.2)  # the queued runs are idle for longer than the sweep interval
+    tasks.sweep_runs.delay()  # what beat sends every FLOWGATE_SWEEP_INTERVAL_S
+    wait_for(
+        lambda: Run.objects.get(pk=waiting.pk).status == RunStatus.COMPLETED,
+        timeout=60,
+        message="the approved run did not complete after the broker came back",
+    )
+    tasks.sweep_runs.delay()  # the run started during the outage waits at its gate next
+    wait_for(
+        lambda: Run.objects.get(pk=fresh.pk).status == RunStatus.AWAITING_APPROVAL,
+        timeout=60,
+        message="the run started during the outage did not run after the broker came back",
+    )
+    assert completions(waiting) == {"draft": 1, "publish": 1}
+    assert Run.objects.get(pk=slow.pk).status == RunStatus.PAUSED
+    assert completions(slow) == {}
