@@ -22,7 +22,7 @@ from django.urls import path, reverse
 
 from automations.admin_actions import AUTOMATION_ACTIONS, RUN_ACTIONS
 from automations.admin_run_page import run_page_context
-from automations.graph import flow_graph_svg
+from automations.flow_diagram import flow_graph_svg
 from automations.models import Automation, LifecycleEvent, Run
 from automations.selectors import automation_grants
 from automations.services import grant_add, grant_revoke

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from automations.flow import is_approval_node
-from automations.graph import flow_graph_svg
+from automations.flow_diagram import flow_graph_svg
 from automations.models import LifecycleEvent, Run, RunNode
 from automations.selectors import run_gate_history
 

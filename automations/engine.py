@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from automations import scheduling
+from automations import handoffs, scheduling
 from automations.lifecycle import lifecycle_event, lifecycle_record
 from automations.models import (
     AutomationStatus,
@@ -491,8 +491,6 @@ def _accept(
 ) -> tuple[bool, Attempt | None]:
     """`node_result_accept`, also returning the next attempt to execute inline (see
     `_advance_locked`)."""
-    from automations import handoffs
-
     now = timezone.now()
     with transaction.atomic():
         run = (

@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from approvals.decisions import gate_expired
 from approvals.models import Gate, GateDecision, GateStatus
 from approvals.policy import GatePolicy, requester_id
-from automations.graph import flow_graph_svg
+from automations.flow_diagram import flow_graph_svg
 from automations.models import RunNode, RunStatus
 from governance.actors import Actor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from automations.graph import BOX_WIDTH, COLUMN_GAP, MARGIN, flow_graph_svg
+from automations.flow_diagram import BOX_WIDTH, COLUMN_GAP, MARGIN, flow_graph_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
