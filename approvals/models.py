@@ -46,6 +46,10 @@ class Gate(models.Model):
     requested_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     reviewed_digest = models.CharField(max_length=64, blank=True)
+    # What this opening asks the reviewer to judge, as it was when it opened (kept after a
+    # rework clears the outputs): `upstream_outputs` and the `downstream_plan` an approval
+    # covers. `reviewed_digest` is the SHA-256 of its canonical JSON.
+    reviewed = models.JSONField(default=dict, blank=True)
     reminder_count = models.PositiveIntegerField(default=0)
     last_reminded_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)

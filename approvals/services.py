@@ -22,22 +22,28 @@ from approvals.models import Gate, GateStatus
 from automations.models import Run
 
 
-def reviewed_digest(upstream_outputs: dict[str, Any]) -> str:
-    """SHA-256 of the upstream outputs shown to reviewers, in canonical JSON.
-
-    A decision records the digest it was given, so "approved what was seen" can be checked.
-    """
-    canonical = json.dumps(upstream_outputs, sort_keys=True, separators=(",", ":"), default=str)
+def reviewed_digest(reviewed: dict[str, Any]) -> str:
+    """SHA-256 of what the reviewer judges (the upstream outputs and the downstream plan), in
+    canonical JSON. A decision records it, so "approved what was seen, and what runs after
+    it" can be checked."""
+    canonical = json.dumps(reviewed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def gate_open(
-    *, run: Run, node_id: str, gate: dict[str, Any], upstream_outputs: dict[str, Any], now
+    *,
+    run: Run,
+    node_id: str,
+    gate: dict[str, Any],
+    upstream_outputs: dict[str, Any],
+    downstream_plan: list[dict[str, Any]],
+    now,
 ) -> dict[str, Any]:
     """Open the next round of `node_id`'s gate; return the metadata of the run's
     `approval_gate_opened` event. The engine calls it (inside its transaction, the run row
     locked) and then parks the run; `gate_opened` is sent after that commit."""
     previous = Gate.objects.filter(run=run, node_id=node_id).aggregate(Max("round"))["round__max"]
+    reviewed = {"upstream_outputs": upstream_outputs, "downstream_plan": downstream_plan}
     expiry = gate.get("expiry") or {}
     expires_after = expiry.get("expires_after_s") or settings.FLOWGATE_GATE_DEFAULT_EXPIRY_S
     opened = Gate.objects.create(
@@ -60,7 +66,8 @@ def gate_open(
         requested_by_id=run.requested_by_id,
         requested_at=now,
         expires_at=now + timedelta(seconds=expires_after),
-        reviewed_digest=reviewed_digest(upstream_outputs),
+        reviewed=reviewed,
+        reviewed_digest=reviewed_digest(reviewed),
     )
     signals.send_after_commit(signals.gate_opened, gate_id=opened.id)
     return {

@@ -250,6 +250,7 @@ def _park_on_gate(run, spec, nodes, node_id: str, now, events) -> None:
         node_id=node_id,
         gate=spec.gate(node_id),
         upstream_outputs={d: nodes[d].output for d in spec.depends_on(node_id)},
+        downstream_plan=spec.downstream_plan(node_id),
         now=now,
     )
     state.run_move(run, Cause.GATE_OPEN, now=now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from automations.flow import gate_config, is_approval_node
+from automations.flow import descendants, gate_config, is_approval_node
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,22 @@ class RunSpec:
         if declared is True:
             return {}
         return declared if isinstance(declared, dict) else None
+
+    def downstream_plan(self, node_id: str) -> list[dict[str, Any]]:
+        """What runs after `node_id` (a gate): every node that depends on it, directly or not,
+        in flow order, with its whole spec and its agent's profile (prompt, template, model;
+        an http node's URL; any kind's settings). An approval covers exactly this plan: the
+        reviewed digest binds it and a change to it reopens the gate
+        (`automations.runs.control`)."""
+        below = descendants(self.nodes.values(), [node_id]) - {node_id}
+        return [
+            {
+                "node_id": n,
+                "kind": self.kind(n),
+                "depends_on": self.depends_on(n),
+                "spec": self.nodes[n],
+                "agent": self.agent_of(n),
+            }
+            for n in self.order
+            if n in below
+        ]

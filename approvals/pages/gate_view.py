@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -20,6 +21,7 @@ from approvals.models import Gate, GateDecision, GateStatus
 from approvals.policy import GatePolicy, requester_id
 from automations.flow_diagram import flow_graph_svg
 from automations.models import RunNode, RunStatus
+from automations.nodes.agent import node_prompt
 from governance.actors import Actor
 
 MAX_RAW_OUTPUT_CHARS = 20_000  # a huge output is cut on the page; the API has all of it
@@ -29,6 +31,16 @@ OUTCOME_LABELS = {
     "cancel": "Cancelled",
     "expired": "Expired",
 }
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    """One node that runs after the gate is approved, as the reviewer sees it."""
+
+    node_id: str
+    kind: str
+    depends_on: list[str]
+    details: list[tuple[str, str]]  # (label, value): prompt, template, model, method, URL...
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,8 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         "automation": run.automation,
         "workspace": run.workspace,
         "graph": _graph(gate, run, nodes, is_open),
-        "outputs": [_output(node_id, nodes.get(node_id)) for node_id in gate.upstream_node_ids],
+        "outputs": _outputs(gate, nodes),
+        "plan": [_planned(step) for step in (gate.reviewed or {}).get("downstream_plan") or []],
         "policy": GatePolicy.of(gate.policy),
         "on_expiry": (gate.expiry_policy or {}).get("on_expiry") or "cancel",
         "expired": gate_expired(gate, now),
@@ -83,8 +96,52 @@ def _graph(gate: Gate, run, nodes: dict[str, RunNode], is_open: bool) -> SafeStr
     return flow_graph_svg(run.automation_snapshot or {}, states, highlight=gate.node_id)
 
 
-def _output(node_id: str, node: RunNode | None) -> UpstreamOutput:
-    output = node.output if node is not None else None
+def _outputs(gate: Gate, nodes: dict[str, RunNode]) -> list[UpstreamOutput]:
+    """The outputs as they were when this opening was reviewed (its snapshot; a later rework
+    clears the nodes), or the nodes' current outputs for gates opened before snapshots."""
+    reviewed = (gate.reviewed or {}).get("upstream_outputs")
+    if isinstance(reviewed, dict):
+        return [
+            _output(node_id, nodes.get(node_id), reviewed.get(node_id))
+            for node_id in gate.upstream_node_ids
+        ]
+    return [_output(node_id, nodes.get(node_id)) for node_id in gate.upstream_node_ids]
+
+
+def _planned(step: dict[str, Any]) -> PlannedNode:
+    """Label what a downstream node will do, by kind; the full spec is in the digest."""
+    spec = step.get("spec") or {}
+    agent = step.get("agent") or {}
+    policy = agent.get("model_policy") if isinstance(agent.get("model_policy"), dict) else {}
+    details = [
+        ("Prompt", node_prompt(spec)),
+        ("Agent", agent.get("agent_id")),
+        ("Template", agent.get("template_id")),
+        ("Model", " / ".join(str(v) for v in (policy.get("provider"), policy.get("model")) if v)),
+    ]
+    http = spec.get("http") if isinstance(spec.get("http"), dict) else {}
+    if step.get("kind") == "http":
+        details += [("Method", "POST"), ("URL", _without_credentials(http.get("url")))]
+    if step.get("kind") == "approval":
+        details.append(("Gate", spec.get("node_id")))
+    return PlannedNode(
+        node_id=str(step.get("node_id")),
+        kind=str(step.get("kind")),
+        depends_on=list(step.get("depends_on") or []),
+        details=[(label, str(value)) for label, value in details if value],
+    )
+
+
+def _without_credentials(url: Any) -> str | None:
+    """An http node's URL as shown: never a password or user name in it."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _output(node_id: str, node: RunNode | None, snapshot: Any = None) -> UpstreamOutput:
+    output = snapshot if snapshot is not None else (node.output if node is not None else None)
     if not isinstance(output, dict):
         output = {} if output is None else {"value": output}
     content = output.get("content")

@@ -142,10 +142,13 @@ class GateKind(Protocol):
         node_id: str,
         gate: dict[str, Any],
         upstream_outputs: dict[str, Any],
+        downstream_plan: list[dict[str, Any]],
         now: datetime,
     ) -> dict[str, Any]:
         """Open the next round of `node_id`'s gate for `run` (the engine then parks the run
-        on it); return the metadata of the run's `approval_gate_opened` lifecycle event."""
+        on it) over the outputs it reviews and the plan an approval covers
+        (`RunSpec.downstream_plan`); return the metadata of the run's `approval_gate_opened`
+        lifecycle event."""
         ...
 
     def supersede(self, *, run_pks: list[int], now: datetime) -> dict[int, list[str]]:

@@ -103,6 +103,7 @@ class RunChange:
     audit: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
+    reset: set[str] = field(default_factory=set)  # the nodes this action sent back to pending
     snapshot_changed: bool = False
 
     @property
@@ -172,8 +173,10 @@ def run_transition(
         if fenced:
             change.touched.update(fenced)
             change.metadata["fenced_nodes"] = fenced
+        approved = _approved_plans(change)
         if apply is not None:
             apply(change)
+        _reopen_changed_approvals(change, approved)
         state.run_move(locked, action, now=change.now)
         _write(change)
         scheduling.revoke_after_commit(task_ids)
@@ -220,7 +223,46 @@ def reset_subtree(change: RunChange, node_ids: Iterable[str], *, keep_attempts: 
     """Reset a subtree of the locked run (`state.reset_nodes`); returns `cleared_outputs`."""
     touched, cleared = state.reset_nodes(change.nodes, node_ids, keep_attempts=keep_attempts)
     change.touched.update(touched)
+    change.reset.update(touched)
     return cleared
+
+
+def _approved_plans(change: RunChange) -> dict[str, list[dict[str, Any]]]:
+    """The downstream plan each approved gate of the run covers, before the action."""
+    return {
+        node_id: change.spec.downstream_plan(node_id)
+        for node_id in change.spec.order
+        if change.spec.is_approval(node_id)
+        and change.nodes.get(node_id) is not None
+        and change.nodes[node_id].state == NodeState.COMPLETED
+    }
+
+
+def _reopen_changed_approvals(change: RunChange, approved: dict[str, list[dict]]) -> None:
+    """An approval covers the plan that runs after it. When this action resets a node
+    downstream of an approved gate, or changes what a downstream node will do (a repair, or a
+    re-snapshot of a changed automation), the gate goes back to pending: the engine opens it
+    again as a new round before anything below it runs, so the change is approved again."""
+    reopened = []
+    for gate_id, plan in approved.items():
+        node = change.nodes.get(gate_id)
+        if node is None or node.state != NodeState.COMPLETED or gate_id not in change.spec.nodes:
+            continue  # reset by the action itself, or no longer in the flow
+        now_plan = change.spec.downstream_plan(gate_id)
+        below = {step["node_id"] for step in now_plan}
+        before = {step["node_id"]: step for step in plan}
+        changed = sorted(
+            {step["node_id"] for step in now_plan if before.get(step["node_id"]) != step}
+            | (set(before) - below)
+        )
+        reset = sorted(change.reset & below)
+        if not (changed or reset):
+            continue
+        reset_subtree(change, [gate_id], keep_attempts=False)
+        reopened.append({"node_id": gate_id, "changed_nodes": changed, "reset_nodes": reset})
+    if reopened:
+        change.metadata["reopened_gates"] = reopened
+        change.audit["reopenedGates"] = reopened
 
 
 def requeue_fields(change: RunChange, *, detail: bool = True) -> None:
