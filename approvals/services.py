@@ -14,6 +14,7 @@ from django.db.models import Max
 
 from approvals import hooks
 from approvals.models import Gate
+from approvals.reviewers import gate_lacks_independent_reviewer
 from automations.lifecycle import lifecycle_record
 from automations.models import Run, RunStatus
 
@@ -59,6 +60,7 @@ def gate_open(
         requested_at=now,
         expires_at=now + timedelta(seconds=expires_after),
         reviewed_digest=reviewed_digest(upstream_outputs),
+        lacks_independent_reviewer=gate_lacks_independent_reviewer(run=run, policy=gate["policy"]),
     )
     run.status = RunStatus.AWAITING_APPROVAL
     run.detail = f"awaiting approval for gate `{node_id}`"
@@ -70,6 +72,7 @@ def gate_open(
         gate_id=opened.id,
         round=opened.round,
         expires_at=opened.expires_at.isoformat(),
+        lacks_independent_reviewer=opened.lacks_independent_reviewer,
     )
     transaction.on_commit(lambda: hooks.gate_opened(opened.id))
     return opened

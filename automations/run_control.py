@@ -603,7 +603,7 @@ def run_repair(
             if model_policy is not None:
                 agent["model_policy"] = model_policy
             data["agents"] = agents
-        changed = automation_apply_change(locked=automation, data=data)
+        changed = automation_apply_change(locked=automation, data=data, changed_by=actor.user)
         _resnapshot(change, automation)
         reset = descendants(change.flow_nodes, [node_id]) & set(change.spec.order)
         cleared = _reset(change, reset, keep_attempts=False)
