@@ -166,10 +166,17 @@ def separation_refusal(
     """The first rule making the actor accountable for the run, when they approve a
     consequential gate; rework and cancel by them are allowed. No grant, role or superuser
     status lifts it."""
-    if decision != "approve" or not policy.consequential or actor.user is None:
+    if decision != "approve" or actor.user is None:
         return None
-    pk = actor.user.pk
-    return next((rule for rule in SEPARATION_RULES if pk in rule.accountable(run)), None)
+    return approval_barred_by(actor.user, run=run, policy=policy)
+
+
+def approval_barred_by(user, *, run, policy: GatePolicy) -> SeparationRule | None:
+    """The first rule barring `user` from approving a gate with `policy` of `run` (None on a
+    gate that is not consequential); what the pending list marks per gate."""
+    if not policy.consequential:
+        return None
+    return next((rule for rule in SEPARATION_RULES if user.pk in rule.accountable(run)), None)
 
 
 # --- reviewer rules ------------------------------------------------------------------------------
