@@ -104,6 +104,8 @@ def test_item_shape(operator, reviewer):
         "requested_by": "otto-operator",
         "reminder_count": 0,
         "escalated": False,
+        "approve_refused": None,
+        "lacks_independent_reviewer": False,
         "approval_url": approval_url(gate.pk),
     }
     assert item["approval_url"].endswith(f"/approvals/{gate.pk}/")
