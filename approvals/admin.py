@@ -32,8 +32,21 @@ class GateDecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Gate)
 class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
-    list_display = ("id", "run", "node_id", "round", "status", "requested_at", "expires_at")
-    list_filter = ("status", ("workspace", ScopedWorkspaceFilter))
+    list_display = (
+        "id",
+        "run",
+        "node_id",
+        "round",
+        "status",
+        "requested_at",
+        "expires_at",
+        "lacks_independent_reviewer",
+    )
+    list_filter = (
+        "status",
+        "lacks_independent_reviewer",
+        ("workspace", ScopedWorkspaceFilter),
+    )
     search_fields = ("=id", "=run__run_id")
     list_select_related = ("run",)
     list_defer = (

@@ -6,9 +6,13 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
-        """Register the `approval` gate kind with the engine's registry (the engine never
-        imports this app)."""
+        """Register with the automations registries (that app never imports this one): the
+        `approval` gate kind the engine opens, and the save-time check that warns of gates no
+        independent reviewer can decide."""
+        from approvals.reviewers import gate_warnings
         from approvals.services import ApprovalGateKind
+        from automations import warnings
         from automations.nodes.registry import register_gate_kind
 
         register_gate_kind("approval", ApprovalGateKind())
+        warnings.register(gate_warnings)

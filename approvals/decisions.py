@@ -20,7 +20,8 @@ lock (so nothing checked can change before the decision commits):
    `AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED`; a `guard_denied` record that settles nothing,
    lifecycle `approval_gate_transition_guard_denied`);
 7. the gate has not expired (409 `AUTOMATION_V2_GATE_EXPIRED`);
-8. the self-approval rule and 9. reviewer authority (403, `approvals.policy`).
+8. separation of duties (403 `AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN` with a `reason`
+   naming the rule) and 9. reviewer authority (403), both from `approvals.policy`.
 
 Every refusal after step 1's lookup is audited `automation.governance.gate_decision_denied`
 with its code: the denial's writes replace the decision's in the same transaction, which
@@ -57,10 +58,11 @@ from approvals import signals
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
 from approvals.policy import (
     MESSAGES,
+    SELF_APPROVAL_FORBIDDEN,
     GatePolicy,
     authority_refusal,
     escalation_grants,
-    self_approval_refusal,
+    separation_refusal,
 )
 from automations import scheduling
 from automations.flow import descendants
@@ -303,8 +305,15 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
     if gate_expired(gate, now):
         return _expired(context)
     cleared = frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
-    code = self_approval_refusal(actor=actor, run=run, policy=policy, decision=chosen)
-    code = code or authority_refusal(
+    rule = separation_refusal(actor=actor, run=run, policy=policy, decision=chosen)
+    if rule is not None:
+        return Forbidden(
+            MESSAGES[SELF_APPROVAL_FORBIDDEN],
+            code=SELF_APPROVAL_FORBIDDEN,
+            reason=rule.name,
+            **context.ids(),
+        )
+    code = authority_refusal(
         actor=actor, policy=policy, held=held, workspace=run.workspace, cleared=cleared
     )
     if code is not None:

@@ -22,10 +22,11 @@ from approvals.policy import (
     AUTHORITY_DENIED,
     ELEVATED_DATA_CLASSES,
     MESSAGES,
+    SELF_APPROVAL_FORBIDDEN,
     GatePolicy,
     authority_refusal,
     escalation_grants,
-    self_approval_refusal,
+    separation_refusal,
 )
 from automations.models import Run, RunStatus
 from governance.actors import Actor
@@ -98,12 +99,13 @@ def gate_eligibility(
     grounds += _authority_grounds(policy)
     refused = {}
     for decision in offered:
-        code = self_approval_refusal(actor=actor, run=run, policy=policy, decision=decision)
-        if code is not None:
+        rule = separation_refusal(actor=actor, run=run, policy=policy, decision=decision)
+        if rule is not None:
             refused[decision] = (
-                f"{MESSAGES[code]}: you requested this run and the gate is consequential "
-                f"({_consequential_because(policy)}). Another reviewer must approve it; you may "
-                "still send it back for rework or cancel it."
+                f"{MESSAGES[SELF_APPROVAL_FORBIDDEN]}: you are {rule.who} (rule {rule.name}) "
+                f"and the gate is consequential ({_consequential_because(policy)}). Someone "
+                "not accountable for it must approve it; you may still send it back for rework "
+                "or cancel it."
             )
     allowed = tuple(d for d in offered if d not in refused)
     return Eligibility(allowed=allowed, refused=refused, grounds=tuple(grounds))

@@ -55,6 +55,9 @@ class Gate(models.Model):
     escalated_at = models.DateTimeField(null=True, blank=True)
     escalated_to = models.JSONField(default=list, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Judged when the gate opens (`approvals.reviewers`): no member but the run's accountable
+    # humans could approve it, so it will wait until it expires unless someone is granted.
+    lacks_independent_reviewer = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -1,11 +1,17 @@
-"""Who may decide a gate: consequential gates, the self-approval rule and reviewer authority.
+"""Who may decide a gate: consequential gates, separation of duties and reviewer authority.
 
-SPEC §6.4 and the reference notes §5.4 / §11.3, with SPEC §10's corrections:
+SPEC §6.4 and the reference notes §5.4 / §11.3, with SPEC §10's corrections and issue 13's
+widening:
 - identities are Flowgate users: a click from a linked chat account is that user, so the
   requester clicking "approve" in Slack is still the requester (no channel-id canonicalisation);
 - a chat decider is judged exactly like an API decider (the original let channel-verified
   deciders bypass reviewer authority);
-- the requester is the run's `requested_by`, else the automation's creator.
+- separation of duties: nobody accountable for a run's work may approve its consequential
+  gates (`SEPARATION_RULES`: the requester, the automation's creator, the author of the version
+  the run executes, and an agent requester's grantors), as a merge request's author and
+  committers may not approve it. Rework and cancel by them stay allowed;
+- clearances are personal: everyone, workspace admins and superusers included, needs a
+  clearance for every data class on the gate (`governance.services.member_clearances`).
 
 Pure functions over the gate row, the run and the permissions the caller holds; the decision
 service (`approvals.decisions`) calls them in SPEC §6.3's order and audits every refusal.
@@ -47,7 +53,7 @@ SELF_APPROVAL_FORBIDDEN = "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN"
 AUTHORITY_REQUIRED = "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_REQUIRED"
 AUTHORITY_DENIED = "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED"
 MESSAGES = {
-    SELF_APPROVAL_FORBIDDEN: "Requester cannot approve their own consequential action",
+    SELF_APPROVAL_FORBIDDEN: "You are accountable for this work and cannot approve it",
     AUTHORITY_REQUIRED: "Reviewer authority could not be verified for this approval",
     AUTHORITY_DENIED: "Reviewer lacks matching authority for this approval",
 }
@@ -94,12 +100,83 @@ def requester_id(run) -> int | None:
     return run.requested_by_id or run.automation.created_by_id
 
 
-def self_approval_refusal(*, actor: Actor, run, policy: GatePolicy, decision: str) -> str | None:
-    """The refusal code when the requester approves a consequential gate; rework and cancel by
-    the requester are allowed."""
-    if decision != "approve" or not policy.consequential or actor.user is None:
+# --- separation of duties ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeparationRule:
+    """One way a person is accountable for a run's work, and so may not approve its consequential
+    gates: `name` is the refusal's `reason`, `who` says whom it names (docs, approval page), and
+    `accountable(run)` gives their user pks (None entries are ignored). Reads only columns of the
+    run and its joined automation, so judging a list of gates costs no query per row."""
+
+    name: str
+    who: str
+    accountable: Callable[[Any], tuple[int | None, ...]]
+
+
+def _version_author(run) -> tuple[int | None, ...]:
+    snapshot = run.automation_snapshot if isinstance(run.automation_snapshot, dict) else {}
+    author = snapshot.get("changed_by_id")
+    return (author,) if isinstance(author, int) else ()
+
+
+def _grantors(run) -> tuple[int | None, ...]:
+    return tuple(int(pk) for pk in run.requester_grantors or () if str(pk).isdigit())
+
+
+SEPARATION_RULES: tuple[SeparationRule, ...] = (
+    SeparationRule(
+        name="requester",
+        who="the run's requester (who started it)",
+        accountable=lambda run: (run.requested_by_id,),
+    ),
+    SeparationRule(
+        name="automation_creator",
+        who="the automation's creator (its owner)",
+        accountable=lambda run: (run.automation.created_by_id,),
+    ),
+    SeparationRule(
+        name="version_author",
+        who=(
+            "whoever made the change (an update or a run repair) that produced the automation "
+            "version the run executes"
+        ),
+        accountable=_version_author,
+    ),
+    SeparationRule(
+        name="requester_grantor",
+        who=(
+            "when the requester is an agent or a service: the humans who granted it the right "
+            "to run the automation (its `operate` grants, read when the run starts)"
+        ),
+        accountable=_grantors,
+    ),
+)
+
+
+def accountable_user_ids(run) -> set[int]:
+    """Every user accountable for the run's work under `SEPARATION_RULES`."""
+    return {pk for rule in SEPARATION_RULES for pk in rule.accountable(run) if pk is not None}
+
+
+def separation_refusal(
+    *, actor: Actor, run, policy: GatePolicy, decision: str
+) -> SeparationRule | None:
+    """The first rule making the actor accountable for the run, when they approve a
+    consequential gate; rework and cancel by them are allowed. No grant, role or superuser
+    status lifts it."""
+    if decision != "approve" or actor.user is None:
         return None
-    return SELF_APPROVAL_FORBIDDEN if actor.user.pk == requester_id(run) else None
+    return approval_barred_by(actor.user, run=run, policy=policy)
+
+
+def approval_barred_by(user, *, run, policy: GatePolicy) -> SeparationRule | None:
+    """The first rule barring `user` from approving a gate with `policy` of `run` (None on a
+    gate that is not consequential); what the pending list marks per gate."""
+    if not policy.consequential:
+        return None
+    return next((rule for rule in SEPARATION_RULES if user.pk in rule.accountable(run)), None)
 
 
 # --- reviewer rules ------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ conditions, so the list costs the same number of queries however long it is:
   gate was escalated to the caller (`approvals.policy.escalated_to_condition`);
 - reviewer authority, from `approvals.policy.AUTHORITY_RULES`, the table the decision service
   checks: each rule's `gates` condition says which gates need its permission (held by owner,
-  admin or grant) or clearance (read once, one query).
-The requester of a run is listed like anyone else: they may rework or cancel their own gate even
-where the self-approval rule forbids them to approve it.
+  admin or grant) or clearance (`governance.services.member_clearances`, one query; personal,
+  superusers and admins included).
+The people accountable for a run are listed like anyone else: they may rework or cancel its gate
+even where separation of duties (`approvals.policy.SEPARATION_RULES`) forbids them to approve
+it; `approve_refusal` says so per row, from the same rule table the decision service applies.
 """
 
 from __future__ import annotations
@@ -29,13 +31,8 @@ from automations.models import (
 )
 from governance.actors import Actor
 from governance.errors import NotFound
-from governance.models import (
-    DATA_CLASSES,
-    WorkspaceGroupObjectPermission,
-    WorkspaceUserObjectPermission,
-    clearance_codename,
-)
 from governance.policy import REVIEW, ROLE_PERMISSIONS
+from governance.services import member_clearances
 
 
 def _granted(actor: Actor, codename: str) -> Q:
@@ -58,23 +55,6 @@ def _holds(actor: Actor, codename: str) -> Q | None:
     if actor.user.is_superuser or codename in ROLE_PERMISSIONS.get(actor.role, frozenset()):
         return None  # guardian gives superusers every object permission
     return Q(run__automation__created_by=actor.user) | _granted(actor, codename)
-
-
-def _clearances(actor: Actor) -> list[str]:
-    """The data classes the actor is cleared for in its workspace (user and group grants), in
-    one query."""
-    if actor.user.is_superuser:  # guardian gives superusers every object permission
-        return list(DATA_CLASSES)
-    codenames = {clearance_codename(c): c for c in DATA_CLASSES}
-    workspace = actor.workspace
-    to_user = WorkspaceUserObjectPermission.objects.filter(
-        content_object=workspace, user=actor.user, permission__codename__in=codenames
-    ).values_list("permission__codename", flat=True)
-    to_group = WorkspaceGroupObjectPermission.objects.filter(
-        content_object=workspace, group__user=actor.user, permission__codename__in=codenames
-    ).values_list("permission__codename", flat=True)
-    held = set(to_user.union(to_group))
-    return sorted(codenames[c] for c in held)
 
 
 def run_to_decide(actor: Actor, run_id: str) -> Run:
@@ -106,7 +86,7 @@ def gates_pending(actor: Actor) -> QuerySet[Gate]:
     review = _holds(actor, REVIEW)
     if review is not None:
         queryset = queryset.filter(review | escalated_to_condition(actor))
-    cleared = set(_clearances(actor))
+    cleared = set(member_clearances(workspace=actor.workspace, user=actor.user))
     for rule in AUTHORITY_RULES:
         if rule.data_class is not None:
             if rule.data_class not in cleared:

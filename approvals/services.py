@@ -19,6 +19,7 @@ from django.db.models import Max
 
 from approvals import signals
 from approvals.models import Gate, GateStatus
+from approvals.reviewers import gate_lacks_independent_reviewer
 from automations.models import Run
 
 
@@ -68,12 +69,14 @@ def gate_open(
         expires_at=now + timedelta(seconds=expires_after),
         reviewed=reviewed,
         reviewed_digest=reviewed_digest(reviewed),
+        lacks_independent_reviewer=gate_lacks_independent_reviewer(run=run, policy=gate["policy"]),
     )
     signals.send_after_commit(signals.gate_opened, gate_id=opened.id)
     return {
         "gate_id": opened.id,
         "round": opened.round,
         "expires_at": opened.expires_at.isoformat(),
+        "lacks_independent_reviewer": opened.lacks_independent_reviewer,
     }
 
 

@@ -26,6 +26,7 @@ from automations.flow_diagram import flow_graph_svg
 from automations.models import Automation, LifecycleEvent, Run
 from automations.selectors import automation_grants
 from automations.services import grant_add, grant_revoke
+from automations.warnings import automation_warnings
 from governance.admin_actions import (
     AdminAction,
     ObjectActionForm,
@@ -168,6 +169,7 @@ class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdm
         context = {
             **(extra_context or {}),
             "flow_graph": flow_graph_svg({"flow": automation.flow}),
+            "warnings": automation_warnings(automation) if automation is not None else [],
             "grants": automation_grants(automation),
             "grantable": list(GRANTABLE),
             "object_actions": self.object_actions,

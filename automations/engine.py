@@ -406,6 +406,8 @@ def _run_node(attempt: Attempt) -> tuple[dict | None, dict | None]:
             output = node_kind(attempt.kind)(ctx)
         except NodeFailure as exc:
             failure = {"reason": exc.reason, "failure_kind": exc.failure_kind, **exc.details}
+            if not exc.retryable:
+                failure["retryable"] = False
         except Exception as exc:  # any crash of node code is a node failure
             logger.exception("node %s of run %s raised", ctx.node_id, ctx.run_id)
             kind = (
@@ -530,7 +532,8 @@ def _accept(
                     lambda: handoffs.write_artifact(run_id=run_id, node_id=node_id), robust=True
                 )
         else:
-            retry = node.attempts < spec.max_attempts(node_id)
+            retryable = failure.get("retryable", True)
+            retry = retryable and node.attempts < spec.max_attempts(node_id)
             node.output = {"status": "failed", "failed_at": now.isoformat(), **failure}
             node.state = NodeState.PENDING if retry else NodeState.FAILED
             node.not_before = now + timedelta(seconds=spec.backoff_s(node_id)) if retry else None

@@ -38,6 +38,16 @@ class Automation(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="automations_created"
     )
+    # Who made the change that produced the current `version` (an update or a run repair);
+    # runs snapshot it, so the author of the version a run executes cannot approve its gates.
+    # Null only for versions changed before this was recorded.
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="automations_changed",
+    )
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -63,15 +73,33 @@ class Automation(models.Model):
 
 
 class AutomationUserObjectPermission(UserObjectPermissionBase):
-    """Direct-FK guardian table: per-automation grants to users."""
+    """Direct-FK guardian table: per-automation grants to users.
+
+    `granted_by` is who granted it (the first grantor when granted again): the humans who let
+    an agent run an automation are accountable for its runs (`approvals.policy`).
+    """
 
     content_object = models.ForeignKey(Automation, on_delete=models.CASCADE)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
 
 class AutomationGroupObjectPermission(GroupObjectPermissionBase):
-    """Direct-FK guardian table: per-automation grants to groups."""
+    """Direct-FK guardian table: per-automation grants to groups (`granted_by` as above)."""
 
     content_object = models.ForeignKey(Automation, on_delete=models.CASCADE)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
 
 class RunStatus(models.TextChoices):
@@ -124,6 +152,9 @@ class Run(models.Model):
         related_name="runs_requested",
     )
     trigger_type = models.CharField(max_length=32, default="manual")
+    # When an agent or service requests the run: the users (pks, as strings) who granted it the
+    # right to run this automation, read at start so a later revocation does not clear them.
+    requester_grantors = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
     automation_snapshot = models.JSONField(default=dict)
     pause_reason = models.TextField(blank=True)

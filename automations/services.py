@@ -34,7 +34,15 @@ from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import AutomationNotFound, Conflict, InvalidRequest, NotFound
 from governance.models import Membership, WorkspaceGroup
-from governance.policy import GRANTABLE, Action, authorize, authorize_create
+from governance.policy import (
+    ADMIN_ONLY_GRANTS,
+    GRANTABLE,
+    OPERATE,
+    Action,
+    authorize,
+    authorize_create,
+    deny,
+)
 
 SPEC_FIELDS = ("flow", "agents", "execution", "workspace_root", "handoff_config")
 PLAIN_FIELDS = ("name", "description", "status", "metadata")
@@ -93,6 +101,7 @@ def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
         metadata=data.get("metadata") or {},
         workspace_root=data.get("workspace_root", ""),
         created_by=actor.user,
+        updated_by=actor.user,
         **{k: spec[k] for k in ("flow", "agents", "execution", "handoff_config")},
     )
     try:
@@ -130,7 +139,7 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
                 code="AUTOMATION_V2_VERSION_CONFLICT",
                 currentVersion=locked.version,
             )
-        changed = automation_apply_change(locked=locked, data=data)
+        changed = automation_apply_change(locked=locked, data=data, changed_by=actor.user)
         if not changed:
             locked.created_by = automation.created_by
             locked.workspace = automation.workspace
@@ -150,12 +159,13 @@ def automation_update(*, actor: Actor, automation: Automation, data: dict[str, A
     return locked
 
 
-def automation_apply_change(*, locked: Automation, data: dict[str, Any]) -> list[str]:
+def automation_apply_change(*, locked: Automation, data: dict[str, Any], changed_by) -> list[str]:
     """Validate and write a partial change to an automation whose row the caller has locked.
 
     The one validated write path of an automation's spec (used by `automation_update` and by
     run repair): the merged spec is validated before anything is written and `version` goes up
-    by one. Returns the API fields changed (empty: nothing written, no version bump). The caller
+    by one, recording `changed_by` (the user whose change it is) as the version's author.
+    Returns the API fields changed (empty: nothing written, no version bump). The caller
     authorises and writes the audit event in the same transaction.
     """
     changed = [f for f in (*PLAIN_FIELDS, *SPEC_FIELDS) if f in data]
@@ -171,7 +181,8 @@ def automation_apply_change(*, locked: Automation, data: dict[str, Any]) -> list
         if name in data:
             setattr(locked, name, data[name] if name != "metadata" else data[name] or {})
     locked.version += 1
-    locked.save(update_fields=[*_stored_fields(changed), "version", "updated_at"])
+    locked.updated_by = changed_by
+    locked.save(update_fields=[*_stored_fields(changed), "version", "updated_by", "updated_at"])
     return changed
 
 
@@ -196,7 +207,8 @@ def automation_delete(*, actor: Actor, automation: Automation) -> None:
         locked = lock_live(automation)
         locked.deleted_at = now
         locked.version += 1
-        locked.save(update_fields=["deleted_at", "version", "updated_at"])
+        locked.updated_by = actor.user
+        locked.save(update_fields=["deleted_at", "version", "updated_by", "updated_at"])
         # Locked in primary-key order, ids only; the statuses an operator cancel accepts.
         run_pks = list(
             Run.objects.select_for_update()
@@ -264,17 +276,34 @@ def grant_add(
     group_name: str | None = None,
 ):
     """Grant one permission on the automation to a workspace member or one of the workspace's
-    groups (idempotent). The automation row is locked so a concurrent delete cannot slip in."""
+    groups (idempotent; the grant keeps its first grantor in `granted_by`). The automation row
+    is locked so a concurrent delete cannot slip in.
+
+    Review grants (`review`, `review_elevated`) are for workspace admins to give: an owner
+    could otherwise pick the reviewers of their own work (403 `AUTOMATION_V2_GRANT_FORBIDDEN`,
+    audited). A grant never lets anyone approve work they are accountable for (`approvals.policy`).
+    """
     authorize(actor, Action.MANAGE_GRANTS, automation)
     if permission not in GRANTABLE:
         raise InvalidRequest(
             f"permission must be one of {', '.join(GRANTABLE)}",
             fields={"permission": ["Unknown permission."]},
         )
+    if permission in ADMIN_ONLY_GRANTS and not actor.is_workspace_admin:
+        deny(
+            actor,
+            action=Action.MANAGE_GRANTS,
+            automation_id=automation.automation_id,
+            code="AUTOMATION_V2_GRANT_FORBIDDEN",
+            message=f"Only workspace admins may grant {permission}",
+        )
     target = _grant_target(actor, username=username, group_name=group_name)
     with transaction.atomic():
         lock_live(automation)
         row = assign_perm(f"automations.{GRANTABLE[permission]}", target, automation)
+        if row.granted_by_id is None:
+            row.granted_by = actor.user
+            row.save(update_fields=["granted_by"])
         audit_record(
             workspace=actor.workspace,
             event_type="automation.grant.added",
@@ -335,7 +364,21 @@ def automation_snapshot(automation: Automation) -> dict[str, Any]:
         "workspace_root": automation.workspace_root,
         "handoff_config": automation.handoff_config,
         "created_by": automation.created_by.username,
+        # The author of this version (`Automation.updated_by`), accountable for what runs.
+        "changed_by_id": automation.updated_by_id,
     }
+
+
+def _grantors(actor: Actor, automation: Automation) -> list[str]:
+    """Who granted the (agent or service) actor the right to run `automation`: the grantors of
+    its `operate` grants, to it or to one of its groups; user pks as strings, sorted."""
+    to_user = AutomationUserObjectPermission.objects.filter(
+        content_object=automation, user=actor.user, permission__codename=OPERATE
+    ).values_list("granted_by_id", flat=True)
+    to_group = AutomationGroupObjectPermission.objects.filter(
+        content_object=automation, group__user=actor.user, permission__codename=OPERATE
+    ).values_list("granted_by_id", flat=True)
+    return sorted({str(pk) for pk in to_user.union(to_group) if pk is not None})
 
 
 def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manual") -> Run:
@@ -370,6 +413,7 @@ def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manu
             workspace=actor.workspace,
             automation=locked,
             requested_by=actor.user,
+            requester_grantors=[] if actor.is_human else _grantors(actor, locked),
             trigger_type=trigger_type,
             automation_snapshot=automation_snapshot(locked),
         )

@@ -19,6 +19,9 @@ class User(AbstractUser):
     kind = models.CharField(
         max_length=16, choices=PrincipalKind.choices, default=PrincipalKind.HUMAN
     )
+    # Created by `manage.py seed_demo`, whose published passwords it may reset: the command
+    # never touches a user without this mark.
+    demo_account = models.BooleanField(default=False)
 
     @property
     def is_human(self) -> bool:

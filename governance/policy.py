@@ -61,6 +61,9 @@ GRANTABLE = {
     "review": REVIEW,
     "review_elevated": REVIEW_ELEVATED,
 }
+# Grants only a workspace admin may give: who reviews a piece of work is not for its owner
+# to choose (separation of duties, `approvals.policy`).
+ADMIN_ONLY_GRANTS = frozenset({"review", "review_elevated"})
 # Not grantable: held only by owners and workspace admins.
 OWNER_ONLY = "owner"
 
@@ -144,17 +147,21 @@ def automation_permissions(
 def grants_held(user, automation, workspace_codenames: frozenset[str] = frozenset()) -> set[str]:
     """The guardian grants of `user` (directly or through a group) on `automation`, and those of
     `workspace_codenames` on its workspace, in one query (guardian's checker takes two queries
-    per object, four for both). As guardian: an inactive user holds nothing, a superuser
-    everything. Used where clearances are wanted too (gate decisions); other checks keep
-    guardian's checker, whose query count the endpoints' tests pin.
+    per object, four for both). As guardian: an inactive user holds nothing and a superuser
+    every grantable permission, but (unlike guardian) only the clearances granted to them. Used
+    where clearances are wanted too (gate decisions); other checks keep guardian's checker,
+    whose query count the endpoints' tests pin.
 
     Plain SQL over guardian's direct-foreign-key tables: every authorised request runs it, and
     composing the four-part union through the ORM cost more than the query itself.
     """
     if not user.is_active:
         return set()
-    if user.is_superuser:
-        return {*GRANTABLE.values(), *workspace_codenames}
+    # Superusers hold every grantable permission, but clearances only when granted: they are
+    # personal, for superusers and workspace admins like everyone else.
+    implied = set(GRANTABLE.values()) if user.is_superuser else set()
+    if implied and not workspace_codenames:
+        return implied
     sql, params = _grants_on_automation(), [automation.pk, user.pk, automation.pk, user.pk]
     if workspace_codenames:
         listed = ", ".join(["%s"] * len(workspace_codenames))
@@ -164,7 +171,7 @@ def grants_held(user, automation, workspace_codenames: frozenset[str] = frozense
         params += [automation.workspace_id, user.pk, *codenames]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+        return implied | {row[0] for row in cursor.fetchall()}
 
 
 def _grant_sql(user_table: str, group_table: str, extra: str = "") -> str:

@@ -12,7 +12,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, get_perms, remove_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 from governance.actors import Actor
 from governance.audit import GENESIS_HASH, audit_record
@@ -27,6 +27,7 @@ from governance.models import (
     Role,
     User,
     Workspace,
+    WorkspaceGroupObjectPermission,
     WorkspaceUserObjectPermission,
     clearance_codename,
 )
@@ -191,9 +192,24 @@ def token_revoke(*, token: ApiToken, actor: Actor | None = None) -> ApiToken:
 
 
 def member_clearances(*, workspace: Workspace, user: User) -> list[str]:
-    """The data classes `user` is cleared to review in `workspace`, sorted."""
-    codenames = set(get_perms(user, workspace))
-    return [c for c in DATA_CLASSES if clearance_codename(c) in codenames]
+    """The data classes `user` is cleared to review in `workspace` (granted to them or to one of
+    their groups), in `DATA_CLASSES` order; one query.
+
+    Clearances are personal: unlike guardian's checker, which gives a superuser every
+    permission, only granted clearances count, for superusers and workspace admins too
+    (docs/security.md, "Clearances are personal"). An inactive user holds none.
+    """
+    if not user.is_active:
+        return []
+    codenames = {clearance_codename(c): c for c in DATA_CLASSES}
+    to_user = WorkspaceUserObjectPermission.objects.filter(
+        content_object=workspace, user=user, permission__codename__in=codenames
+    ).values_list("permission__codename", flat=True)
+    to_group = WorkspaceGroupObjectPermission.objects.filter(
+        content_object=workspace, group__user=user, permission__codename__in=codenames
+    ).values_list("permission__codename", flat=True)
+    held = set(to_user.union(to_group))
+    return [c for c in DATA_CLASSES if clearance_codename(c) in held]
 
 
 @transaction.atomic

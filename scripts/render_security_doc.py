@@ -1,6 +1,7 @@
 """Render the authorisation matrices into docs/security.md: the API's
-(tests/security/authz_table.py) and the pages' and admin console's
-(tests/security/session_table.py).
+(tests/security/authz_table.py), the pages' and admin console's
+(tests/security/session_table.py), and the separation-of-duties table from the policy code
+itself (approvals/policy.py).
 
     python scripts/render_security_doc.py          # rewrite the matrix sections of the doc
     python scripts/render_security_doc.py --check  # exit 1 if the doc is out of date
@@ -73,7 +74,70 @@ def render_session_matrix() -> str:
     return "\n".join([*_table(SESSION_ROUTES, ROLES), *_legend("Outcomes:", OUTCOMES)])
 
 
-RENDERERS = {"authz-matrix": render_matrix, "session-matrix": render_session_matrix}
+def render_separation_of_duties() -> str:
+    """Who may approve what, from `approvals.policy`: what makes a gate consequential, the
+    separation-of-duties rules (each refusal's `reason`) and the authority gates need."""
+    _setup_django()
+    from approvals.policy import (
+        APPROVAL_REQUIRED_RISK_TIERS,
+        AUTHORITY_RULES,
+        ELEVATED_DATA_CLASSES,
+        SELF_APPROVAL_FORBIDDEN,
+        SEPARATION_RULES,
+    )
+
+    def listed(values) -> str:
+        return ", ".join(f"`{v}`" for v in sorted(values))
+
+    lines = [
+        "A gate is **consequential** when its `reviewer_eligibility` is not `none`, its risk tier "
+        f"is one of {listed(APPROVAL_REQUIRED_RISK_TIERS)}, or it has a data class among "
+        f"{listed(ELEVATED_DATA_CLASSES)}. On a consequential gate these people may not "
+        f"approve (403 `{SELF_APPROVAL_FORBIDDEN}` with `reason`); they may still send it back "
+        "for rework or cancel the run, and no role, grant or superuser status lifts the rule:",
+        "",
+        "| `reason` | Who may not approve |",
+        "|---|---|",
+        *(f"| `{rule.name}` | {rule.who} |" for rule in SEPARATION_RULES),
+        "",
+        "Everyone else with the review permission may approve, when they also hold the "
+        "authority the gate needs (403 `AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED` "
+        "otherwise):",
+        "",
+        "| Gate | Needs |",
+        "|---|---|",
+    ]
+    for rule in AUTHORITY_RULES:
+        if rule.data_class is None:
+            lines.append(
+                f"| `reviewer_eligibility: elevated_reviewer` | `{rule.codename}` (workspace "
+                "admins, owners, or a grant from a workspace admin) |"
+            )
+    classes = [rule.data_class for rule in AUTHORITY_RULES if rule.data_class]
+    lines.append(
+        f"| a data class ({listed(classes)}) | the reviewer's own clearance for every class "
+        "on the gate (`review_<class>` on the workspace; personal, see below) |"
+    )
+    return "\n".join(lines)
+
+
+def _setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    import os
+
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+        django.setup()
+
+
+RENDERERS = {
+    "authz-matrix": render_matrix,
+    "session-matrix": render_session_matrix,
+    "separation-of-duties": render_separation_of_duties,
+}
 
 
 def render(doc: str) -> str:

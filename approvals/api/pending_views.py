@@ -14,9 +14,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from approvals.models import Gate
+from approvals.policy import GatePolicy, approval_barred_by
 from approvals.selectors import gates_pending
 from automations.api.run_json import approval_url
 from automations.api.serializers import to_ms
+from governance.actors import Actor
 from governance.api.base import WorkspaceAPIView, parse_input
 
 MAX_LIMIT = 200
@@ -47,6 +49,16 @@ class PendingApprovalSerializer(serializers.Serializer):
     requested_by = serializers.CharField(allow_null=True)
     reminder_count = serializers.IntegerField()
     escalated = serializers.BooleanField()
+    approve_refused = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "The separation-of-duties rule that bars the caller from approving this gate "
+            "(they may still rework or cancel it), else null."
+        ),
+    )
+    lacks_independent_reviewer = serializers.BooleanField(
+        help_text="When the gate opened, nobody but the run's accountable people could approve it."
+    )
     approval_url = serializers.URLField()
 
 
@@ -55,7 +67,8 @@ class PendingApprovalListSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Number of approvals in this response.")
 
 
-def pending_json(gate: Gate) -> dict[str, Any]:
+def pending_json(gate: Gate, actor: Actor) -> dict[str, Any]:
+    barred = approval_barred_by(actor.user, run=gate.run, policy=GatePolicy.of(gate.policy))
     return {
         "approval_request_id": gate.pk,
         "transition_id": gate.transition_id,
@@ -72,6 +85,8 @@ def pending_json(gate: Gate) -> dict[str, Any]:
         "requested_by": gate.requested_by.username if gate.requested_by else None,
         "reminder_count": gate.reminder_count,
         "escalated": gate.escalated_at is not None,
+        "approve_refused": barred.name if barred is not None else None,
+        "lacks_independent_reviewer": gate.lacks_independent_reviewer,
         "approval_url": approval_url(gate.pk),
     }
 
@@ -88,4 +103,6 @@ class PendingApprovalsView(WorkspaceAPIView):
     def get(self, request):
         query = parse_input(PendingQuerySerializer, request.query_params)
         gates = list(gates_pending(request.actor)[: query["limit"]])
-        return Response({"approvals": [pending_json(g) for g in gates], "count": len(gates)})
+        return Response(
+            {"approvals": [pending_json(g, request.actor) for g in gates], "count": len(gates)}
+        )

@@ -18,6 +18,7 @@ from approvals.models import Gate
 from approvals.pages.forms import DecisionForm
 from approvals.pages.gate_view import gate_view
 from approvals.pages.pending import PAGE_SIZE, pending_for_user
+from approvals.policy import GatePolicy, approval_barred_by
 from governance.actors import Actor
 from governance.errors import FlowgateError, Forbidden, NotFound
 from governance.models import Membership
@@ -31,6 +32,10 @@ OUTCOME_VERBS = {"approve": "approved", "rework": "sent back for rework", "cance
 def pending_list(request: HttpRequest) -> HttpResponse:
     """The reader's open gates in all their workspaces, newest first."""
     gates = list(pending_for_user(request.user)[: PAGE_SIZE + 1])
+    for gate in gates:  # marked from the rule table the decision service applies
+        gate.approve_barred = approval_barred_by(
+            request.user, run=gate.run, policy=GatePolicy.of(gate.policy)
+        )
     return render(
         request,
         "approvals/pending.html",

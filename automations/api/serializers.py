@@ -75,6 +75,14 @@ class AutomationSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     created_at_ms = serializers.IntegerField()
     updated_at_ms = serializers.IntegerField()
+    warnings = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text=(
+            "Create, update and read of one automation: problems that do not make it invalid, "
+            "`{code, node_id, message}` (e.g. GATE_NO_INDEPENDENT_REVIEWER)."
+        ),
+    )
 
 
 class AutomationListSerializer(serializers.Serializer):

@@ -17,10 +17,16 @@ from automations.api.serializers import (
     GrantSerializer,
     automation_json,
 )
+from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import keyset_page
 from governance.errors import InvalidRequest
 from governance.policy import Action
+
+
+def _with_warnings(automation) -> dict:
+    """One automation's JSON with its `warnings` (not in lists: they cost queries per row)."""
+    return {**automation_json(automation), "warnings": automation_warnings(automation)}
 
 
 class AutomationListView(WorkspaceAPIView):
@@ -54,7 +60,7 @@ class AutomationListView(WorkspaceAPIView):
         data = parse_input(AutomationInputSerializer, request.data)
         automation = services.automation_create(actor=request.actor, data=data)
         automation = selectors.automation_get(request.actor, automation.automation_id)
-        return Response(automation_json(automation), status=status.HTTP_201_CREATED)
+        return Response(_with_warnings(automation), status=status.HTTP_201_CREATED)
 
 
 class AutomationDetailView(WorkspaceAPIView):
@@ -62,7 +68,7 @@ class AutomationDetailView(WorkspaceAPIView):
 
     @extend_schema(responses=AutomationSerializer, operation_id="automations_retrieve")
     def get(self, request, automation_id: str):
-        return Response(automation_json(selectors.automation_get(request.actor, automation_id)))
+        return Response(_with_warnings(selectors.automation_get(request.actor, automation_id)))
 
     @extend_schema(
         request=AutomationInputSerializer,
@@ -77,7 +83,7 @@ class AutomationDetailView(WorkspaceAPIView):
                 "automation_id cannot be changed", fields={"automation_id": ["Read-only."]}
             )
         updated = services.automation_update(actor=request.actor, automation=automation, data=data)
-        return Response(automation_json(updated))
+        return Response(_with_warnings(updated))
 
     @extend_schema(responses={204: None}, operation_id="automations_delete")
     def delete(self, request, automation_id: str):

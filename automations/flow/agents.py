@@ -6,13 +6,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from automations.flow.problems import Problems, Report
-from automations.flow.values import JSON, id_problem, optional_string
+from automations.flow.values import JSON, id_problem, optional_string, reject_unknown_keys
+from automations.nodes.agent import ModelPolicyError, parse_model_policy
+
+_MODEL_POLICY_KEYS = frozenset({"provider", "model", "default_model"})
+_DEFAULT_MODEL_KEYS = frozenset({"provider_id", "model_id"})
 
 
 def normalise_agents(agents: Any, problems: Problems) -> tuple[list[JSON], set[str]]:
     """Agent profiles as given, checked; returns them and the ids agent nodes may reference.
 
-    Profiles stay free-form apart from the checked keys.
+    Profiles stay free-form apart from the checked keys; `model_policy` is checked whole (its
+    keys, a registered provider, a model where the provider needs one), so a policy naming an
+    unknown provider is refused at save rather than failing the run.
     """
     if agents is None:
         return [], set()
@@ -28,12 +34,28 @@ def normalise_agents(agents: Any, problems: Problems) -> tuple[list[JSON], set[s
             report(path, "must be an object")
             continue
         _check_agent_id(agent.get("agent_id"), seen, f"{path}.agent_id", report)
-        if agent.get("model_policy") is not None and not isinstance(agent["model_policy"], Mapping):
-            report(f"{path}.model_policy", "must be an object")
+        _check_model_policy(agent.get("model_policy"), f"{path}.model_policy", report)
         for key in ("template_id", "display_name"):
             optional_string(agent, key, f"{path}.", report)
         profiles.append(dict(agent))
     return profiles, seen
+
+
+def _check_model_policy(policy: Any, path: str, report: Report) -> None:
+    if policy is None:
+        return
+    if not isinstance(policy, Mapping):
+        report(path, "must be an object")
+        return
+    reject_unknown_keys(policy, _MODEL_POLICY_KEYS, path, report)
+    if isinstance(policy.get("default_model"), Mapping):
+        reject_unknown_keys(
+            policy["default_model"], _DEFAULT_MODEL_KEYS, f"{path}.default_model", report
+        )
+    try:
+        parse_model_policy(policy)
+    except ModelPolicyError as exc:
+        report(path, str(exc))
 
 
 def _check_agent_id(agent_id: Any, seen: set[str], path: str, report: Report) -> None:

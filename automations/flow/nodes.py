@@ -4,8 +4,18 @@ An explicit `kind` of `agent`/`http` on a node that carries one of the original'
 markers is refused: the original would silently treat it as a gate.
 
 Accepted kinds are the registered ones (`automations.nodes.registry.known_kinds`): the built-ins
-plus any a deployment adds through `FLOWGATE_NODE_KINDS`. A deployment kind gets only the checks
-every node gets (id, dependencies, retry, timeout, metadata); its other keys are its own.
+plus any a deployment adds through `FLOWGATE_NODE_KINDS`. A deployment kind gets the checks
+every node gets (id, dependencies, retry, timeout, metadata) and takes the keys it declares
+(`automations.nodes.registry.kind_keys`).
+
+Every node refuses keys its kind does not take (`NODE_KEYS` plus the kind's own), with a "did
+you mean" for near misses: a `depend_on` typo would otherwise drop the dependency and let the
+node run before the gate it was meant to wait for. `metadata` stays the node's free-form
+annotations (the original's `metadata.approval` and `metadata.builder` live there).
+
+Size limits (`FLOWGATE_FLOW_MAX_NODES`, `FLOWGATE_FLOW_MAX_DEPENDENCIES`) are checked before the
+entries they bound, and every check is linear in the size of the flow, so a hostile body is
+refused quickly.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from django.conf import settings
 
 from automations.flow.agents import check_agent_reference
 from automations.flow.gates import normalise_gate_into
@@ -27,7 +39,7 @@ from automations.flow.values import (
     optional_string,
     reject_unknown_keys,
 )
-from automations.nodes.registry import BUILTIN_KINDS, known_kinds
+from automations.nodes.registry import BUILTIN_KINDS, kind_keys, known_kinds
 
 NODE_KINDS = tuple(BUILTIN_KINDS)  # the built-ins; known_kinds() adds the deployment's own
 MAX_ATTEMPTS = 20
@@ -37,6 +49,29 @@ MAX_NODE_TIMEOUT_S = 86_400  # a day; a longer step should be split or handed of
 
 _RETRY_KEYS = frozenset({"max_attempts", "backoff_s"})
 _HTTP_KEYS = frozenset({"url", "method", "timeout_s"})
+# Keys every node takes; each built-in kind adds its own (`automations.nodes.registry`).
+# `stage_kind` is the original's approval marker and `handoff` a handoff declaration.
+NODE_KEYS = frozenset(
+    {
+        "node_id",
+        "kind",
+        "depends_on",
+        "objective",
+        "metadata",
+        "retry",
+        "timeout_s",
+        "handoff",
+        "stage_kind",
+    }
+)
+
+
+def max_nodes() -> int:
+    return settings.FLOWGATE_FLOW_MAX_NODES
+
+
+def max_dependencies() -> int:
+    return settings.FLOWGATE_FLOW_MAX_DEPENDENCIES
 
 
 def flow_nodes(flow: Any, problems: Problems) -> list[tuple[int, Mapping[str, Any]]]:
@@ -47,6 +82,13 @@ def flow_nodes(flow: Any, problems: Problems) -> list[tuple[int, Mapping[str, An
     nodes = flow.get("nodes")
     if not isinstance(nodes, list):
         problems.add(None, "flow.nodes", "must be a list of node objects")
+        return []
+    if len(nodes) > max_nodes():
+        problems.add(
+            None,
+            "flow.nodes",
+            f"has {len(nodes)} nodes; a flow takes at most {max_nodes()} (FLOWGATE_FLOW_MAX_NODES)",
+        )
         return []
     found = []
     for index, node in enumerate(nodes):
@@ -89,6 +131,7 @@ def normalise_node(
         report("timeout_s", f"must be a number of seconds above 0 and at most {MAX_NODE_TIMEOUT_S}")
     node["depends_on"] = _check_depends_on(raw, node_ids, report)
     node["kind"] = kind = _resolve_kind(raw, report)
+    _check_node_keys(raw, kind, report)
     if kind == "agent":
         check_agent_reference(raw.get("agent_id"), agent_ids, report)
     elif kind == "http":
@@ -123,6 +166,15 @@ def _resolve_kind(raw: Mapping[str, Any], report: Report) -> str | None:
     return kind
 
 
+def _check_node_keys(raw: Mapping[str, Any], kind: str | None, report: Report) -> None:
+    """Refuse keys the node's kind does not take; with an unresolved kind, keys no kind takes."""
+    if kind is not None:
+        allowed = NODE_KEYS | kind_keys(kind)
+    else:
+        allowed = NODE_KEYS.union(*(kind_keys(k) for k in known_kinds()))
+    reject_unknown_keys(raw, allowed, "", report)
+
+
 def _check_metadata(raw: Mapping[str, Any], report: Report) -> None:
     """The engine reads `metadata.builder.prompt/title`; other metadata is free-form."""
     metadata = raw.get("metadata")
@@ -140,14 +192,22 @@ def _check_metadata(raw: Mapping[str, Any], report: Report) -> None:
 
 
 def _check_depends_on(raw: Mapping[str, Any], node_ids: set[str], report: Report) -> list[str]:
-    """Upstream ids, defaulted to [] and de-duplicated; each must name another node."""
+    """Upstream ids, defaulted to [] and de-duplicated (in linear time); each must name another
+    node. Over `FLOWGATE_FLOW_MAX_DEPENDENCIES` entries the list is refused unread."""
     value = raw.get("depends_on")
     if value is None:
         return []
     if not isinstance(value, list):
         report("depends_on", "must be a list of node ids")
         return []
-    dependencies: list[str] = []
+    if len(value) > max_dependencies():
+        report(
+            "depends_on",
+            f"has {len(value)} entries; a node takes at most {max_dependencies()} "
+            "(FLOWGATE_FLOW_MAX_DEPENDENCIES)",
+        )
+        return []
+    dependencies: dict[str, None] = {}  # ordered and O(1) to test, unlike a list
     for dependency in value:
         if not isinstance(dependency, str) or not dependency:
             report("depends_on", f"entries must be node ids, not {dependency!r}")
@@ -156,9 +216,8 @@ def _check_depends_on(raw: Mapping[str, Any], node_ids: set[str], report: Report
             report("depends_on", "a node cannot depend on itself")
         elif dependency not in node_ids:
             report("depends_on", f"unknown node {dependency!r}")
-        if dependency not in dependencies:
-            dependencies.append(dependency)
-    return dependencies
+        dependencies.setdefault(dependency)
+    return list(dependencies)
 
 
 def _check_retry(value: Any, report: Report) -> None:

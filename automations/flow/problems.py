@@ -10,6 +10,8 @@ from governance.errors import InvalidFlow
 
 # Reports one problem of the thing being checked: (field, message).
 Report = Callable[[str, str], None]
+# Problems listed in one 400; the rest are counted (a hostile flow can have millions).
+MAX_LISTED = 200
 
 
 @dataclass
@@ -17,8 +19,12 @@ class Problems:
     """Every problem found, so one 400 lists them all instead of one per round trip."""
 
     errors: list[dict[str, Any]] = field(default_factory=list)
+    unlisted: int = 0
 
     def add(self, node_id: str | None, field_name: str, message: str) -> None:
+        if len(self.errors) >= MAX_LISTED:
+            self.unlisted += 1
+            return
         self.errors.append({"node_id": node_id, "field": field_name, "message": message})
 
     def reporter(self, node_id: str | None) -> Report:
@@ -27,14 +33,15 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.errors:
             nodes = sorted({error["node_id"] for error in self.errors if error["node_id"]})
-            raise InvalidFlow(_summary(self.errors), nodes=nodes, errors=self.errors)
+            raise InvalidFlow(_summary(self.errors, self.unlisted), nodes=nodes, errors=self.errors)
 
 
-def _summary(errors: list[dict[str, Any]]) -> str:
+def _summary(errors: list[dict[str, Any]], unlisted: int = 0) -> str:
     def describe(error: dict[str, Any]) -> str:
         where = f"node {error['node_id']!r} " if error["node_id"] else ""
         return f"{where}{error['field']}: {error['message']}"
 
     shown = "; ".join(describe(error) for error in errors[:3])
-    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    hidden = len(errors) - 3 + unlisted
+    more = f" (and {hidden} more)" if hidden > 0 else ""
     return f"Invalid automation flow: {shown}{more}"

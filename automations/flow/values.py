@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -53,13 +54,29 @@ def id_problem(value: Any) -> str | None:
     return None
 
 
+# Keys longer than this get no "did you mean" (the comparison is quadratic in the key length).
+_SUGGEST_MAX_LENGTH = 64
+
+
 def reject_unknown_keys(
     value: Mapping[str, Any], allowed: Collection[str], path: str, report: Report
 ) -> None:
-    """New-style objects refuse unknown keys, so a typo such as `expires_after` cannot silently
-    fall back to a default."""
+    """Refuse keys outside `allowed`, naming the key and the nearest allowed one, so a typo such
+    as `depend_on` or `expires_after` cannot silently fall back to a default (or drop a
+    dependency). `path` is the object's field path, "" for the node itself."""
+    expected = ", ".join(sorted(allowed))
     for key in sorted(set(value) - set(allowed), key=str):
-        report(f"{path}.{key}", f"unknown key; expected one of {', '.join(sorted(allowed))}")
+        hint = did_you_mean(key, allowed)
+        where = f"{path}.{key}" if path else str(key)
+        report(where, f"unknown key{hint}; expected one of {expected}")
+
+
+def did_you_mean(key: Any, allowed: Collection[str]) -> str:
+    """` (did you mean 'depends_on'?)` for a near miss, else ""."""
+    if not isinstance(key, str) or len(key) > _SUGGEST_MAX_LENGTH:
+        return ""
+    close = difflib.get_close_matches(key.strip().lower(), sorted(allowed), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def optional_string(value: Mapping[str, Any], key: str, path: str, report: Report) -> None:

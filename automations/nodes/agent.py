@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from automations.nodes.base import NodeContext, NodeFailure
-from automations.nodes.providers import CompletionRequest, canonical_json, provider
+from automations.nodes.providers import (
+    MODEL_REQUIRED,
+    PROVIDERS,
+    CompletionRequest,
+    canonical_json,
+    provider,
+)
 
 DEFAULT_PROVIDER = "echo"
 DEFAULT_TIMEOUT_S = 60.0
@@ -110,12 +116,31 @@ def render_prompt(
     return RenderedPrompt(system=system, user=user)
 
 
+class ModelPolicyError(ValueError):
+    """A `model_policy` that names no usable provider/model; the message says why."""
+
+
 def model_choice(policy: Any) -> ModelChoice:
-    """Provider and model from a `model_policy`; a malformed policy is a node failure."""
+    """Provider and model from a `model_policy`; a malformed policy is a node failure (flow
+    validation refuses one at save with `parse_model_policy`, so this is for old snapshots)."""
+    try:
+        return parse_model_policy(policy)
+    except ModelPolicyError as exc:
+        raise NodeFailure(
+            f"invalid agent model_policy: {exc}", failure_kind="invalid_model_policy"
+        ) from None
+
+
+def parse_model_policy(policy: Any) -> ModelChoice:
+    """The provider and model a `model_policy` picks; raises `ModelPolicyError`.
+
+    The provider must be registered (`providers.PROVIDERS`), and those that need a model
+    (`openai`) must be given one.
+    """
     if policy is None:
         return ModelChoice(DEFAULT_PROVIDER, None)
     if not isinstance(policy, Mapping):
-        raise _bad_policy("model_policy must be an object")
+        raise ModelPolicyError("model_policy must be an object")
     if policy.get("provider") is not None or policy.get("model") is not None:
         provider_name, model = policy.get("provider"), policy.get("model")
         where = "model_policy"
@@ -128,14 +153,18 @@ def model_choice(policy: Any) -> ModelChoice:
     if provider_name is None:
         provider_name = DEFAULT_PROVIDER
     if not isinstance(provider_name, str) or not provider_name.strip():
-        raise _bad_policy(f"{where}: the provider must be a non-empty string")
+        raise ModelPolicyError(f"{where}: the provider must be a non-empty string")
     if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise _bad_policy(f"{where}: the model must be a non-empty string")
-    return ModelChoice(provider_name.strip().lower(), model.strip() if model else None)
-
-
-def _bad_policy(reason: str) -> NodeFailure:
-    return NodeFailure(f"invalid agent model_policy: {reason}", failure_kind="invalid_model_policy")
+        raise ModelPolicyError(f"{where}: the model must be a non-empty string")
+    name = provider_name.strip().lower()
+    if name not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ModelPolicyError(
+            f"{where}: unknown model provider {provider_name!r}; known providers: {known}"
+        )
+    if name in MODEL_REQUIRED and not model:
+        raise ModelPolicyError(f"{where}: the {name} provider needs a model")
+    return ModelChoice(name, model.strip() if model else None)
 
 
 def _timeout(node: Mapping[str, Any]) -> float:

@@ -31,12 +31,25 @@ class NodeContext:
 
 
 class NodeFailure(Exception):
-    """An expected node failure: `reason` is shown to operators, `failure_kind` classifies it."""
+    """An expected node failure: `reason` is shown to operators, `failure_kind` classifies it.
 
-    def __init__(self, reason: str, *, failure_kind: str = "execution_failed", **details: Any):
+    `retryable=False` marks a configuration error no retry can fix (a host the allowlist
+    refuses, an invalid node): the engine fails the node on this attempt instead of retrying
+    with backoff while the run looks healthy.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        failure_kind: str = "execution_failed",
+        retryable: bool = True,
+        **details: Any,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.failure_kind = failure_kind
+        self.retryable = retryable
         self.details = details
 
 

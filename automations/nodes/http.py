@@ -45,7 +45,9 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
     """POST `{run_id, node_id, upstream_outputs}`; returns the status and (truncated) body."""
     spec = ctx.node.get("http")
     if not isinstance(spec, Mapping):
-        raise NodeFailure("http node has no 'http' object", failure_kind="invalid_node")
+        raise NodeFailure(
+            "http node has no 'http' object", failure_kind="invalid_node", retryable=False
+        )
     target = _target(spec.get("url"))
     shown = str(target.copy_with(username=None, password=None))  # never echo credentials
     timeout = _timeout(spec.get("timeout_s"))
@@ -154,7 +156,9 @@ def _target(url: Any) -> httpx.URL:
         target = None
     if target is None or target.scheme not in ("http", "https") or not target.host:
         raise NodeFailure(
-            f"http node URL {url!r} is not an http(s) URL", failure_kind="invalid_node"
+            f"http node URL {url!r} is not an http(s) URL",
+            failure_kind="invalid_node",
+            retryable=False,
         )
     return target
 
@@ -261,4 +265,5 @@ def _read_content(response: httpx.Response, deadline: float) -> dict[str, Any]:
 
 
 def _refused(reason: str) -> NodeFailure:
-    return NodeFailure(reason, failure_kind="http_refused")
+    """The allowlist refused the call: configuration, so the node fails on this attempt."""
+    return NodeFailure(reason, failure_kind="http_refused", retryable=False)

@@ -152,6 +152,8 @@ def _parse_completion(response: httpx.Response, requested_model: str) -> Complet
 
 
 PROVIDERS: Mapping[str, Provider] = {"echo": echo, "openai": openai}
+# Providers that cannot answer without a model named in the agent's model_policy.
+MODEL_REQUIRED = frozenset({"openai"})
 
 
 def provider(name: str) -> Provider:

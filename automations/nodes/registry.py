@@ -1,10 +1,12 @@
 """The one place node kinds are registered: kind name → `execute(ctx) -> dict`.
 
 Built-ins are `agent`, `http` and `approval`. A deployment adds kinds with the setting
-`FLOWGATE_NODE_KINDS` (`{"kind": "dotted.path.to.execute"}`, from the env var of the same name as
-`kind=dotted.path[,kind=dotted.path]`). Added kinds cannot replace a built-in: flow validation,
-the engine and every surface treat `agent`, `http` and `approval` specially, so a replacement
-would silently change what a stored flow means.
+`FLOWGATE_NODE_KINDS` (`{"kind": "dotted.path.to.execute[:key[:key…]]"}`, from the env var of
+the same name as `kind=dotted.path[:key…][,kind=dotted.path[:key…]]`). The `:key` suffixes are
+the node keys the kind takes besides those every node takes (`automations.flow.nodes.NODE_KEYS`);
+flow validation refuses any other key on its nodes. Added kinds cannot replace a built-in:
+flow validation, the engine and every surface treat `agent`, `http` and `approval` specially,
+so a replacement would silently change what a stored flow means.
 
 `known_kinds()` reads names only and never imports a handler, so flow validation stays cheap and
 cannot run deployment code; `node_kind()` imports a handler on first use. Both results are cached
@@ -52,6 +54,13 @@ BUILTIN_KINDS: Mapping[str, str] = {
     "http": "automations.nodes.http.execute",
     "approval": "automations.nodes.registry.execute_approval",
 }
+# The node keys each built-in kind takes besides the common ones; original-style approval nodes
+# carry an `agent_id` too.
+BUILTIN_KEYS: Mapping[str, frozenset[str]] = {
+    "agent": frozenset({"agent_id"}),
+    "http": frozenset({"http"}),
+    "approval": frozenset({"gate", "agent_id"}),
+}
 
 
 class UnknownNodeKind(NodeFailure, LookupError):
@@ -82,13 +91,29 @@ def known_kinds() -> frozenset[str]:
     return frozenset(_kind_paths())
 
 
+def kind_keys(name: str) -> frozenset[str]:
+    """The node keys `name` takes besides the common ones (empty for an unknown kind)."""
+    return _kind_keys().get(name, frozenset())
+
+
 @cache
 def _kind_paths() -> Mapping[str, str]:
+    return {name: path for name, (path, _) in _kinds().items()}
+
+
+@cache
+def _kind_keys() -> Mapping[str, frozenset[str]]:
+    return {name: keys for name, (_, keys) in _kinds().items()}
+
+
+@cache
+def _kinds() -> Mapping[str, tuple[str, frozenset[str]]]:
+    """kind → (dotted path, node keys), the built-ins first."""
     configured = getattr(settings, SETTING, None) or {}
     if not isinstance(configured, Mapping):
         raise ImproperlyConfigured(f"{SETTING} must be a dict of kind name -> dotted path")
-    paths = dict(BUILTIN_KINDS)
-    for name, path in configured.items():
+    kinds = {name: (path, BUILTIN_KEYS[name]) for name, path in BUILTIN_KINDS.items()}
+    for name, value in configured.items():
         if name in BUILTIN_KINDS:
             raise ImproperlyConfigured(f"{SETTING} cannot replace the built-in kind {name!r}")
         if not isinstance(name, str) or not _KIND_NAME.fullmatch(name):
@@ -96,13 +121,14 @@ def _kind_paths() -> Mapping[str, str]:
                 f"{SETTING}: kind {name!r} must be lowercase letters, digits, '-' or '_', "
                 "starting with a letter"
             )
+        path, *keys = value.split(":") if isinstance(value, str) else (value,)
         if not isinstance(path, str) or "." not in path:
             raise ImproperlyConfigured(
                 f"{SETTING}: kind {name!r} needs a dotted path to its execute function, "
-                f"not {path!r}"
+                f"not {value!r}"
             )
-        paths[name] = path
-    return paths
+        kinds[name] = (path.strip(), frozenset(key.strip() for key in keys if key.strip()))
+    return kinds
 
 
 @cache
@@ -119,7 +145,9 @@ def _import_kind(name: str, path: str) -> NodeKind:
 @receiver(setting_changed)
 def _reset_on_setting_change(*, setting: str, **kwargs: object) -> None:
     if setting == SETTING:
+        _kinds.cache_clear()
         _kind_paths.cache_clear()
+        _kind_keys.cache_clear()
         _import_kind.cache_clear()
 
 

@@ -96,7 +96,7 @@ def run_repair(
             if model_policy is not None:
                 agent["model_policy"] = model_policy
             data["agents"] = agents
-        changed = automation_apply_change(locked=automation, data=data)
+        changed = automation_apply_change(locked=automation, data=data, changed_by=actor.user)
         resnapshot(change, automation)
         reset = descendants(change.flow_nodes, [node_id]) & set(change.spec.order)
         cleared = reset_subtree(change, reset, keep_attempts=False)

@@ -20,8 +20,10 @@ from approvals.policy import AUTHORITY_DENIED, MESSAGES, SELF_APPROVAL_FORBIDDEN
 from automations import engine
 from automations.models import NodeState, Run, RunNode, RunStatus
 from automations.runs.control import run_cancel
+from governance.actors import Actor
 from governance.errors import Conflict
 from governance.models import AuditEvent, Role
+from governance.services import clearances_set
 from tests.approvals.test_decisions import GOVERNED, awaiting
 from tests.approvals.test_pages import gate_for, page_text
 from tests.automations.test_admin import (  # noqa: F401
@@ -323,8 +325,15 @@ def test_closed_gates_offer_no_form(operator, reviewer, requester, decided):
 
 def test_a_superuser_who_is_not_a_member_decides_as_a_workspace_admin(admin_user, requester):
     """Not a member, so the approval page is a 404; the admin is where they decide, even an
-    elevated gate with a data class (a superuser holds every clearance, as in guardian)."""
+    elevated gate with a data class, once cleared for it: clearances are personal, superusers
+    included (issue 13)."""
     gate = gate_for(requester, policy=GOVERNED)
+    clearances_set(
+        workspace=gate.workspace,
+        user=admin_user,
+        data_classes=GOVERNED["data_classes"],
+        actor=Actor.system(gate.workspace),
+    )
     client = Client()
     client.force_login(admin_user)
     assert client.get(reverse("approval_pages:gate", args=[gate.pk])).status_code == 404
@@ -333,6 +342,18 @@ def test_a_superuser_who_is_not_a_member_decides_as_a_workspace_admin(admin_user
     assert messages_of(done) == [f"Gate {gate}: approved"]
     record = GateDecision.objects.get(gate=gate)
     assert (record.decided_by, record.source) == (admin_user, "admin")
+
+
+def test_a_superuser_without_the_clearance_is_refused(admin_user, requester):
+    """Issue 13: superusers decided gates with data classes they held no clearance for."""
+    gate = gate_for(requester, policy=GOVERNED)
+    client = Client()
+    client.force_login(admin_user)
+    page = page_text(client.get(change_url(gate)))
+    assert "clearance for the data class" in page
+    refused = decide(client, gate, "approve", "on call")
+    assert messages_of(refused) == [f"Gate {gate}: {MESSAGES[AUTHORITY_DENIED]}"]
+    assert not GateDecision.objects.filter(gate=gate, settles=True).exists()
 
 
 def test_the_gate_page_costs_a_fixed_number_of_queries(

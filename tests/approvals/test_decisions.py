@@ -544,13 +544,16 @@ def test_elevated_gate_refuses_a_plain_reviewer(op, rev):
     assert len(audits(run, DENIED)) == 2
 
 
-def test_elevated_gate_allows_a_granted_reviewer(op, reviewer):
-    """Item 9: `review_elevated` granted on the automation."""
+def test_elevated_gate_allows_a_granted_reviewer(op, reviewer, admin):
+    """Item 9: `review_elevated` granted on the automation (by a workspace admin)."""
     run = awaiting(
         op, basic(policy={"reviewer_eligibility": "elevated_reviewer"}), automation_id="e"
     )
     grant_add(
-        actor=op, automation=run.automation, permission="review_elevated", username="rita-reviewer"
+        actor=actor_for(admin),
+        automation=run.automation,
+        permission="review_elevated",
+        username="rita-reviewer",
     )
     assert gate_decide(actor=actor_for(reviewer), run=run, decision="approve")
 

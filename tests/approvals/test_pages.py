@@ -376,7 +376,8 @@ def test_self_approval_is_explained_then_refused_with_the_policy_reason(make_mem
     client = signed_in(owner)
     page = client.get(gate_url(gate))
     html, text = page.content.decode(), page_text(page)
-    assert "Approve : Requester cannot approve their own consequential action" in text
+    assert f"Approve : {MESSAGES[SELF_APPROVAL_FORBIDDEN]}: you are the run" in text
+    assert "(rule requester)" in text
     assert "risk tier external_send" in text
     assert re.search(r'value="approve" class="[^"]*" disabled', html)
     assert not re.search(r'value="rework" class="[^"]*" disabled', html)

@@ -104,6 +104,8 @@ def test_item_shape(operator, reviewer):
         "requested_by": "otto-operator",
         "reminder_count": 0,
         "escalated": False,
+        "approve_refused": None,
+        "lacks_independent_reviewer": False,
         "approval_url": approval_url(gate.pk),
     }
     assert item["approval_url"].endswith(f"/approvals/{gate.pk}/")
@@ -123,11 +125,11 @@ def test_who_sees_a_plain_gate(operator, reviewer, viewer, admin, agent, make_me
     assert listed(agent) == []
 
 
-def test_grants_to_a_user_or_a_group_add_the_automation(operator, viewer, make_member):
+def test_grants_to_a_user_or_a_group_add_the_automation(operator, viewer, admin, make_member):
     granted = open_gate(operator, "granted")
     open_gate(operator, "other")
     grant_add(
-        actor=actor_for(operator),
+        actor=actor_for(admin),
         automation=granted.run.automation,
         permission="review",
         username="vera-viewer",
@@ -140,7 +142,7 @@ def test_grants_to_a_user_or_a_group_add_the_automation(operator, viewer, make_m
     member.user.groups.add(group)
     assert listed(member) == []
     grant_add(
-        actor=actor_for(operator),
+        actor=actor_for(admin),
         automation=granted.run.automation,
         permission="review",
         group_name="acme-reviewers",
@@ -154,7 +156,7 @@ def test_elevated_gates_need_review_elevated(operator, reviewer, admin):
     assert listed(reviewer) == [plain.pk]
     assert listed(admin) == [elevated.pk, plain.pk]
     grant_add(
-        actor=actor_for(operator),
+        actor=actor_for(admin),
         automation=elevated.run.automation,
         permission="review_elevated",
         username="rita-reviewer",
@@ -216,14 +218,16 @@ def test_bad_limit_is_400(reviewer, limit):
     assert response.json()["code"] == "INVALID_REQUEST"
 
 
-def test_query_count_does_not_grow_with_gates(operator, make_member, django_assert_num_queries):
+def test_query_count_does_not_grow_with_gates(
+    operator, admin, make_member, django_assert_num_queries
+):
     """A viewer with grants (so every permission condition is in the query): token, membership,
     clearances, the page."""
     member = make_member("acme/ops", "gail-granted", role=Role.VIEWER, clearances=["regulated"])
 
     def grant(gate):
         grant_add(
-            actor=actor_for(operator),
+            actor=actor_for(admin),
             automation=gate.run.automation,
             permission="review",
             username="gail-granted",
@@ -290,7 +294,7 @@ def test_the_list_and_the_decision_apply_the_same_rules(operator, make_member):
     for gate in gates.values():
         for permission in ("review", "review_elevated"):
             grant_add(
-                actor=actor_for(operator),
+                actor=actor_for(members["admin"]),
                 automation=gate.run.automation,
                 permission=permission,
                 username="gus-granted",

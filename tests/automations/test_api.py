@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from automations.models import Automation
@@ -290,3 +292,32 @@ class TestList:
             create(operator)
         with django_assert_num_queries(3):
             assert client.get(URL).json()["count"] == 16
+
+
+@pytest.mark.django_db
+class TestStrictFlows:
+    def test_a_depend_on_typo_is_refused_and_nothing_is_written(self, operator):
+        """Issue 13: this body was accepted with 201 and `publish` ran before the approval."""
+        flow = simple_flow()
+        flow["nodes"][-1]["depend_on"] = flow["nodes"][-1].pop("depends_on")
+
+        response = operator.client().post(URL, body(flow=flow), format="json")
+
+        assert response.status_code == 400
+        error = response.json()
+        assert error["code"] == "AUTOMATION_V2_INVALID_FLOW"
+        assert "did you mean 'depends_on'?" in error["errors"][0]["message"]
+        assert not Automation.objects.exists()
+
+    def test_a_hundred_thousand_unknown_dependencies_answer_400_quickly(self, operator):
+        """Issue 13: 102,000 unknown `depends_on` entries took 72 s of CPU before the 400."""
+        flow = simple_flow()
+        flow["nodes"][-1]["depends_on"] = [f"n{i}" for i in range(100_000)]
+
+        started = time.process_time()
+        response = operator.client().post(URL, body(flow=flow), format="json")
+        elapsed = time.process_time() - started
+
+        assert response.status_code == 400
+        assert "FLOWGATE_FLOW_MAX_DEPENDENCIES" in response.json()["errors"][0]["message"]
+        assert elapsed < 2

@@ -285,6 +285,30 @@ def test_http_node_calls_only_allowlisted_hosts(
         assert _Recorder.received == []
 
 
+def test_an_allowlist_refusal_fails_the_node_on_its_first_attempt(
+    actor, celery_worker_factory, receiver
+):
+    """Issue 13: a refused host was retried with backoff while the run showed `running` and
+    `detail: null`; a configuration error now fails the node at once with its message."""
+    celery_worker_factory(env={**WORKER_ENV, "FLOWGATE_HTTP_ALLOWED_HOSTS": ""})
+    url = f"http://127.0.0.1:{receiver.server_port}/hook"
+    notify = {
+        "node_id": "notify",
+        "kind": "http",
+        "http": {"url": url},
+        "retry": {"max_attempts": 5, "backoff_s": 60},
+    }
+
+    run = finished(start(actor, [notify]), timeout=15)
+
+    node = RunNode.objects.get(run=run, node_id="notify")
+    assert run.status == RunStatus.FAILED
+    assert (node.state, node.attempts) == (NodeState.FAILED, 1)
+    assert "FLOWGATE_HTTP_ALLOWED_HOSTS is empty" in run.last_failure["reason"]
+    assert run.last_failure["failure_kind"] == "http_refused"
+    assert _Recorder.received == []
+
+
 @pytest.mark.parametrize("auto_approve", [True, False])
 def test_handoff_artifact_written_on_completion(
     actor, celery_worker_factory, tmp_path, auto_approve

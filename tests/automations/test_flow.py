@@ -319,11 +319,11 @@ def test_unknown_kind():
     assert problems(invalid(spec)) == {("notify", "kind")}
 
 
-SHELL_KIND = {"shell": "tests.automations.nodes.test_registry.shout"}
+SHELL_KIND = {"shell": "tests.automations.nodes.test_registry.shout:agent_id:http"}
 
 
 @override_settings(FLOWGATE_NODE_KINDS=SHELL_KIND)
-def test_a_kind_added_by_settings_is_accepted_without_agent_or_http_checks():
+def test_a_kind_added_by_settings_takes_the_keys_it_declares_without_agent_or_http_checks():
     spec = example_spec()
     spec["handoff_config"] = None
     custom = {"node_id": "shell", "kind": " Shell ", "depends_on": ["draft"], "agent_id": "ghost"}
@@ -923,3 +923,105 @@ DIAMOND = [
 )
 def test_descendants_on_a_diamond(roots, expected):
     assert descendants(DIAMOND, roots) == expected
+
+
+# --- strict node keys and limits (issue 13) ----------------------------------------------------
+
+
+def test_a_depend_on_typo_is_refused_with_a_hint():
+    """Issue 13: `depend_on` was accepted, so `publish` ran while its approval was still open."""
+    spec = example_spec()
+    node(spec, "notify")["depend_on"] = node(spec, "notify").pop("depends_on")
+
+    error = invalid(spec)
+
+    assert problems(error) == {("notify", "depend_on")}
+    assert "unknown key (did you mean 'depends_on'?)" in messages(error)
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "hint"),
+    [
+        ("agent", "agent", "agent_id"),
+        ("http", "gate", None),  # a gate on an http node would be silently ignored
+        ("approval", "gates", "gate"),
+        ("approval", "provider", None),
+    ],
+)
+def test_keys_a_kind_does_not_take_are_refused(kind, key, hint):
+    spec = example_spec()
+    target = next(n for n in spec["flow"]["nodes"] if n["kind"] == kind)
+    target[key] = {}
+
+    error = invalid(spec)
+
+    assert problems(error) == {(target["node_id"], key)}
+    assert (f"did you mean {hint!r}" in messages(error)) is (hint is not None)
+
+
+def test_unknown_keys_deeper_in_a_node_carry_a_hint():
+    spec = example_spec()
+    node(spec, "approval")["gate"]["policy"]["data_class"] = ["financial_record"]
+    node(spec, "draft")["retry"]["max_attempt"] = 3
+
+    error = invalid(spec)
+
+    assert problems(error) == {
+        ("approval", "gate.policy.data_class"),
+        ("draft", "retry.max_attempt"),
+    }
+    assert "did you mean 'data_classes'?" in messages(error)
+    assert "did you mean 'max_attempts'?" in messages(error)
+
+
+@pytest.mark.parametrize(
+    ("policy", "field", "message"),
+    [
+        ({"provider": "anthropic", "model": "claude"}, "", "unknown model provider 'anthropic'"),
+        ({"provider": "openai"}, "", "the openai provider needs a model"),
+        ({"provider": "echo", "modle": "x"}, ".modle", "did you mean 'model'?"),
+        ({"default_model": {"provider_id": "nope"}}, "", "unknown model provider 'nope'"),
+    ],
+)
+def test_model_policies_are_checked_at_save(policy, field, message):
+    """Issue 13: `provider: "anthropic"` was accepted and failed only at run time."""
+    spec = example_spec()
+    spec["agents"][0]["model_policy"] = policy
+
+    error = invalid(spec)
+
+    assert problems(error) == {(None, f"agents[0].model_policy{field}")}
+    assert message in messages(error)
+
+
+@override_settings(FLOWGATE_FLOW_MAX_NODES=3)
+def test_a_flow_over_the_node_limit_is_refused_unread():
+    spec = example_spec()
+    spec["flow"]["nodes"].append({"node_id": "extra", "kind": "approval"})
+
+    error = invalid(spec)
+
+    assert problems(error) == {(None, "flow.nodes")}
+    assert "at most 3 (FLOWGATE_FLOW_MAX_NODES)" in messages(error)
+
+
+@override_settings(FLOWGATE_FLOW_MAX_DEPENDENCIES=2)
+def test_a_node_over_the_dependency_limit_is_refused_unread():
+    spec = example_spec()
+    node(spec, "approval")["depends_on"] = ["draft", "notify", "ghost"]
+
+    error = invalid(spec)
+
+    assert problems(error) == {("approval", "depends_on")}
+    assert "has 3 entries; a node takes at most 2" in messages(error)
+
+
+def test_a_registered_kind_refuses_keys_it_did_not_declare():
+    spec = example_spec()
+    spec["handoff_config"] = None
+    spec["flow"]["nodes"].append({"node_id": "shell", "kind": "shell", "http": {}, "cmd": "ls"})
+
+    with override_settings(FLOWGATE_NODE_KINDS={"shell": "tests.support.nodekinds.sleep:cmd"}):
+        error = invalid(spec)
+
+    assert problems(error) == {("shell", "http")}

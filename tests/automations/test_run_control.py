@@ -1,6 +1,7 @@
-"""Run-control services (`automations.run_control`): the reference notes §9 items 33-53 ported,
-with SPEC §10's corrections (every action authorised and audited, gates superseded, late
-results fenced). Item 32 (the automation-level pause) belongs to `automation_control`.
+"""Run-control services (`automations.runs.control` and `.repair`): the reference notes §9
+items 33-53 ported, with SPEC §10's corrections (every action authorised and audited, gates
+superseded, late results fenced). Item 32 (the automation-level pause) belongs to
+`automation_control`.
 
 Runs are put into the state a test needs directly (status, node states, outputs, attempts), as
 the original's tests do with their checkpoints; the engine itself is exercised against a real

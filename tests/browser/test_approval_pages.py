@@ -135,7 +135,8 @@ def test_the_requester_sees_why_they_may_not_approve(signed_in_page, make_member
 
     refusals = page.get_by_test_id("refusals")
     expect(refusals).to_contain_text(MESSAGES[SELF_APPROVAL_FORBIDDEN])
-    expect(refusals).to_contain_text("you requested this run and the gate is consequential")
+    expect(refusals).to_contain_text("you are the run's requester (who started it)")
+    expect(refusals).to_contain_text("the gate is consequential")
     expect(refusals).to_contain_text("risk tier external_send")
     expect(page.get_by_role("button", name="Approve")).to_be_disabled()
     expect(page.get_by_role("button", name="Send back for rework")).to_be_enabled()

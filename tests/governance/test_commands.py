@@ -10,6 +10,7 @@ from guardian.shortcuts import get_perms
 
 from automations.models import Automation
 from governance.models import ApiToken, Membership, User, Workspace
+from governance.services import member_add, workspace_create
 from governance.tokens import token_digest
 
 
@@ -155,6 +156,7 @@ class TestCommands:
         second = run("seed_demo", "--force")
         assert Automation.objects.filter(automation_id="demo-weekly-report").count() == 1
         assert User.objects.filter(username__in=["owner", "reviewer", "agent"]).count() == 3
+        assert User.objects.filter(username="operator", is_superuser=False).exists()
         assert "flowgate-owner" in second
         token = next(
             line.split()[-1]
@@ -172,3 +174,36 @@ class TestCommands:
         )
         stale = client.get("/api/automations/v2", HTTP_AUTHORIZATION=f"Bearer {old}")
         assert stale.status_code == 401
+
+
+@pytest.mark.django_db
+class TestSeedDemoLeavesOtherUsersAlone:
+    def test_an_existing_owner_is_left_untouched_even_with_force(self):
+        """Issue 13: `seed_demo --force` reset an existing `owner` to the published password
+        and made it a superuser."""
+        workspace, _ = workspace_create(path="acme/ops")
+        member_add(workspace=workspace, username="owner", role="viewer", password="her-own-pw")
+        before = User.objects.get(username="owner")
+
+        with pytest.raises(CommandError, match="existing user\\(s\\) owner"):
+            run("seed_demo", "--force")
+
+        after = User.objects.get(username="owner")
+        assert after.check_password("her-own-pw")
+        assert (after.password, after.is_superuser, after.is_staff) == (
+            before.password,
+            False,
+            False,
+        )
+        assert not Workspace.objects.filter(slug="main").exists()
+
+    def test_the_demo_has_a_staff_operator_who_is_not_a_superuser(self):
+        run("seed_demo", "--force")
+        operator = User.objects.get(username="operator")
+        assert (operator.is_staff, operator.is_superuser, operator.demo_account) == (
+            True,
+            False,
+            True,
+        )
+        assert operator.check_password("flowgate-operator")
+        assert User.objects.get(username="owner").is_superuser

@@ -126,9 +126,9 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         },
     )
     grant_ids = []
-    for role, permission in GRANTS.items():
+    for role, permission in GRANTS.items():  # review grants are for workspace admins to give
         row = grant_add(
-            actor=owner,
+            actor=actor_for(members["admin"]),
             automation=automation,
             permission=permission,
             username=members[role].user.username,

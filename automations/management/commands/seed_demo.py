@@ -1,11 +1,15 @@
 """`manage.py seed_demo [--force]` — a demo organisation to click through; safe to run again.
 
-Creates `demo/main` with an owner (workspace admin and Django superuser), a reviewer with
-clearances, an agent, and a demo automation with an approval gate. Each run replaces the demo
-users' API tokens (older demo tokens are revoked), since stored tokens cannot be shown again.
+Creates `demo/main` with an owner (workspace admin and Django superuser), a staff operator who
+is not a superuser (the admin console as most staff see it), a reviewer with clearances, an
+agent, and a demo automation with an approval gate. Each run replaces the demo users' API
+tokens (older demo tokens are revoked), since stored tokens cannot be shown again.
 
 The demo users have well-known passwords and one is a superuser, so the command refuses to run
-unless `DEBUG` is on (the embedded default) or `--force` is given.
+unless `DEBUG` is on (the embedded default) or `--force` is given. It only ever changes users it
+created itself (`User.demo_account`): when a user with a demo username exists that it did not
+create, it refuses before writing anything, `--force` or not, so it can never reset a real
+account's password or make it a superuser.
 """
 
 from django.conf import settings
@@ -15,7 +19,7 @@ from django.db import transaction
 from automations.models import Automation
 from automations.services import automation_create, run_start
 from governance.actors import Actor
-from governance.models import ApiToken, Membership, PrincipalKind, Role
+from governance.models import ApiToken, Membership, PrincipalKind, Role, User
 from governance.services import member_add, token_issue, token_revoke, workspace_create
 
 WORKSPACE = "demo/main"
@@ -30,8 +34,12 @@ USERS = [
         "flowgate-reviewer",
         ["internal", "financial_record"],
     ),
+    ("operator", Role.OPERATOR, PrincipalKind.HUMAN, "flowgate-operator", ["internal"]),
     ("agent", Role.OPERATOR, PrincipalKind.AGENT, None, []),
 ]
+# Django admin flags of the demo users: the owner is a superuser, the operator staff only.
+SUPERUSERS = frozenset({"owner"})
+STAFF = frozenset({"owner", "operator"})
 DEMO_AUTOMATION = {
     "automation_id": "demo-weekly-report",
     "name": "Weekly report",
@@ -107,6 +115,18 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _seed(self):
+        names = [username for username, *_ in USERS]
+        foreign = sorted(
+            User.objects.filter(username__in=names, demo_account=False).values_list(
+                "username", flat=True
+            )
+        )
+        if foreign:
+            raise CommandError(
+                f"seed_demo would take over existing user(s) {', '.join(foreign)}, which it did "
+                "not create; they are left untouched (also with --force). Seed the demo into "
+                "another database, or rename those users first."
+            )
         workspace, _ = workspace_create(path=WORKSPACE, name="Demo")
         tokens = {}
         for username, role, kind, password, clearances in USERS:
@@ -118,9 +138,10 @@ class Command(BaseCommand):
                 password=password,
                 clearances=clearances,
             )
-            if username == "owner" and not result.user.is_superuser:
-                result.user.is_staff = result.user.is_superuser = True
-                result.user.save(update_fields=["is_staff", "is_superuser"])
+            result.user.demo_account = True
+            result.user.is_staff = username in STAFF
+            result.user.is_superuser = username in SUPERUSERS
+            result.user.save(update_fields=["demo_account", "is_staff", "is_superuser"])
             for old in ApiToken.objects.filter(
                 user=result.user, name=TOKEN_NAME, revoked_at__isnull=True
             ):

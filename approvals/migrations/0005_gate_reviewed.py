@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('approvals', '0003_gatedecision_guard_denied_never_settles'),
+        ('approvals', '0004_gate_lacks_independent_reviewer'),
     ]
 
     operations = [
