@@ -57,3 +57,9 @@ def dig(value: Any, *path: str, default: Any = "") -> Any:
             return default
         value = value[key]
     return value
+
+
+def listed(value: Any) -> list[Any]:
+    """`value` when the payload has a list there, else nothing to iterate (a string, number or
+    object where a platform sends a list is malformed, not a reason to fail)."""
+    return value if isinstance(value, list) else []

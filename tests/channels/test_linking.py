@@ -56,10 +56,11 @@ def signed_in(member) -> Client:
     return client
 
 
-def confirm(client: Client, path: str):
+def confirm(client: Client, path: str, password: str = "pw-for-tests"):
+    """Open the link page and confirm it, re-entering `password` (the fixtures' users')."""
     page = client.get(path)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
-    return client.post(path, {"csrfmiddlewaretoken": token.group(1)})
+    return client.post(path, {"csrfmiddlewaretoken": token.group(1), "password": password})
 
 
 def test_the_page_requires_login(reviewer, connection):
@@ -133,9 +134,16 @@ def test_an_account_linked_to_someone_else_is_not_taken_over(reviewer, admin, co
     path = path_of(link_url(ACCOUNT, connection.pk))
     assert "linked to another Flowgate user" in client.get(path).content.decode()
     csrf = client.cookies["csrftoken"].value
-    response = client.post(path, {"csrfmiddlewaretoken": csrf})
+    response = client.post(path, {"csrfmiddlewaretoken": csrf, "password": "pw-for-tests"})
     assert response.status_code == 409
     assert ChatIdentity.objects.get().user == admin.user
+    # The refused re-link is on record (issue 14: a phished link, or an account changing hands).
+    refused = AuditEvent.objects.get(event_type="automation.governance.denied")
+    assert (refused.payload["code"], refused.payload["chatUserID"]) == (
+        "CHANNEL_IDENTITY_TAKEN",
+        "U0RITA",
+    )
+    assert refused.actor_id == reviewer.user.username
 
 
 @pytest.mark.usefixtures("notices_in_process")
