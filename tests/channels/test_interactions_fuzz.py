@@ -5,8 +5,8 @@ As first found on `main`: a correctly signed Discord modal submit whose `compone
 list answered an HTML 500. Here that request, and then property-based variations of each
 platform's payload shapes (every field replaced by any JSON value, text with NULs and odd
 characters), signed correctly, so they reach the handlers past verification (a mangled
-application or team id names no connection: that request is the 401 of an unverified one). Django's test
-client re-raises a view's exception, so any crash fails the test.
+application or team id names no connection: that request is the 401 of an unverified one).
+Django's test client re-raises a view's exception, so any crash fails the test.
 """
 
 from __future__ import annotations
