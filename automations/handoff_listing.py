@@ -4,7 +4,10 @@ The original's listing (reference §1.4 (3)): each of the inbox, approved and ar
 read up to its first 512 entries (entries of any kind count), `*.json` files that parse as a
 `HandoffArtifact` (§2.8) are kept, sorted ascending by `created_at_ms`; a missing dir is `[]`.
 
-Confinement (SPEC §10.10). The dirs are re-resolved with `handoff_dirs` on every read (a
+Confinement (SPEC §10.10, issue 14). `workspace_root` is re-resolved inside the automation's
+workspace's own directory (`automations.workspace_files`: a root outside it, e.g. a row saved
+before confinement, is refused with the 409 below, and nothing outside is ever looked at), and
+the dirs with `handoff_dirs` below it on every read (a
 symlink created since the automation was saved may now lead out of `workspace_root`: the whole
 request is refused with 409 `AUTOMATION_V2_HANDOFF_DIR_UNSAFE` and nothing is read). The
 resolved, symlink-free dirs are then opened component by component from the root with
@@ -35,6 +38,7 @@ from typing import Any
 
 from automations.flow import HANDOFF_DEFAULTS, HANDOFF_DIR_KEYS, handoff_dirs
 from automations.models import Automation
+from automations.workspace_files import workspace_root_path
 from governance.api.parsers import json_problem
 from governance.errors import Conflict, InvalidFlow
 
@@ -94,12 +98,12 @@ def handoff_listing(automation: Automation) -> dict[str, Any]:
     listed: dict[str, _DirListing] = {name: _DirListing() for name in HANDOFF_DIR_KEYS}
     if root is not None:
         try:
-            dirs = handoff_dirs(root, automation.handoff_config)
+            real_root = workspace_root_path(automation.workspace, root)
+            dirs = handoff_dirs(str(real_root), automation.handoff_config)
         except InvalidFlow as exc:
             raise HandoffDirUnsafe(
                 automationID=automation.automation_id, errors=exc.extra.get("errors", [])
             ) from exc
-        real_root = Path(os.path.realpath(root))
         for name, path in dirs.items():
             listed[name] = _read_dir(real_root, path, HANDOFF_DIR_KEYS[name], automation)
     counts = {name: len(listing.artifacts) for name, listing in listed.items()}

@@ -2,7 +2,8 @@
 
 A node that declares `handoff` writes, after its result is committed, one artifact into its
 automation's inbox dir under `workspace_root`, moved to the approved dir when `auto_approve`.
-Dirs are re-resolved on every use, so they cannot escape the workspace root, and then written
+The root is re-resolved inside the run's workspace's own directory (`automations.workspace_files`)
+and the dirs below it on every use, so they cannot escape either, and are then written
 through directory fds opened one component at a time from the root with `O_NOFOLLOW` (SPEC
 §10.10): a dir swapped for a symlink between the check and the write fails the write instead of
 leading it outside the root.
@@ -29,6 +30,7 @@ from automations.flow import HANDOFF_DEFAULTS, handoff_dirs
 from automations.lifecycle import lifecycle_record
 from automations.models import Run, RunNode
 from automations.run_spec import RunSpec
+from automations.workspace_files import workspace_root_path
 from governance.errors import FlowgateError
 
 logger = logging.getLogger(__name__)
@@ -110,14 +112,14 @@ def write_artifact(*, run_id: str, node_id: str) -> Path | None:
     Failures are recorded on the run as `handoff_failed`; they never fail the node, whose
     result is already committed.
     """
-    run = Run.objects.get(run_id=run_id)
+    run = Run.objects.select_related("workspace__organization").get(run_id=run_id)
     spec = RunSpec.from_snapshot(run.automation_snapshot)
     declared = spec.handoff(node_id) or {}
     config = run.automation_snapshot.get("handoff_config")
     output = RunNode.objects.filter(run=run, node_id=node_id).values_list("output", flat=True)
     try:
-        dirs = handoff_dirs(spec.workspace_root, config)
-        root = Path(os.path.realpath(spec.workspace_root))
+        root = workspace_root_path(run.workspace, spec.workspace_root)
+        dirs = handoff_dirs(str(root), config)
         artifact = build_artifact(run, node_id, output.first(), declared)
         name = f"{artifact['handoff_id']}.json"
         auto_approve = (config or HANDOFF_DEFAULTS).get("auto_approve", True)

@@ -30,6 +30,7 @@ from automations.models import (
 )
 from automations.runs import state
 from automations.runs.transitions import CANCELLABLE, Cause
+from automations.workspace_files import workspace_root_path
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import AutomationNotFound, Conflict, InvalidRequest, NotFound
@@ -62,8 +63,13 @@ def _check_automation_id(automation_id: str) -> None:
         )
 
 
-def _validated_spec(values: dict[str, Any]) -> dict[str, Any]:
-    return validate_automation(**{name: values.get(name) for name in SPEC_FIELDS})
+def _validated_spec(values: dict[str, Any], workspace) -> dict[str, Any]:
+    """The normalised spec; `workspace_root` must lie inside the workspace's own directory
+    (`automations.workspace_files`), and the handoff dirs are checked below its real path."""
+    spec = {name: values.get(name) for name in SPEC_FIELDS}
+    if spec["workspace_root"]:
+        spec["workspace_root"] = str(workspace_root_path(workspace, spec["workspace_root"]))
+    return validate_automation(**spec)
 
 
 def lock_live(automation: Automation) -> Automation:
@@ -90,7 +96,8 @@ def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
             "execution": data.get("execution", {}),
             "workspace_root": data.get("workspace_root", ""),
             "handoff_config": data.get("handoff_config"),
-        }
+        },
+        actor.workspace,
     )
     automation = Automation(
         workspace=actor.workspace,
@@ -173,7 +180,7 @@ def automation_apply_change(*, locked: Automation, data: dict[str, Any], changed
         return []
     if any(f in data for f in SPEC_FIELDS):
         merged = {f: data.get(f, getattr(locked, f)) for f in SPEC_FIELDS}
-        spec = _validated_spec(merged)
+        spec = _validated_spec(merged, locked.workspace)
         locked.workspace_root = merged["workspace_root"] or ""
         for name in ("flow", "agents", "execution", "handoff_config"):
             setattr(locked, name, spec[name])

@@ -43,7 +43,11 @@ class ChannelConnectionForm(forms.ModelForm):
     run as form validation."""
 
     bot_token = _secret("Bot token.")
-    signing_secret = _secret("Slack signing secret or Telegram webhook secret.")
+    signing_secret = _secret(
+        "Slack signing secret (on a new Slack connection, leave blank to use this deployment's "
+        "Slack app: its clicks may then decide consequential approvals) or Telegram webhook "
+        "secret."
+    )
 
     class Meta:
         model = ChannelConnection
@@ -72,7 +76,7 @@ def connection_data(cleaned: dict) -> dict:
 @admin.register(ChannelConnection)
 class ChannelConnectionAdmin(WorkspaceScopedAdmin):
     form = ChannelConnectionForm
-    list_display = ("name", "kind", "workspace", "channel_id", "is_active")
+    list_display = ("name", "kind", "workspace", "channel_id", "assurance", "is_active")
     list_filter = ("kind", "is_active", ("workspace", ScopedWorkspaceFilter))
     search_fields = ("name", "channel_id")
     list_select_related = ("workspace__organization",)

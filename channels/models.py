@@ -16,12 +16,25 @@ class ChannelKind(models.TextChoices):
     TELEGRAM = "telegram", "Telegram"
 
 
+class Assurance(models.TextChoices):
+    """Who could forge a request a connection verifies, and so what its clicks may decide
+    (docs/security.md, "Chat decision assurance")."""
+
+    PLATFORM = "platform", "Platform: only the chat platform or the deployment's operator can sign"
+    WORKSPACE = "workspace", "Workspace: a workspace admin holds the secret that verifies"
+
+
 class ChannelConnection(models.Model):
     """Where a workspace's approval cards go, and the secrets to post and verify clicks.
 
     Slack: bot token, signing secret, channel id, team id. Discord: bot token, application public
     key, channel id, guild id. Telegram: bot token, webhook secret, chat id. Secrets are encrypted
-    at rest and never rendered back.
+    at rest and never rendered back. A Slack connection without a signing secret of its own is
+    verified with the deployment's Slack app (`FLOWGATE_SLACK_SIGNING_SECRET`).
+
+    `secret_digest` is a keyed digest of the signing/webhook secret (`channels.secrets`): it
+    lets a save refuse a secret another workspace's connection uses without comparing secrets
+    in clear.
     """
 
     workspace = models.ForeignKey(
@@ -39,6 +52,7 @@ class ChannelConnection(models.Model):
     signing_secret = EncryptedTextField(
         blank=True, help_text="Slack signing secret or Telegram webhook secret."
     )
+    secret_digest = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -52,6 +66,27 @@ class ChannelConnection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}"
+
+    @property
+    def uses_deployment_app(self) -> bool:
+        """A Slack connection verified with the deployment's signing secret, not its own."""
+        return self.kind == ChannelKind.SLACK and not self.signing_secret
+
+    @property
+    def verifying_secret(self) -> str:
+        """The HMAC secret that verifies this connection's Slack/Telegram requests ("" if none)."""
+        if self.uses_deployment_app:
+            return settings.FLOWGATE_SLACK_SIGNING_SECRET
+        return self.signing_secret or ""
+
+    @property
+    def assurance(self) -> str:
+        """`platform` when no workspace admin could sign a request this connection verifies
+        (Discord's Ed25519 signatures; Slack through the deployment's app), else `workspace`
+        (a Slack signing secret or Telegram webhook secret a workspace admin entered)."""
+        if self.kind == ChannelKind.DISCORD or self.uses_deployment_app:
+            return Assurance.PLATFORM
+        return Assurance.WORKSPACE
 
 
 class ChatIdentity(models.Model):
@@ -110,6 +145,18 @@ class ChatIdentity(models.Model):
     @property
     def is_confirmed(self) -> bool:
         return self.connection_id is not None
+
+
+class LinkTokenUse(models.Model):
+    """A link-page token that was used: a token links once (`channels.linking`).
+
+    Keyed by a digest of the token; kept until the token would have expired anyway."""
+
+    token_digest = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.token_digest
 
 
 class MessageState(models.TextChoices):

@@ -61,7 +61,7 @@ def proven_identity(
     An unconfirmed link, or one proven through another connection (whose click someone holding
     only these secrets could forge), does not count.
     """
-    found = ChatIdentity.objects.select_related("user").filter(
+    found = ChatIdentity.objects.select_related("user", "connection").filter(
         connection__in=[c.pk for c in verified],
         kind=account.kind,
         external_team_id=account.team_id,

@@ -29,17 +29,22 @@ there.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
+from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
 from django.utils import timezone
 
-from channels.linking import ChatAccount
-from channels.models import ChannelConnection, ChannelKind, ChatIdentity
+from channels.linking import LINK_MAX_AGE_S, ChatAccount
+from channels.models import ChannelConnection, ChannelKind, ChatIdentity, LinkTokenUse
+from channels.secrets import deployment_slack_digest, secret_digest
 from governance.actors import Actor
-from governance.audit import audit_record
+from governance.audit import audit_record, audit_record_committed
 from governance.errors import Conflict, Forbidden, InvalidRequest
 from governance.models import Membership, Role, User, Workspace
 from governance.policy import deny
@@ -57,8 +62,9 @@ SECRET_FIELDS = ("bot_token", "signing_secret")
 # connection (see the module docstring).
 VERIFYING_FIELDS = ("signing_secret", "public_key")
 # What each kind needs to post cards and to verify the clicks on them.
+# A Slack connection without a signing secret of its own uses the deployment's Slack app.
 REQUIRED = {
-    ChannelKind.SLACK: ("bot_token", "signing_secret", "channel_id"),
+    ChannelKind.SLACK: ("bot_token", "channel_id"),
     ChannelKind.DISCORD: ("bot_token", "public_key", "channel_id"),
     ChannelKind.TELEGRAM: ("bot_token", "signing_secret", "channel_id"),
 }
@@ -67,6 +73,15 @@ REQUIRED = {
 TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 TELEGRAM_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 MAX_SECRET = 512
+
+SECRET_IN_USE = (
+    "This secret verifies another workspace's requests: a workspace needs a secret of its own "
+    "(a Slack app of its own, or a Telegram webhook secret only it knows)"
+)
+NO_DEPLOYMENT_APP = (
+    "Required: this deployment has no Slack app of its own (FLOWGATE_SLACK_SIGNING_SECRET is "
+    "unset), so a Slack connection needs its app's signing secret"
+)
 
 CONNECTION_DENIED = ("CHANNEL_ACCESS_DENIED", "Only workspace admins may manage chat connections")
 IDENTITY_DENIED = (
@@ -122,7 +137,8 @@ def connection_update(
         _check(locked)
         changed = sorted(n for n, value in before.items() if getattr(locked, n) != value)
         if changed:
-            _save(locked, update_fields=[*changed, "updated_at"])
+            digest = ["secret_digest"] if "signing_secret" in changed else []
+            _save(locked, update_fields=[*changed, *digest, "updated_at"])
             released = 0
             if set(changed) & set(VERIFYING_FIELDS):
                 released, _ = ChatIdentity.objects.filter(connection=locked).delete()
@@ -168,6 +184,8 @@ def connection_validate(
     _check(candidate)
     if candidate.workspace_id is not None:
         _check_name_free(candidate)
+        if connection is None or (data.get("signing_secret") or "").strip():
+            _check_secret_free(candidate)
 
 
 def _assign(connection: ChannelConnection, data: dict[str, Any]) -> None:
@@ -179,6 +197,7 @@ def _assign(connection: ChannelConnection, data: dict[str, Any]) -> None:
         value = (data.get(name) or "").strip()
         if value:  # write-only: blank means "keep what is stored"
             setattr(connection, name, value)
+    connection.secret_digest = secret_digest(connection.kind, connection.signing_secret)
 
 
 def _check(connection: ChannelConnection) -> None:
@@ -189,6 +208,8 @@ def _check(connection: ChannelConnection) -> None:
     for name in REQUIRED[connection.kind]:
         if not getattr(connection, name):
             errors.setdefault(name, ["Required for this platform."])
+    if connection.uses_deployment_app and not settings.FLOWGATE_SLACK_SIGNING_SECRET:
+        errors["signing_secret"] = [NO_DEPLOYMENT_APP]
     for name in SECRET_FIELDS:
         if len(getattr(connection, name) or "") > MAX_SECRET:
             errors[name] = [f"At most {MAX_SECRET} characters."]
@@ -223,8 +244,35 @@ def _check_name_free(connection: ChannelConnection) -> None:
         raise _name_taken(connection)
 
 
+def _check_secret_free(connection: ChannelConnection) -> None:
+    """400 when the verifying secret is another workspace's (or the deployment app's): either
+    could then sign requests the other verifies (`channels.secrets`). Compared by digest, under
+    a transaction-scoped lock on the digest so two workspaces saving it at once cannot both win.
+    """
+    digest = connection.secret_digest
+    if not digest:
+        return
+    if db_connection.vendor == "postgresql":
+        with db_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(digest[:15], 16)])
+    taken = (
+        digest == deployment_slack_digest()
+        or ChannelConnection.objects.filter(secret_digest=digest)
+        .exclude(workspace=connection.workspace_id)
+        .exists()
+    )
+    if taken:
+        raise InvalidRequest(
+            "Invalid chat connection",
+            code="CHANNEL_SECRET_IN_USE",
+            fields={"signing_secret": [SECRET_IN_USE]},
+        )
+
+
 def _save(connection: ChannelConnection, **kwargs) -> None:
     _check_name_free(connection)
+    if "secret_digest" in kwargs.get("update_fields", ["secret_digest"]):
+        _check_secret_free(connection)
     try:
         with transaction.atomic():
             connection.save(**kwargs)
@@ -279,7 +327,7 @@ def identity_link(*, actor: Actor, user: User, account: ChatAccount) -> ChatIden
             .first()
         )
         if existing is not None:
-            _rename(existing, account)
+            _rename(actor, existing, account, memberships)
             return existing
         identity = _create(user=user, account=account, connection=None)
         _audit_identity(actor, identity, memberships, "channels.identity.linked")
@@ -287,14 +335,16 @@ def identity_link(*, actor: Actor, user: User, account: ChatAccount) -> ChatIden
 
 
 def identity_confirm(
-    *, actor: Actor, account: ChatAccount, connection: ChannelConnection
+    *, actor: Actor, account: ChatAccount, connection: ChannelConnection, token: str
 ) -> ChatIdentity:
     """The link page: the signed-in user proves `account` through `connection` (SPEC §6.4:
     identity is the Flowgate user, so only the user themself can make a link count).
 
-    Binds the account on `connection` to the actor's user, consuming their unconfirmed link of
-    the same account if an admin created one. 409 when the account is proven for another user
-    on this connection (it must be unlinked first); confirming again changes nothing.
+    The page has already made the user re-enter their password (`channels.views`). Binds the
+    account on `connection` to the actor's user, consuming their unconfirmed link of the same
+    account if an admin created one, and uses up `token` (a link works once: 409
+    `CHANNEL_LINK_USED` after). 409 `CHANNEL_IDENTITY_TAKEN` (audited) when the account is proven
+    for another user on this connection: that link must be removed first.
     """
     user = actor.user
     if not (actor.is_human and user is not None and actor.workspace.pk == connection.workspace_id):
@@ -313,28 +363,81 @@ def identity_confirm(
     with transaction.atomic():
         proven = (
             ChatIdentity.objects.select_for_update()
+            .select_related("user")
             .filter(connection=connection, **_account_fields(account))
             .first()
         )
-        if proven is not None and proven.user_id != user.pk:
-            raise _taken(account)
-        if proven is not None:
-            _rename(proven, account)
-            return proven
-        pending = (
-            ChatIdentity.objects.select_for_update()
-            .filter(user=user, connection=None, **_account_fields(account))
-            .first()
+        if proven is None or proven.user_id == user.pk:
+            link_token_use(token)
+            return _confirm(actor, user, account, connection, proven, memberships)
+    # Linked to someone else: refused, and the attempt is recorded (a phished link, or an
+    # account changing hands) in a transaction of its own, since the request fails.
+    for membership in memberships:
+        audit_record_committed(
+            workspace=membership.workspace,
+            event_type="automation.governance.denied",
+            actor=actor,
+            payload={
+                "action": "channels.identity.confirm",
+                "code": "CHANNEL_IDENTITY_TAKEN",
+                "status": 409,
+                "identityID": proven.pk,
+                "kind": account.kind,
+                "teamID": account.team_id,
+                "chatUserID": account.user_id,
+                "connectionID": connection.pk,
+                "source": actor.source,
+            },
         )
-        if pending is None:
-            identity = _create(user=user, account=account, connection=connection)
-        else:
-            pending.connection, pending.confirmed_at = connection, timezone.now()
-            pending.display_name = account.display_name or pending.display_name
-            pending.save(update_fields=["connection", "confirmed_at", "display_name"])
-            identity = pending
-        _audit_identity(actor, identity, memberships, "channels.identity.confirmed")
+    raise _taken(account)
+
+
+def _confirm(
+    actor: Actor,
+    user: User,
+    account: ChatAccount,
+    connection: ChannelConnection,
+    proven: ChatIdentity | None,
+    memberships: list[Membership],
+) -> ChatIdentity:
+    if proven is not None:
+        _rename(actor, proven, account, memberships)
+        return proven
+    pending = (
+        ChatIdentity.objects.select_for_update()
+        .filter(user=user, connection=None, **_account_fields(account))
+        .first()
+    )
+    if pending is None:
+        identity = _create(user=user, account=account, connection=connection)
+    else:
+        pending.connection, pending.confirmed_at = connection, timezone.now()
+        pending.display_name = account.display_name or pending.display_name
+        pending.save(update_fields=["connection", "confirmed_at", "display_name"])
+        identity = pending
+    _audit_identity(actor, identity, memberships, "channels.identity.confirmed")
     return identity
+
+
+def link_token_use(token: str) -> None:
+    """Use up a link token in the caller's transaction; 409 when it was used before."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    try:
+        with transaction.atomic():
+            LinkTokenUse.objects.create(token_digest=digest)
+    except IntegrityError:
+        raise Conflict(
+            "This link was already used. Press the button on the approval card again to get a "
+            "new one.",
+            code="CHANNEL_LINK_USED",
+        ) from None
+
+
+def link_tokens_forget(*, now) -> int:
+    """Forget used link tokens that would have expired anyway (one DELETE); how many were."""
+    cutoff = now - timedelta(seconds=LINK_MAX_AGE_S)
+    deleted, _ = LinkTokenUse.objects.filter(used_at__lt=cutoff).delete()
+    return deleted
 
 
 def identity_unlink(*, actor: Actor, identity: ChatIdentity) -> None:
@@ -406,10 +509,21 @@ def _account_fields(account: ChatAccount) -> dict[str, str]:
     }
 
 
-def _rename(identity: ChatIdentity, account: ChatAccount) -> None:
+def _rename(
+    actor: Actor, identity: ChatIdentity, account: ChatAccount, memberships: list[Membership]
+) -> None:
+    """Take the account's current display name; audited like every change of a link."""
     if account.display_name and identity.display_name != account.display_name:
+        previous = identity.display_name
         identity.display_name = account.display_name
         identity.save(update_fields=["display_name"])
+        _audit_identity(
+            actor,
+            identity,
+            memberships,
+            "channels.identity.renamed",
+            previousDisplayName=previous,
+        )
 
 
 def _create(
@@ -437,7 +551,11 @@ def _taken(account: ChatAccount) -> Conflict:
 
 
 def _audit_identity(
-    actor: Actor, identity: ChatIdentity, memberships: list[Membership], event_type: str
+    actor: Actor,
+    identity: ChatIdentity,
+    memberships: list[Membership],
+    event_type: str,
+    **extra: Any,
 ) -> None:
     payload = {
         "identityID": identity.pk,
@@ -449,6 +567,7 @@ def _audit_identity(
         "connectionID": identity.connection_id,
         "confirmed": identity.is_confirmed,
         "source": actor.source,
+        **extra,
     }
     for membership in memberships:
         audit_record(

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from channels import delivery, notices
 from channels.interactions.deciding import receipts_forget
+from channels.services import link_tokens_forget
 
 
 @shared_task(name="channels.post_cards", ignore_result=True)
@@ -58,5 +59,8 @@ def send_notice(self, notice: dict) -> None:
 
 @shared_task(name="channels.forget_receipts", ignore_result=True)
 def forget_receipts() -> None:
-    """Beat: forget interaction receipts older than any redelivery (`RECEIPT_RETENTION`)."""
-    receipts_forget(now=timezone.now())
+    """Beat: forget interaction receipts older than any redelivery (`RECEIPT_RETENTION`), and
+    used link tokens older than any token lives."""
+    now = timezone.now()
+    receipts_forget(now=now)
+    link_tokens_forget(now=now)

@@ -375,3 +375,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin)
                 )
         if not checked:
             self.message_user(request, "No audit chain to verify.", level=messages.WARNING)
+
+
+# The login lockouts (django-axes), registered here rather than by axes (AXES_ENABLE_ADMIN off).
+from governance import admin_lockout  # noqa: E402, F401

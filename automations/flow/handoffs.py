@@ -70,7 +70,10 @@ def _handoff_config(value: Any, report: Report) -> JSON:
 def _workspace_root(value: Any, report: Report) -> Path | None:
     """The real (symlink-free) workspace root, or None after reporting why it is unusable."""
     if not isinstance(value, str) or not value:
-        report("workspace_root", "is required (an absolute path) when handoffs are configured")
+        report(
+            "workspace_root",
+            "is required (a path inside the workspace's directory) when handoffs are configured",
+        )
         return None
     if "\x00" in value or not os.path.isabs(value):
         report("workspace_root", "must be an absolute path")

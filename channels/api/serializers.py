@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from automations.api.run_control_views import StrictInputSerializer
-from channels.models import ChannelConnection, ChannelKind, ChatIdentity
+from channels.models import Assurance, ChannelConnection, ChannelKind, ChatIdentity
 from channels.services import MAX_SECRET
 from governance.api.fields import StrictCharField
 
@@ -45,7 +45,8 @@ class ConnectionUpdateInputSerializer(StrictInputSerializer):
         allow_blank=True,
         max_length=MAX_SECRET,
         write_only=True,
-        help_text="Slack signing secret or Telegram webhook secret.",
+        help_text="Slack signing secret or Telegram webhook secret. A Slack connection created "
+        "without one uses the deployment's Slack app (FLOWGATE_SLACK_SIGNING_SECRET).",
     )
     is_active = StrictBooleanField(required=False)
 
@@ -67,6 +68,13 @@ class ConnectionSerializer(serializers.Serializer):
     public_key = serializers.CharField()
     has_bot_token = serializers.BooleanField()
     has_signing_secret = serializers.BooleanField()
+    assurance = serializers.ChoiceField(
+        choices=Assurance.choices,
+        help_text="platform: only the chat platform or the deployment's operator can sign its "
+        "requests (Discord; Slack through the deployment's app), so a click may decide any gate; "
+        "workspace: a workspace admin holds its secret, so an approve of a consequential gate "
+        "needs the approval page.",
+    )
     is_active = serializers.BooleanField()
     created_at_ms = serializers.IntegerField()
     updated_at_ms = serializers.IntegerField()
@@ -135,6 +143,7 @@ def connection_json(connection: ChannelConnection) -> dict[str, Any]:
         "public_key": connection.public_key,
         "has_bot_token": bool(connection.bot_token),
         "has_signing_secret": bool(connection.signing_secret),
+        "assurance": connection.assurance,
         "is_active": connection.is_active,
         "created_at_ms": _ms(connection.created_at),
         "updated_at_ms": _ms(connection.updated_at),

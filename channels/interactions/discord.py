@@ -30,6 +30,7 @@ from channels.interactions.http import (
     MAX_AGE_S,
     dig,
     json_object,
+    listed,
     plausible_timestamp,
     unverified,
 )
@@ -123,8 +124,8 @@ def _signed(public_key: str, signature: bytes, message: bytes) -> bool:
 
 def _modal_value(payload: dict[str, Any]) -> str:
     """The reason typed into the modal (action rows holding text inputs)."""
-    for row in dig(payload, "data", "components", default=[]) or []:
-        for component in dig(row, "components", default=[]) or []:
+    for row in listed(dig(payload, "data", "components")):
+        for component in listed(dig(row, "components")):
             if dig(component, "custom_id") == REASON_INPUT:
                 return str(dig(component, "value"))
     return ""

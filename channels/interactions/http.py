@@ -42,12 +42,26 @@ def ignored(detail: str) -> JsonResponse:
 
 
 def json_object(raw: bytes | str) -> dict[str, Any] | None:
-    """The JSON object in `raw`, or None for anything else (invalid JSON, a list, a number)."""
+    """The JSON object in `raw`, or None for anything else (invalid JSON, a list, a number).
+
+    NUL characters in its strings become U+FFFD: PostgreSQL refuses NUL in text and JSON, and
+    a payload's ids, names and reasons end up in queries, receipts and audit events (a
+    replacement, not a removal, so an id with a NUL never turns into another valid id)."""
     try:
-        value = json.loads(raw)
+        value = _without_nul(json.loads(raw))
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def dig(value: Any, *path: str, default: Any = "") -> Any:
@@ -57,3 +71,9 @@ def dig(value: Any, *path: str, default: Any = "") -> Any:
             return default
         value = value[key]
     return value
+
+
+def listed(value: Any) -> list[Any]:
+    """`value` when the payload has a list there, else nothing to iterate (a string, number or
+    object where a platform sends a list is malformed, not a reason to fail)."""
+    return value if isinstance(value, list) else []

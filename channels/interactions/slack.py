@@ -2,7 +2,8 @@
 
 Verification: slack-sdk's `SignatureVerifier` (HMAC over `v0:<timestamp>:<body>`, 5-minute
 window) with the signing secret of every active Slack connection of the payload's team (or of
-no team); the connections whose secret verifies are the ones the request may act for.
+no team): its own, or the deployment app's (`FLOWGATE_SLACK_SIGNING_SECRET`) for a connection
+without one; the connections whose secret verifies are the ones the request may act for.
 
 - `block_actions` on an approve/cancel button decides at once; the user is told the outcome
   privately (`chat.postEphemeral`, sent by a task after the response: channels/notices.py).
@@ -90,7 +91,7 @@ def verified_connections(body: bytes, headers, team_id: str) -> list[ChannelConn
     valid: dict[str, bool] = {}
     verified = []
     for connection in candidates.order_by("pk"):
-        secret = connection.signing_secret
+        secret = connection.verifying_secret  # its own, or the deployment app's
         if not secret:
             continue
         if secret not in valid:

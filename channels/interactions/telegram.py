@@ -42,6 +42,10 @@ ASK_REASON = "Reply to my message with the reason for rework."
 LINK_SENT = (
     "Your Telegram account is not linked to Flowgate: I sent you a link in a private chat with me."
 )
+PAGE_SENT = (
+    "Nothing was decided: approve this one on the approval page. I sent you its link in a "
+    "private chat with me."
+)
 
 
 def handle(request: HttpRequest) -> HttpResponse:
@@ -109,8 +113,9 @@ def _button(query: dict[str, Any], verified, key: str) -> HttpResponse:
         answer = chat_decide(verified=verified, account=account, action=action, delivery_key=key)
     if answer.duplicate:
         return HttpResponse(status=200)
-    if answer.link:
-        send_after_commit(telegram_answer(answer.connection, query_id, LINK_SENT))
+    if answer.link:  # privately: the link page, or the approval page to sign in and approve
+        sent = PAGE_SENT if answer.sign_in else LINK_SENT
+        send_after_commit(telegram_answer(answer.connection, query_id, sent))
         return _send(account.user_id, answer.text)
     send_after_commit(telegram_answer(answer.connection, query_id, _short(answer.text)))
     return HttpResponse(status=200)

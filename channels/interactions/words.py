@@ -77,3 +77,10 @@ def not_member(user: User, workspace) -> str:
         f"Your linked Flowgate account {user.username} is not a member of {workspace.path}, "
         "where this approval lives."
     )
+
+
+def sign_in_to_approve(url: str) -> str:
+    return (
+        "Nothing was decided: approving this consequential action needs the approval page, "
+        f"because this chat connection cannot prove who clicked. Sign in and decide there: {url}"
+    )

@@ -4,6 +4,7 @@ Nothing secret lives here: secrets come from the environment (`local` fills in g
 secrets when none are set; `production` refuses to start without real ones).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "approvals",
     "channels.apps.ChannelsConfig",
     "csp",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -48,6 +50,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Refuses sign-ins from a locked-out account and source (django-axes; last, as it asks).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -79,6 +83,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "governance.User"
 AUTHENTICATION_BACKENDS = [
+    # First: counts failed password sign-ins and refuses locked-out ones (every form: the
+    # admin, the approval pages, the link page's password check). API tokens never pass here.
+    "axes.backends.AxesStandaloneBackend",
     "governance.backends.HumanModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -93,6 +100,23 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/approvals/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Login lockout (django-axes): after FLOWGATE_LOGIN_FAILURE_LIMIT failed sign-ins of one
+# account from one source address, that account is refused from that address for
+# FLOWGATE_LOGIN_LOCKOUT_S (audited, governance/login_lockout.py); a success resets the count
+# and an admin unlocks by deleting the access attempt in the admin.
+AXES_FAILURE_LIMIT = env.int("FLOWGATE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.int("FLOWGATE_LOGIN_LOCKOUT_S", default=900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked out are refused without being counted (the lockout is not extended and
+# is audited once, when it starts).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # governance/admin_lockout.py registers an audited unlock instead
+# The source is REMOTE_ADDR only (axes' default): a header the client sets would let it pose
+# as a new source on every attempt.
 
 # django-guardian: no anonymous user row; object permissions only for real principals.
 ANONYMOUS_USER_NAME = None
@@ -249,6 +273,15 @@ FLOWGATE_CHAT_TIMEOUT_S = env.float("FLOWGATE_CHAT_TIMEOUT_S", default=10.0)
 # Slack's `views.open` (the rework form) runs inside the interaction request, whose trigger id
 # lapses after 3 seconds: its own short timeout keeps the request inside Slack's window.
 FLOWGATE_SLACK_MODAL_TIMEOUT_S = env.float("FLOWGATE_SLACK_MODAL_TIMEOUT_S", default=2.0)
+# The signing secret of the deployment's own Slack app, set by its operator and never seen by a
+# workspace: Slack connections saved without a secret of their own are verified with it, and
+# their clicks may decide consequential gates (docs/security.md, chat decision assurance).
+FLOWGATE_SLACK_SIGNING_SECRET = env.str("FLOWGATE_SLACK_SIGNING_SECRET", default="")
+# Every workspace's files (handoff dirs) live in `<this>/<org slug>/<workspace slug>/`, and an
+# automation's `workspace_root` must lie inside its workspace's directory.
+FLOWGATE_WORKSPACES_DIR = Path(
+    env.str("FLOWGATE_WORKSPACES_DIR", default=str(VAR_DIR / "workspaces"))
+)
 FLOWGATE_CHAT_RETRY_BACKOFF_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_S", default=5.0)
 FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S = env.float("FLOWGATE_CHAT_RETRY_BACKOFF_MAX_S", default=600.0)
 FLOWGATE_CHAT_MAX_RETRIES = env.int("FLOWGATE_CHAT_MAX_RETRIES", default=12)
@@ -269,6 +302,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # axes logs every sign-in at INFO; lockouts are audited (governance/login_lockout.py).
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 # Fernet keys for secrets stored in the database (chat tokens, signing secrets).
 FLOWGATE_FIELD_KEYS = env.list("FLOWGATE_FIELD_KEYS", default=[])

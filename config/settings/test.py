@@ -14,3 +14,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # see governance/migrations/0002_audit_append_only.py. Never set outside tests.
 DATABASES["default"].setdefault("OPTIONS", {})
 DATABASES["default"]["OPTIONS"]["options"] = "-c flowgate.audit_maintenance=on"
+
+# django-axes, except for the test client's request-less `Client.login()` (see the module).
+AUTHENTICATION_BACKENDS = [
+    "tests.support.axes_backend.AxesBackendWithTestClientLogin",
+    *[b for b in AUTHENTICATION_BACKENDS if b != "axes.backends.AxesStandaloneBackend"],  # noqa: F405
+]

@@ -16,6 +16,7 @@ from automations import tasks
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
 from automations.runs.control import run_pause
 from automations.services import automation_create, run_start
+from automations.workspace_files import workspace_dir
 from governance.actors import Actor
 from governance.models import Membership
 from tests.support import nodekinds
@@ -311,9 +312,12 @@ def test_an_allowlist_refusal_fails_the_node_on_its_first_attempt(
 
 @pytest.mark.parametrize("auto_approve", [True, False])
 def test_handoff_artifact_written_on_completion(
-    actor, celery_worker_factory, tmp_path, auto_approve
+    actor, celery_worker_factory, workspaces_dir, auto_approve
 ):
-    celery_worker_factory(env=WORKER_ENV)
+    """The artifact lands under the workspace root, a path relative to the workspace's own
+    directory."""
+    celery_worker_factory(env={**WORKER_ENV, "FLOWGATE_WORKSPACES_DIR": str(workspaces_dir)})
+    root = workspace_dir(actor.workspace) / "reports"
     producer = dict(
         agent("report"), handoff={"artifact_type": "report", "target_automation_id": "publisher"}
     )
@@ -324,7 +328,7 @@ def test_handoff_artifact_written_on_completion(
             "name": "Producer",
             "agents": AGENTS,
             "flow": {"nodes": [producer]},
-            "workspace_root": str(tmp_path),
+            "workspace_root": "reports",
             "handoff_config": {"auto_approve": auto_approve},
         },
     )
@@ -332,7 +336,7 @@ def test_handoff_artifact_written_on_completion(
     assert run.status == RunStatus.COMPLETED, run.detail
     wait_for(lambda: LifecycleEvent.objects.filter(run=run, event="handoff_written").exists())
     folder = "approved" if auto_approve else "inbox"
-    (path,) = (tmp_path / "shared" / "handoffs" / folder).glob("hoff-*.json")
+    (path,) = (root / "shared" / "handoffs" / folder).glob("hoff-*.json")
     artifact = json.loads(path.read_text())
     assert artifact["source_run_id"] == run.run_id
     assert artifact["source_node_id"] == "report"
@@ -340,4 +344,4 @@ def test_handoff_artifact_written_on_completion(
     assert artifact["target_automation_id"] == "publisher"
     assert len(artifact["content_digest"]) == 64
     other = "inbox" if auto_approve else "approved"
-    assert not list((tmp_path / "shared" / "handoffs" / other).glob("*.json"))
+    assert not list((root / "shared" / "handoffs" / other).glob("*.json"))

@@ -26,9 +26,11 @@ CONFIG = {
 
 
 @pytest.fixture
-def root(tmp_path) -> Path:
-    path = tmp_path / "workspace"
-    path.mkdir()
+def root(workspaces_dir) -> Path:
+    """A workspace root inside the operator's workspace (acme/ops) directory; `tmp_path / x` is
+    outside every workspace's directory."""
+    path = workspaces_dir / "acme" / "ops" / "workspace"
+    path.mkdir(parents=True)
     return path
 
 

@@ -42,7 +42,7 @@ class ChatFakesFixture:
         return dict(self.fakes.settings)
 
     def connect(
-        self, workspace, *, kinds=tuple(ChannelKind.values)
+        self, workspace, *, kinds=tuple(ChannelKind.values), slack_app: bool = False
     ) -> dict[str, ChannelConnection]:
         """One active ChannelConnection per kind in `kinds` for `workspace` (ids the fakes accept).
 
@@ -50,6 +50,9 @@ class ChatFakesFixture:
         Discord: channel 1100000000000000001, application 1000000000000000001, public key
         "00"*32 (replace it with your own Ed25519 key to sign interactions). Telegram: chat
         -1001234567890, webhook secret "telegram-webhook-secret".
+        `slack_app=True`: the Slack connection has no secret of its own and uses the
+        deployment's Slack app (with the `deployment_slack_app` fixture, which sets
+        FLOWGATE_SLACK_SIGNING_SECRET to the same "slack-signing-secret").
         """
         values = {
             ChannelKind.SLACK: {
@@ -72,6 +75,8 @@ class ChatFakesFixture:
                 "signing_secret": "telegram-webhook-secret",
             },
         }
+        if slack_app:
+            values[ChannelKind.SLACK]["signing_secret"] = ""
         return {
             kind: ChannelConnection.objects.create(
                 workspace=workspace, kind=kind, name=f"{kind}-approvals", **values[kind]
@@ -113,3 +118,12 @@ def notices_in_process(request):
         yield
     finally:
         app.conf.update(before)
+
+
+@pytest.fixture
+def deployment_slack_app(settings) -> str:
+    """This deployment has its own Slack app: FLOWGATE_SLACK_SIGNING_SECRET is set (to the
+    secret the interaction helpers sign with). Slack connections without a secret of their own
+    (`chat_fakes.connect(..., slack_app=True)`) are verified with it: `platform` assurance."""
+    settings.FLOWGATE_SLACK_SIGNING_SECRET = "slack-signing-secret"
+    return settings.FLOWGATE_SLACK_SIGNING_SECRET

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -43,9 +44,13 @@ def slack(reviewer) -> ChannelConnection:
 
 
 def proven(member, connection: ChannelConnection) -> ChatIdentity:
-    """What the link page does when `member` confirms RITA_SLACK sent through `connection`."""
+    """What the link page does when `member` confirms RITA_SLACK sent through `connection`
+    (each time with a link token of its own: a token links once)."""
     return identity_confirm(
-        actor=replace(actor_for(member), source="page"), account=RITA_SLACK, connection=connection
+        actor=replace(actor_for(member), source="page"),
+        account=RITA_SLACK,
+        connection=connection,
+        token=uuid.uuid4().hex,
     )
 
 

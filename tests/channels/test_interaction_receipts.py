@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from channels.interactions.deciding import RECEIPT_RETENTION
-from channels.models import ChannelConnection, ChannelKind, InteractionReceipt
+from channels.models import ChannelConnection, ChannelKind, InteractionReceipt, LinkTokenUse
 from channels.tasks import forget_receipts
 from tests.channels.card_helpers import no_engine  # noqa: F401
 from tests.channels.interaction_helpers import (
@@ -153,10 +153,17 @@ def test_the_beat_forgets_receipts_older_than_any_redelivery(
         receipt = InteractionReceipt.objects.create(connection=connection, delivery_key=key)
         InteractionReceipt.objects.filter(pk=receipt.pk).update(received_at=now - age)
 
-    with django_assert_num_queries(1):  # one DELETE, whatever the number of rows
+    for digest, age in {"used": timedelta(minutes=16), "fresh": timedelta(minutes=1)}.items():
+        use = LinkTokenUse.objects.create(token_digest=digest)
+        LinkTokenUse.objects.filter(pk=use.pk).update(used_at=now - age)
+
+    # One DELETE per table (receipts, used link tokens), whatever the number of rows.
+    with django_assert_num_queries(2):
         forget_receipts.apply()
 
     assert list(InteractionReceipt.objects.values_list("delivery_key", flat=True)) == ["young"]
+    # A used token is kept while it could still be presented (LINK_MAX_AGE_S, 15 minutes).
+    assert list(LinkTokenUse.objects.values_list("token_digest", flat=True)) == ["fresh"]
     assert timedelta(hours=24) < RECEIPT_RETENTION  # Telegram redelivers for up to a day
     scheduled = settings.CELERY_BEAT_SCHEDULE["forget-interaction-receipts"]
     assert scheduled["task"] == forget_receipts.name

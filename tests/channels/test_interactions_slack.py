@@ -162,9 +162,13 @@ def test_an_unlinked_user_is_refused_and_told_how_to_link(chat_fakes, slack, gat
     )
 
 
-def test_the_requester_cannot_approve_their_own_consequential_gate(chat_fakes, admin):
+def test_the_requester_cannot_approve_their_own_consequential_gate(
+    chat_fakes, admin, deployment_slack_app
+):
+    """Through the deployment's Slack app (a click that could decide a consequential gate), the
+    self-approval rule refuses the requester."""
     gate = gate_for(admin, policy=GOVERNED)
-    chat_fakes.connect(gate.workspace, kinds=["slack"])
+    chat_fakes.connect(gate.workspace, kinds=["slack"], slack_app=True)
     link(admin, "slack", "U0ADA", team_id=SLACK_TEAM)
 
     response = slack_post(slack_click(gate.pk, "approve", user="U0ADA"))

@@ -8,6 +8,7 @@ import pytest
 from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
+from channels.interactions.telegram import PAGE_SENT
 from tests.automations.test_run_control import actor_for
 from tests.channels.card_helpers import no_engine  # noqa: F401
 from tests.channels.interaction_helpers import (
@@ -89,6 +90,9 @@ def test_an_unlinked_user_gets_the_link_in_a_private_chat(chat_fakes, telegram, 
 
 
 def test_the_requester_cannot_approve_their_own_consequential_gate(chat_fakes, admin):
+    """A Telegram click may never approve a consequential gate (its webhook secret is the
+    workspace admin's): the requester is sent to the approval page, where the self-approval
+    rule refuses them."""
     gate = gate_for(admin, policy={"data_classes": ["regulated"]})
     chat_fakes.connect(gate.workspace, kinds=["telegram"])
     link(admin, "telegram", "5000042")
@@ -96,7 +100,7 @@ def test_the_requester_cannot_approve_their_own_consequential_gate(chat_fakes, a
     telegram_post(telegram_press(gate.pk, "approve", user=5000042))
 
     assert decisions(gate) == []
-    assert answers(chat_fakes)[0][1] == "You cannot approve your own request."
+    assert answers(chat_fakes)[0][1] == PAGE_SENT
 
 
 def test_a_stale_card_cannot_decide_the_current_opening(chat_fakes, telegram, gate, rita, reviewer):

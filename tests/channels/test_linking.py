@@ -56,10 +56,11 @@ def signed_in(member) -> Client:
     return client
 
 
-def confirm(client: Client, path: str):
+def confirm(client: Client, path: str, password: str = "pw-for-tests"):
+    """Open the link page and confirm it, re-entering `password` (the fixtures' users')."""
     page = client.get(path)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
-    return client.post(path, {"csrfmiddlewaretoken": token.group(1)})
+    return client.post(path, {"csrfmiddlewaretoken": token.group(1), "password": password})
 
 
 def test_the_page_requires_login(reviewer, connection):
@@ -133,9 +134,16 @@ def test_an_account_linked_to_someone_else_is_not_taken_over(reviewer, admin, co
     path = path_of(link_url(ACCOUNT, connection.pk))
     assert "linked to another Flowgate user" in client.get(path).content.decode()
     csrf = client.cookies["csrftoken"].value
-    response = client.post(path, {"csrfmiddlewaretoken": csrf})
+    response = client.post(path, {"csrfmiddlewaretoken": csrf, "password": "pw-for-tests"})
     assert response.status_code == 409
     assert ChatIdentity.objects.get().user == admin.user
+    # The refused re-link is on record (issue 14: a phished link, or an account changing hands).
+    refused = AuditEvent.objects.get(event_type="automation.governance.denied")
+    assert (refused.payload["code"], refused.payload["chatUserID"]) == (
+        "CHANNEL_IDENTITY_TAKEN",
+        "U0RITA",
+    )
+    assert refused.actor_id == reviewer.user.username
 
 
 @pytest.mark.usefixtures("notices_in_process")
@@ -152,6 +160,63 @@ def test_from_an_unlinked_click_to_a_decision(chat_fakes, operator, reviewer):
     slack_post(slack_click(gate.pk, "approve", ts="1.2"))
 
     assert decisions(gate) == [("approve", "slack", "rita-reviewer", "")]
+
+
+def test_a_phished_link_cannot_be_confirmed_without_the_reviewers_password(
+    chat_fakes, operator, reviewer
+):
+    """As first found: the requester pressed a card button with their own (unlinked) Slack
+    account, got the link and sent it to a reviewer; one click by the reviewer and the
+    requester's clicks counted as the reviewer's. Now the page names both sides and warns,
+    and confirming needs the reviewer's password: a click alone links nothing."""
+    gate = gate_for(operator)
+    chat_fakes.connect(gate.workspace, kinds=["slack"])
+    slack_post(slack_click(gate.pk, "approve", user="U0OTTO", ts="1.1"))
+    [told] = chat_fakes.slack.calls("chat.postEphemeral")
+    phished = path_of(re.search(r"https?://\S+", told.body["text"]).group(0))
+
+    client = signed_in(reviewer)
+    page = client.get(phished).content.decode()
+    assert "U0OTTO" in page and "rita-reviewer" in page  # both sides of the link
+    assert "If someone sent you this link, do not confirm it" in page
+    csrf = client.cookies["csrftoken"].value
+    for password in (None, "", "a-guess"):
+        form = {"csrfmiddlewaretoken": csrf}
+        if password is not None:
+            form["password"] = password
+        assert client.post(phished, form).status_code == 400
+    assert not ChatIdentity.objects.exists()
+
+    slack_post(slack_click(gate.pk, "approve", user="U0OTTO", ts="1.2"))
+    assert decisions(gate) == []
+
+
+def test_a_link_token_works_once(reviewer, connection):
+    client = signed_in(reviewer)
+    path = path_of(link_url(ACCOUNT, connection.pk))
+    assert confirm(client, path).status_code == 200
+    ChatIdentity.objects.all().delete()  # unlinked since (e.g. by an admin)
+
+    again = confirm(client, path)
+
+    assert again.status_code == 409
+    assert "already used" in again.content.decode()
+    assert not ChatIdentity.objects.exists()
+
+
+def test_a_new_display_name_is_audited(admin, reviewer, connection):
+    """As first found, re-linking with a new display name rewrote it without an audit event."""
+    identity_link(actor=actor_for(admin), user=reviewer.user, account=ACCOUNT)
+    renamed = ChatAccount(kind="slack", team_id="T0001", user_id="U0RITA", display_name="Rita R.")
+
+    identity_link(actor=actor_for(admin), user=reviewer.user, account=renamed)
+
+    event = AuditEvent.objects.get(event_type="channels.identity.renamed")
+    assert (event.payload["displayName"], event.payload["previousDisplayName"]) == (
+        "Rita R.",
+        "rita",
+    )
+    assert ChatIdentity.objects.get().display_name == "Rita R."
 
 
 def test_a_token_of_a_connection_gone_or_inactive_links_nothing(reviewer, connection):

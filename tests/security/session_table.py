@@ -165,6 +165,7 @@ SESSION_ROUTES: list[SessionRoute] = [
         "POST",
         LINK_PAGE,
         {**members_see(200, other=(403, "NOT_MEMBER")), **dict.fromkeys(HUMANS, (200, "LINKED"))},
+        body={"password": "pw-for-tests"},  # the link page asks for the password again
     ),
     # -- admin console: runs --
     SessionRoute("run list", "GET", RUNS, members_see(other=(200, None))),

@@ -178,6 +178,7 @@ ACTIONS_ELSEWHERE = {
     ("flowgate_channels", "channelconnection", "deactivate"): (
         "workspace admins only; tests/channels/test_channels_admin.py"
     ),
+    ("axes", "accessattempt", "unlock"): "superusers only; tests/governance/test_login_lockout.py",
 }
 
 

@@ -139,6 +139,7 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         actor=replace(actor_for(members["viewer"]), source="page"),
         account=VIEWER_SLACK,
         connection=connection,
+        token="world-link-token",
     )
     world = World(
         members=members,
