@@ -578,6 +578,18 @@ def _apply_rework(change: _Change, record: GateDecision, decided_by: dict) -> No
     reset = sorted(descendants(spec.nodes.values(), roots) & set(spec.order))
     touched, _ = state.reset_nodes(change.nodes, reset, keep_attempts=False)
     change.touched.update(touched)
+    if change.reason:  # the nodes that run again get the reviewer's words
+        entry = {
+            "gate_id": gate.pk,
+            "gate_node_id": gate.node_id,
+            "round": gate.round,
+            "reason": change.reason,
+            "decided_by": decided_by,
+        }
+        for node_id in touched:
+            if node_id != gate.node_id:
+                node = change.nodes[node_id]
+                node.feedback = [*(node.feedback or []), entry]
     change.run.last_failure = None
     _requeue(
         change, Cause.GATE_REWORK, "rework", f"gate `{gate.node_id}` sent work back for rework"

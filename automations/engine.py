@@ -392,6 +392,7 @@ def _attempt(run: Run, spec: RunSpec, nodes: dict[str, RunNode], node_id: str, t
         agent=spec.agent_of(node_id),
         upstream_outputs={dep: nodes[dep].output for dep in spec.depends_on(node_id)},
         attempt=nodes[node_id].attempts,
+        feedback=list(nodes[node_id].feedback or []),
         workspace_root=spec.workspace_root,
     )
     return Attempt(run_pk=run.pk, token=str(token), kind=spec.kind(node_id), ctx=ctx)

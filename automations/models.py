@@ -217,6 +217,10 @@ class RunNode(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Reviewer feedback for the node's next attempts: one entry per rework that sent it back
+    # (`gate_id`, `gate_node_id`, `round`, `reason`, `decided_by`), oldest first. Agent nodes
+    # give it to their model, so the next draft can answer it.
+    feedback = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

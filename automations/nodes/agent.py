@@ -66,7 +66,10 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
         )
     template_id = agent.get("template_id") if isinstance(agent.get("template_id"), str) else None
     choice = model_choice(agent.get("model_policy"))
-    rendered = render_prompt(prompt, template_id, ctx.upstream_outputs)
+    feedback = tuple(
+        str(entry.get("reason")) for entry in ctx.feedback if isinstance(entry, Mapping)
+    )
+    rendered = render_prompt(prompt, template_id, ctx.upstream_outputs, feedback)
     completion = provider(choice.provider)(
         CompletionRequest(
             provider=choice.provider,
@@ -77,6 +80,7 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
             user=rendered.user,
             upstream_outputs=ctx.upstream_outputs,
             timeout_s=_timeout(ctx.node),
+            feedback=feedback,
         )
     )
     return {
@@ -105,14 +109,21 @@ def node_prompt(node: Mapping[str, Any]) -> str | None:
 
 
 def render_prompt(
-    prompt: str, template_id: str | None, upstream_outputs: Mapping[str, Any]
+    prompt: str,
+    template_id: str | None,
+    upstream_outputs: Mapping[str, Any],
+    feedback: tuple[str, ...] = (),
 ) -> RenderedPrompt:
-    """The system and user messages every provider receives."""
+    """The system and user messages every provider receives; reviewers' rework reasons, when a
+    gate sent this node back, come last so the model answers them."""
     template = f"template {template_id!r}" if template_id else "no template"
     system = f"You are a Flowgate agent running {template}."
     user = prompt
     if upstream_outputs:
         user += f"\n\nUpstream outputs (JSON):\n{canonical_json(dict(upstream_outputs))}"
+    if feedback:
+        reasons = "\n".join(f"- {reason}" for reason in feedback)
+        user += f"\n\nReviewer feedback on the previous attempt (address it):\n{reasons}"
     return RenderedPrompt(system=system, user=user)
 
 

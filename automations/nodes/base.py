@@ -24,6 +24,8 @@ class NodeContext:
     upstream_outputs: dict[str, Any] = field(default_factory=dict)  # node_id -> output
     attempt: int = 1
     workspace_root: str = ""
+    # Reviewer feedback from reworks that sent this node back (`RunNode.feedback`).
+    feedback: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def node_id(self) -> str:

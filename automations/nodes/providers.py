@@ -42,6 +42,7 @@ class CompletionRequest:
     user: str
     upstream_outputs: Mapping[str, Any]
     timeout_s: float
+    feedback: tuple[str, ...] = ()  # reviewers' rework reasons, oldest first (also in `user`)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def echo(request: CompletionRequest) -> Completion:
             f"template: {request.template_id or '-'}",
             f"model: {model}",
             f"upstream: {upstream_digest(request.upstream_outputs)}",
+            *(f"feedback: {reason}" for reason in request.feedback),
         )
     )
     return Completion(text=text, model=model)

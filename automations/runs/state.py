@@ -69,6 +69,7 @@ NODE_FIELDS = [
     "not_before",
     "started_at",
     "finished_at",
+    "feedback",
     "updated_at",
 ]
 
