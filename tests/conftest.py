@@ -1,5 +1,9 @@
 """Shared fixtures: workspaces with members of every role, API clients authenticated by token,
-and a real Celery worker process (`celery_worker`, `celery_worker_factory`)."""
+the broker kept out (`no_broker`), and a real Celery worker process (`celery_worker`,
+`celery_worker_factory`).
+
+Fixtures live in conftest.py files and builders of data in tests/factories.py; a test module
+never imports from another test module (tests/support/ holds the other shared helpers)."""
 
 from __future__ import annotations
 
@@ -99,6 +103,29 @@ def outsider(make_member) -> Member:
 @pytest.fixture
 def agent(make_member) -> Member:
     return make_member("acme/ops", "bot-agent", role=Role.OPERATOR, kind=PrincipalKind.AGENT)
+
+
+# --- The broker kept out -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_broker(monkeypatch, request) -> list[str]:
+    """Keep the broker out of a test that runs without a worker: the run ids the code would
+    schedule (`automations.tasks.schedule_advance`) are recorded in the returned list instead of
+    being published, and task revocations are dropped (there is no worker to tell).
+
+    The one place that knows where scheduling lives: use it with
+    `pytestmark = pytest.mark.usefixtures("no_broker")` or by name to read the list. A test that
+    starts a real worker (`celery_worker_factory`) keeps the broker, and gets an empty list.
+    """
+    scheduled: list[str] = []
+    if "celery_worker_factory" in request.fixturenames:
+        return scheduled
+    monkeypatch.setattr(
+        "automations.tasks.schedule_advance", lambda run_id, **kw: scheduled.append(run_id)
+    )
+    monkeypatch.setattr("automations.tasks.revoke", lambda task_ids: None)
+    return scheduled
 
 
 # --- A real Celery worker (tests/support/worker.py) --------------------------------------------
