@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from governance.models import PrincipalKind, Role, User, Workspace
 from governance.services import member_add, token_issue, workspace_create
+from tests.support import nodekinds
 from tests.support.worker import (
     CeleryWorker,
     configure_test_queue,
@@ -109,23 +110,28 @@ def agent(make_member) -> Member:
 
 
 @pytest.fixture
-def no_broker(monkeypatch, request) -> list[str]:
-    """Keep the broker out of a test that runs without a worker: the run ids the code would
-    schedule (`automations.tasks.schedule_advance`) are recorded in the returned list instead of
-    being published, and task revocations are dropped (there is no worker to tell).
+def no_broker(monkeypatch) -> list[str]:
+    """Keep the broker out: the run ids the code would schedule
+    (`automations.tasks.schedule_advance`) are recorded in the returned list instead of being
+    published, and task revocations are dropped. Even with a real worker running, the engine
+    does not advance runs behind the test's back.
 
     The one place that knows where scheduling lives: use it with
-    `pytestmark = pytest.mark.usefixtures("no_broker")` or by name to read the list. A test that
-    starts a real worker (`celery_worker_factory`) keeps the broker, and gets an empty list.
+    `pytestmark = pytest.mark.usefixtures("no_broker")`, or by name to read the list.
     """
     scheduled: list[str] = []
-    if "celery_worker_factory" in request.fixturenames:
-        return scheduled
     monkeypatch.setattr(
         "automations.tasks.schedule_advance", lambda run_id, **kw: scheduled.append(run_id)
     )
     monkeypatch.setattr("automations.tasks.revoke", lambda task_ids: None)
     return scheduled
+
+
+@pytest.fixture
+def node_kinds(settings) -> None:
+    """Register the test node kinds (`sleep`, `fail`, `held`; tests/support/nodekinds.py) in
+    this process. A worker learns them from `celery_worker_factory(env=nodekinds.WORKER_ENV)`."""
+    settings.FLOWGATE_NODE_KINDS = nodekinds.KINDS_SETTING
 
 
 # --- A real Celery worker (tests/support/worker.py) --------------------------------------------
