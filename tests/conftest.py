@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -24,6 +25,27 @@ from tests.support.worker import (
     purge_queue,
     require_redis_url,
 )
+
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items):
+    """Keep together, in one xdist worker, the tests that are heavy on the 2-core machine:
+
+    - every test that starts a real Celery worker (`celery_worker_factory`): they run one
+      after another instead of two prefork workers competing for the cores with their
+      timing-sensitive steps (heartbeats, stale sweeps, retry delays);
+    - the browser tests (tests/browser): one Chromium and one live server instead of two.
+
+    pyproject.toml runs the suite with `--dist loadgroup`; every other test goes to whichever
+    worker is free. Under `-n 0` the marks do nothing.
+    """
+    for item in items:
+        if "celery_worker_factory" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("celery_worker"))
+        elif BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @dataclass
