@@ -1,16 +1,22 @@
 """Shared fixtures: workspaces with members of every role, API clients authenticated by token,
-and a real Celery worker process (`celery_worker`, `celery_worker_factory`)."""
+the broker kept out (`no_broker`), and a real Celery worker process (`celery_worker`,
+`celery_worker_factory`).
+
+Fixtures live in conftest.py files and builders of data in tests/factories.py; a test module
+never imports from another test module (tests/support/ holds the other shared helpers)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
 from governance.models import PrincipalKind, Role, User, Workspace
 from governance.services import member_add, token_issue, workspace_create
+from tests.support import nodekinds
 from tests.support.worker import (
     CeleryWorker,
     configure_test_queue,
@@ -19,6 +25,27 @@ from tests.support.worker import (
     purge_queue,
     require_redis_url,
 )
+
+BROWSER_TESTS = Path(__file__).parent / "browser"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items):
+    """Keep together, in one xdist worker, the tests that are heavy on the 2-core machine:
+
+    - every test that starts a real Celery worker (`celery_worker_factory`): they run one
+      after another instead of two prefork workers competing for the cores with their
+      timing-sensitive steps (heartbeats, stale sweeps, retry delays);
+    - the browser tests (tests/browser): one Chromium and one live server instead of two.
+
+    pyproject.toml runs the suite with `--dist loadgroup`; every other test goes to whichever
+    worker is free. Under `-n 0` the marks do nothing.
+    """
+    for item in items:
+        if "celery_worker_factory" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("celery_worker"))
+        elif BROWSER_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @dataclass
@@ -99,6 +126,34 @@ def outsider(make_member) -> Member:
 @pytest.fixture
 def agent(make_member) -> Member:
     return make_member("acme/ops", "bot-agent", role=Role.OPERATOR, kind=PrincipalKind.AGENT)
+
+
+# --- The broker kept out -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_broker(monkeypatch) -> list[str]:
+    """Keep the broker out: the run ids the code would schedule
+    (`automations.scheduling.advance_now`) are recorded in the returned list instead of being
+    published, and task revocations are dropped. Even with a real worker running, the engine
+    does not advance runs behind the test's back.
+
+    The one place that knows where scheduling lives: use it with
+    `pytestmark = pytest.mark.usefixtures("no_broker")`, or by name to read the list.
+    """
+    scheduled: list[str] = []
+    monkeypatch.setattr(
+        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
+    )
+    monkeypatch.setattr("automations.scheduling.revoke_now", lambda task_ids: None)
+    return scheduled
+
+
+@pytest.fixture
+def node_kinds(settings) -> None:
+    """Register the test node kinds (`sleep`, `fail`, `held`; tests/support/nodekinds.py) in
+    this process. A worker learns them from `celery_worker_factory(env=nodekinds.WORKER_ENV)`."""
+    settings.FLOWGATE_NODE_KINDS = nodekinds.KINDS_SETTING
 
 
 # --- A real Celery worker (tests/support/worker.py) --------------------------------------------

@@ -24,18 +24,11 @@ from governance.actors import Actor
 from governance.errors import Conflict
 from governance.models import AuditEvent, Role
 from governance.services import clearances_set
-from tests.approvals.test_decisions import GOVERNED, awaiting
-from tests.approvals.test_pages import gate_for, page_text
-from tests.automations.test_admin import (  # noqa: F401
-    change_url,
-    console,
-    messages_of,
-    no_broker,
-    redirected_to,
-)
-from tests.automations.test_run_control import actor_for, output
+from tests.factories import GOVERNED, actor_for, awaiting, output, review_gate
+from tests.support.admin import change_url, console, messages_of, redirected_to
+from tests.support.pages import page_text
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 GATES = "admin:approvals_gate_changelist"
 DECISIONS = "admin:approvals_gatedecision_changelist"
@@ -139,7 +132,7 @@ def requester(operator):
 
 
 def test_a_reviewer_approves_from_the_gate_page(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = console(reviewer)
     page = client.get(change_url(gate))
     html = page.content.decode()
@@ -173,7 +166,7 @@ def test_a_reviewer_approves_from_the_gate_page(reviewer, requester):
 
 
 def test_rework_without_a_reason_is_refused_and_with_one_applied(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = console(reviewer)
     audit = AuditEvent.objects.count()
     refused = decide(client, gate, "rework", "   ")
@@ -193,7 +186,7 @@ def test_rework_without_a_reason_is_refused_and_with_one_applied(reviewer, reque
 
 
 def test_a_decision_the_gate_does_not_offer_is_refused(reviewer, requester):
-    gate = gate_for(requester, decisions=["approve", "cancel"])
+    gate = review_gate(requester, decisions=["approve", "cancel"])
     client = console(reviewer)
     assert 'value="rework"' not in client.get(change_url(gate)).content.decode()
     for bad in ("rework", "delete", ""):
@@ -205,7 +198,7 @@ def test_a_decision_the_gate_does_not_offer_is_refused(reviewer, requester):
 
 def test_self_approval_is_disabled_refused_and_audited_as_a_denial(make_member):
     owner = make_member("acme/ops", "sam-requester", role=Role.ADMIN)
-    gate = gate_for(actor_for(owner), policy={"risk_tier": "external_send"})
+    gate = review_gate(actor_for(owner), policy={"risk_tier": "external_send"})
     client = console(owner)
     page = client.get(change_url(gate))
     html = page.content.decode()
@@ -228,7 +221,7 @@ def test_self_approval_is_disabled_refused_and_audited_as_a_denial(make_member):
 def test_a_reviewer_without_clearance_is_refused_and_a_cleared_one_approves(
     make_member, reviewer, requester
 ):
-    gate = gate_for(requester, policy={"data_classes": ["financial_record"]})
+    gate = review_gate(requester, policy={"data_classes": ["financial_record"]})
     client = console(reviewer)
     page = client.get(change_url(gate))
     assert "You may not decide this gate." in page_text(page)
@@ -248,7 +241,7 @@ def test_a_reviewer_without_clearance_is_refused_and_a_cleared_one_approves(
 
 
 def test_a_viewer_sees_why_not_and_is_refused(viewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = console(viewer)
     assert "your role (viewer) does not include review" in page_text(client.get(change_url(gate)))
     refused = decide(client, gate, "cancel", "no")
@@ -258,7 +251,7 @@ def test_a_viewer_sees_why_not_and_is_refused(viewer, requester):
 
 
 def test_a_lost_race_names_the_winner(make_member, reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     other = make_member("acme/ops", "ron-reviewer", role=Role.REVIEWER)
     client = console(reviewer)
     assert decide_url(gate) in client.get(change_url(gate)).content.decode()  # form on screen
@@ -280,7 +273,7 @@ def test_another_workspaces_gate_is_a_404_for_the_page_and_the_decision(operator
 
 
 def test_the_decision_url_takes_only_a_csrf_protected_post(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     console(reviewer)  # makes the reviewer staff
     client = Client(enforce_csrf_checks=True)
     client.force_login(reviewer.user)
@@ -295,7 +288,7 @@ def test_the_decision_url_takes_only_a_csrf_protected_post(reviewer, requester):
 
 
 def test_a_signed_out_visitor_is_sent_to_the_login(requester, client):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     response = client.post(decide_url(gate), {"decision": "approve"})
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert is_open(gate)
@@ -306,7 +299,7 @@ def test_closed_gates_offer_no_form(operator, reviewer, requester, decided):
     page = page_text(client.get(change_url(decided.gate)))
     assert "Approved by rita-reviewer via API at" in page and "This gate has been decided." in page
 
-    expired = gate_for(requester, automation_id="late")
+    expired = review_gate(requester, automation_id="late")
     Gate.objects.filter(pk=expired.pk).update(expires_at=expired.requested_at)
     page = client.get(change_url(expired))
     assert "This gate expired before a decision was made." in page_text(page)
@@ -316,7 +309,7 @@ def test_closed_gates_offer_no_form(operator, reviewer, requester, decided):
         f"Gate {expired}: Approval gate expired before this decision was submitted"
     )
 
-    superseded = gate_for(requester, automation_id="superseded")
+    superseded = review_gate(requester, automation_id="superseded")
     run_cancel(actor=requester, run=superseded.run, reason="not needed")
     page = client.get(change_url(superseded))
     assert Gate.objects.get(pk=superseded.pk).status == GateStatus.SUPERSEDED
@@ -327,7 +320,7 @@ def test_a_superuser_who_is_not_a_member_decides_as_a_workspace_admin(admin_user
     """Not a member, so the approval page is a 404; the admin is where they decide, even an
     elevated gate with a data class, once cleared for it: clearances are personal, superusers
     included (issue 13)."""
-    gate = gate_for(requester, policy=GOVERNED)
+    gate = review_gate(requester, policy=GOVERNED)
     clearances_set(
         workspace=gate.workspace,
         user=admin_user,
@@ -346,7 +339,7 @@ def test_a_superuser_who_is_not_a_member_decides_as_a_workspace_admin(admin_user
 
 def test_a_superuser_without_the_clearance_is_refused(admin_user, requester):
     """Issue 13: superusers decided gates with data classes they held no clearance for."""
-    gate = gate_for(requester, policy=GOVERNED)
+    gate = review_gate(requester, policy=GOVERNED)
     client = Client()
     client.force_login(admin_user)
     page = page_text(client.get(change_url(gate)))
@@ -360,11 +353,11 @@ def test_the_gate_page_costs_a_fixed_number_of_queries(
     reviewer, requester, django_assert_max_num_queries
 ):
     client = console(reviewer)
-    short = gate_for(requester, policy={"data_classes": ["internal"]})
+    short = review_gate(requester, policy={"data_classes": ["internal"]})
     with CaptureQueriesContext(connection) as few:
         assert client.get(change_url(short)).status_code == 200
     # A gate with a longer history (guard denials recorded on it) costs the same.
-    long = gate_for(requester, automation_id="long", policy={"data_classes": ["internal"]})
+    long = review_gate(requester, automation_id="long", policy={"data_classes": ["internal"]})
     for _ in range(4):
         with pytest.raises(Conflict):
             gate_decide(

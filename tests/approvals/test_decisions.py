@@ -30,38 +30,25 @@ from governance.actors import Actor
 from governance.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from governance.models import AuditEvent, Role
 from governance.services import member_add
-from tests.automations.test_run_control import actor_for, agent_node, make_run, output
+from tests.factories import (
+    GOVERNED,
+    actor_for,
+    agent_node,
+    approval_node,
+    awaiting,
+    basic,
+    complete,
+    fresh,
+    make_run,
+    open_gate,
+    output,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 C, P = NodeState.COMPLETED, NodeState.PENDING
 DENIED = "automation.governance.gate_decision_denied"
 DECIDED = "automation.governance.gate_decided"
-
-
-def approval_node(node_id="approval", *deps, rework_targets=("draft",), **gate):
-    return {
-        "node_id": node_id,
-        "kind": "approval",
-        "depends_on": list(deps),
-        "objective": "Approve",
-        "gate": {
-            "decisions": gate.pop("decisions", ["approve", "rework", "cancel"]),
-            "rework_targets": list(rework_targets),
-            "instructions": "Check the review output",
-            **gate,
-        },
-    }
-
-
-def basic(**gate):
-    """draft → review → approval → publish, the gate configured by `gate`."""
-    return [
-        agent_node("draft", prompt="Write draft v1"),
-        agent_node("review", "draft"),
-        approval_node("approval", "review", **gate),
-        agent_node("publish", "approval"),
-    ]
 
 
 BRANCHED = [
@@ -70,21 +57,6 @@ BRANCHED = [
     agent_node("draft", "research"),
     approval_node("publish", "analysis", "draft"),
 ]
-GOVERNED = {
-    "reviewer_eligibility": "elevated_reviewer",
-    "risk_tier": "financial_record_access",
-    "data_classes": ["financial_record"],
-}
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Record what would be scheduled instead of publishing to the broker."""
-    scheduled: list[str] = []
-    monkeypatch.setattr(
-        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
-    )
-    return scheduled
 
 
 @pytest.fixture
@@ -95,29 +67,6 @@ def op(operator) -> Actor:
 @pytest.fixture
 def rev(reviewer) -> Actor:
     return actor_for(reviewer)
-
-
-def awaiting(actor, flow=None, *, automation_id="basic", done=("draft", "review"), attempts=1):
-    """A run parked by the engine on its gate, the nodes in `done` completed."""
-    run = make_run(
-        actor,
-        flow or basic(),
-        status=RunStatus.QUEUED,
-        automation_id=automation_id,
-        nodes={n: (C, attempts, output(summary=n)) for n in done},
-    )
-    engine.run_advance(run.run_id)
-    return fresh(run)
-
-
-def fresh(run) -> Run:
-    run = Run.objects.select_related("automation", "workspace__organization").get(pk=run.pk)
-    assert run.status in RunStatus.values
-    return run
-
-
-def open_gate(run) -> Gate:
-    return Gate.objects.get(run=run, status=GateStatus.OPEN)
 
 
 def states(run) -> dict[str, tuple[str, int, object]]:
@@ -638,12 +587,6 @@ def test_unlinked_caller_cannot_have_authority_verified(op, workspace):
 
 
 # --- openings: rework rounds, superseding, restart safety (items 18, 29; SPEC §10.1) -----------
-
-
-def complete(run, *node_ids):
-    RunNode.objects.filter(run=run, node_id__in=node_ids).update(
-        state=C, attempts=1, output=output()
-    )
 
 
 def test_rework_reopens_the_gate_as_a_new_round(op, rev):

@@ -12,16 +12,9 @@ from approvals.models import Gate
 from automations.services import grant_add
 from governance.errors import Forbidden
 from governance.models import AuditEvent, Role
-from tests.approvals.test_decisions import GOVERNED
-from tests.approvals.test_pages import gate_for
-from tests.automations.test_run_control import actor_for
+from tests.factories import GOVERNED, actor_for, review_gate
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 def judge(member, gate):
@@ -30,7 +23,7 @@ def judge(member, gate):
 
 
 def test_a_reviewer_may_take_every_offered_decision(reviewer, operator):
-    gate = gate_for(actor_for(operator), decisions=["approve", "cancel"])
+    gate = review_gate(actor_for(operator), decisions=["approve", "cancel"])
     found = judge(reviewer, gate)
     assert found.allowed == ("approve", "cancel") and found.refused == {}
     assert found.may_decide and found.closed is None
@@ -39,7 +32,7 @@ def test_a_reviewer_may_take_every_offered_decision(reviewer, operator):
 def test_a_viewer_the_gate_was_escalated_to_may_decide_it_as_the_service_lets_them(
     viewer, operator
 ):
-    gate = gate_for(actor_for(operator))
+    gate = review_gate(actor_for(operator))
     assert not judge(viewer, gate).may_decide
     gate.escalated_at, gate.escalated_to = timezone.now(), [viewer.user.username]
     gate.save(update_fields=["escalated_at", "escalated_to"])
@@ -52,7 +45,7 @@ def test_a_viewer_the_gate_was_escalated_to_may_decide_it_as_the_service_lets_th
 
 
 def test_an_agent_may_decide_nothing(agent, operator):
-    found = judge(agent, gate_for(actor_for(operator)))
+    found = judge(agent, review_gate(actor_for(operator)))
     assert found.allowed == ()
     assert set(found.refused.values()) == {HUMANS_ONLY}
 
@@ -60,7 +53,7 @@ def test_an_agent_may_decide_nothing(agent, operator):
 def test_elevated_gates_need_a_grant_and_clearances_which_then_count_as_grounds(
     make_member, operator, admin
 ):
-    gate = gate_for(actor_for(operator), policy=GOVERNED)
+    gate = review_gate(actor_for(operator), policy=GOVERNED)
     reviewer = make_member("acme/ops", "rita-reviewer", role=Role.REVIEWER)
     refused = judge(reviewer, gate)
     assert not refused.may_decide
@@ -87,7 +80,7 @@ def test_elevated_gates_need_a_grant_and_clearances_which_then_count_as_grounds(
 
 def test_the_requester_may_rework_and_cancel_but_not_approve_a_consequential_gate(make_member):
     owner = make_member("acme/ops", "sam-requester", role=Role.ADMIN)
-    gate = gate_for(actor_for(owner), policy={"risk_tier": "money_movement_contract"})
+    gate = review_gate(actor_for(owner), policy={"risk_tier": "money_movement_contract"})
     found = judge(owner, gate)
     assert found.allowed == ("rework", "cancel")
     assert "risk tier money_movement_contract" in found.refused["approve"]
@@ -96,19 +89,19 @@ def test_the_requester_may_rework_and_cancel_but_not_approve_a_consequential_gat
 
 def test_the_requester_may_approve_a_gate_that_is_not_consequential(make_member):
     owner = make_member("acme/ops", "sam-requester", role=Role.ADMIN)
-    found = judge(owner, gate_for(actor_for(owner), policy={"risk_tier": "read_only"}))
+    found = judge(owner, review_gate(actor_for(owner), policy={"risk_tier": "read_only"}))
     assert "approve" in found.allowed
 
 
 def test_a_decided_gate_is_closed_to_everyone(reviewer, operator):
-    gate = gate_for(actor_for(operator))
+    gate = review_gate(actor_for(operator))
     gate_decide(actor=actor_for(reviewer), run=gate.run, decision="approve")
     found = judge(reviewer, gate)
     assert found.closed == "This gate has been decided." and not found.may_decide
 
 
 def test_judging_writes_nothing(viewer, operator):
-    gate = gate_for(actor_for(operator))
+    gate = review_gate(actor_for(operator))
     before = AuditEvent.objects.count()
     assert not judge(viewer, gate).may_decide  # a refused review permission is not audited
     assert AuditEvent.objects.count() == before

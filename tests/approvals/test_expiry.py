@@ -26,23 +26,12 @@ from automations.api.run_json import run_json
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus, StopKind
 from governance.errors import Forbidden
 from governance.models import AuditEvent, Role
-from tests.approvals.test_decisions import complete
-from tests.automations.test_run_control import actor_for, agent_node, make_run, output
+from tests.factories import actor_for, agent_node, complete, make_run, output
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 EXPIRED_AUDIT = "automation.governance.gate_expired"
 ESCALATED_AUDIT = "automation.governance.gate_escalated"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Record what would be scheduled instead of publishing to the broker."""
-    scheduled: list[str] = []
-    monkeypatch.setattr(
-        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
-    )
-    return scheduled
 
 
 @pytest.fixture

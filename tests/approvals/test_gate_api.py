@@ -11,8 +11,7 @@ from automations import engine, selectors
 from automations.api.run_json import run_json
 from automations.models import Run, RunNode, RunStatus
 from governance.models import AuditEvent
-from tests.approvals.test_decisions import awaiting, basic, complete, open_gate
-from tests.automations.test_run_control import actor_for
+from tests.factories import actor_for, awaiting, basic, complete, open_gate
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +20,11 @@ DENIED = "automation.governance.gate_decision_denied"
 
 
 @pytest.fixture(autouse=True)
-def no_broker(monkeypatch, request):
-    if "celery_worker_factory" in request.fixturenames:
-        return
-    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
+def broker_for_the_worker_only(request):
+    """The broker is kept out (`no_broker`) except for the test whose real worker must be
+    handed the run's next step."""
+    if "celery_worker_factory" not in request.fixturenames:
+        request.getfixturevalue("no_broker")
 
 
 def post(member, run_id, body, **kwargs):

@@ -1,6 +1,6 @@
 """The approval pages (`approvals.pages`): pending list, gate page, decision form, login.
 
-Runs reach their gate through the engine (`tests.approvals.test_decisions.awaiting`), and every
+Runs reach their gate through the engine (`tests.factories.review_gate`), and every
 decision goes through the real decision service; the browser side is
 tests/browser/test_approval_pages.py.
 """
@@ -21,45 +21,12 @@ from approvals.policy import MESSAGES, SELF_APPROVAL_FORBIDDEN
 from automations import engine
 from automations.models import NodeState, Run, RunStatus
 from governance.models import AuditEvent, Role
-from tests.approvals.test_decisions import GOVERNED, approval_node, open_gate
-from tests.automations.test_run_control import actor_for, agent_node, make_run
+from tests.factories import GOVERNED, HOSTILE, actor_for, review_gate
+from tests.support.pages import page_text
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 C = NodeState.COMPLETED
-HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
-
-
-def review_flow(**gate) -> list[dict]:
-    """research → draft → review (gate) → publish."""
-    reworks = "rework" in gate.get("decisions", ["rework"])
-    return [
-        agent_node("research"),
-        agent_node("draft", "research"),
-        approval_node("review", "draft", rework_targets=("draft",) if reworks else (), **gate),
-        agent_node("publish", "review"),
-    ]
-
-
-def gate_for(requester, *, automation_id="newsletter", text="Draft text for review", **gate):
-    """A run started by `requester` (an Actor), parked by the engine on its `review` gate, with
-    `draft`'s output carrying `text`."""
-    run = make_run(
-        requester,
-        review_flow(**gate),
-        status=RunStatus.QUEUED,
-        automation_id=automation_id,
-        nodes={
-            "research": (C, 1, {"status": "completed", "summary": "Found three sources"}),
-            "draft": (
-                C,
-                1,
-                {"status": "completed", "summary": "Drafted the issue", "content": {"text": text}},
-            ),
-        },
-    )
-    engine.run_advance(run.run_id)
-    return open_gate(run)
 
 
 def gate_url(gate) -> str:
@@ -71,17 +38,6 @@ def signed_in(member) -> Client:
     client = Client()
     client.force_login(member.user)
     return client
-
-
-def page_text(response) -> str:
-    """The page's visible text (tags stripped, whitespace collapsed), to assert on sentences."""
-    html = re.sub(r"<svg.*?</svg>", " ", response.content.decode(), flags=re.S)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
 
 
 @pytest.fixture
@@ -100,7 +56,7 @@ def test_anonymous_readers_are_sent_to_the_login_page_and_back(client, path):
 
 
 def test_login_form_signs_a_human_in_and_returns_to_the_page(client, reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     page = client.get(f"/accounts/login/?next={gate_url(gate)}")
     assert page.status_code == 200 and 'name="password"' in page.content.decode()
     response = client.post(
@@ -127,15 +83,15 @@ def test_logout_is_a_post_and_ends_the_session(reviewer):
 
 
 def test_pending_lists_decidable_gates_across_workspaces(make_member, reviewer, requester):
-    ours = gate_for(requester)
+    ours = review_gate(requester)
     other_ws = make_member("acme/finance", "fin-operator", role=Role.OPERATOR)
     make_member("acme/finance", "rita-reviewer", role=Role.REVIEWER)
-    theirs = gate_for(actor_for(other_ws), automation_id="ledger")
-    foreign = gate_for(
+    theirs = review_gate(actor_for(other_ws), automation_id="ledger")
+    foreign = review_gate(
         actor_for(make_member("globex/ops", "globex-op", role=Role.OPERATOR)),
         automation_id="globex",
     )
-    elevated = gate_for(requester, automation_id="elevated", policy=GOVERNED)
+    elevated = review_gate(requester, automation_id="elevated", policy=GOVERNED)
 
     response = signed_in(reviewer).get("/approvals/")
     html = response.content.decode()
@@ -152,11 +108,11 @@ def test_pending_lists_decidable_gates_across_workspaces(make_member, reviewer, 
 
 def test_pending_list_query_count_does_not_grow_with_gates(make_member, reviewer, requester):
     client = signed_in(reviewer)
-    gate_for(requester, automation_id="first")
+    review_gate(requester, automation_id="first")
     with CaptureQueriesContext(connection) as one:
         assert client.get("/approvals/").status_code == 200
     for n in range(4):
-        gate_for(requester, automation_id=f"more-{n}")
+        review_gate(requester, automation_id=f"more-{n}")
     with CaptureQueriesContext(connection) as five:
         response = client.get("/approvals/")
     assert response.content.decode().count('class="pending-item"') == 5
@@ -166,7 +122,7 @@ def test_pending_list_query_count_does_not_grow_with_gates(make_member, reviewer
 
 
 def test_pending_list_is_empty_for_a_viewer_and_after_a_decision(viewer, reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     assert "Nothing is waiting for you" in page_text(signed_in(viewer).get("/approvals/"))
     gate_decide(actor=actor_for(reviewer), run=gate.run, decision="approve", source="api")
     assert "Nothing is waiting for you" in page_text(signed_in(reviewer).get("/approvals/"))
@@ -177,7 +133,7 @@ def test_pending_list_is_empty_for_a_viewer_and_after_a_decision(viewer, reviewe
 
 def test_gate_page_shows_run_graph_outputs_instructions_policy_and_form(make_member, requester):
     reviewer = make_member("acme/ops", "rita-reviewer", role=Role.REVIEWER, clearances=["internal"])
-    gate = gate_for(
+    gate = review_gate(
         requester,
         decisions=["approve", "rework"],
         policy={"risk_tier": "external_send", "data_classes": ["internal"]},
@@ -208,14 +164,14 @@ def test_gate_page_shows_run_graph_outputs_instructions_policy_and_form(make_mem
 
 
 def test_output_markup_is_shown_as_text(reviewer, requester):
-    gate = gate_for(requester, text=HOSTILE)
+    gate = review_gate(requester, text=HOSTILE)
     html = signed_in(reviewer).get(gate_url(gate)).content.decode()
     assert "<script>window.__pwned" not in html and "<img src=x" not in html
     assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
 
 
 def test_pages_carry_a_content_security_policy_and_no_inline_script_or_style(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = signed_in(reviewer)
     for response in (client.get(gate_url(gate)), client.get("/approvals/")):
         policy = response["Content-Security-Policy"]
@@ -233,7 +189,7 @@ def test_only_the_swagger_ui_is_exempt_from_the_policy(reviewer):
 
 
 def test_a_gate_of_another_workspace_is_the_same_404_as_no_gate(outsider, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = signed_in(outsider)
     foreign, missing = client.get(gate_url(gate)), client.get("/approvals/gate-nope/")
     assert foreign.status_code == missing.status_code == 404
@@ -246,7 +202,7 @@ def test_a_gate_of_another_workspace_is_the_same_404_as_no_gate(outsider, reques
 
 
 def test_a_viewer_sees_the_gate_and_why_they_may_not_decide(viewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     response = signed_in(viewer).get(gate_url(gate))
     text = page_text(response)
     assert response.status_code == 200
@@ -256,7 +212,7 @@ def test_a_viewer_sees_the_gate_and_why_they_may_not_decide(viewer, requester):
 
 
 def test_a_reviewer_without_authority_is_told_what_is_missing(reviewer, requester):
-    gate = gate_for(requester, policy=GOVERNED)
+    gate = review_gate(requester, policy=GOVERNED)
     text = page_text(signed_in(reviewer).get(gate_url(gate)))
     assert MESSAGES["AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED"] in text
     assert "elevated review authority" in text
@@ -264,7 +220,7 @@ def test_a_reviewer_without_authority_is_told_what_is_missing(reviewer, requeste
 
 
 def test_get_never_writes(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     audit = AuditEvent.objects.count()
     client = signed_in(reviewer)
     with CaptureQueriesContext(connection) as queries:
@@ -276,7 +232,7 @@ def test_get_never_writes(reviewer, requester):
 
 
 def test_gate_page_queries_are_bounded(reviewer, requester):
-    gate = gate_for(requester, policy={"data_classes": ["internal"]})
+    gate = review_gate(requester, policy={"data_classes": ["internal"]})
     client = signed_in(reviewer)
     with CaptureQueriesContext(connection) as queries:
         assert client.get(gate_url(gate)).status_code == 200
@@ -302,7 +258,7 @@ def decide(client, gate, decision, reason="", request_id=None):
 def test_approve_with_a_reason_applies_through_the_service_and_shows_the_outcome(
     reviewer, requester
 ):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = signed_in(reviewer)
     response = decide(client, gate, "approve", "Reads well")
     assert response.status_code == 302 and response["Location"] == gate_url(gate)
@@ -323,7 +279,7 @@ def test_approve_with_a_reason_applies_through_the_service_and_shows_the_outcome
 
 
 def test_rework_without_a_reason_is_refused_in_the_page(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     audit = AuditEvent.objects.count()
     response = decide(signed_in(reviewer), gate, "rework", "   ")
     assert response.status_code == 400
@@ -335,7 +291,7 @@ def test_rework_without_a_reason_is_refused_in_the_page(reviewer, requester):
 def test_rework_with_a_reason_reopens_the_gate_and_the_old_page_links_to_the_new_round(
     reviewer, requester
 ):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     client = signed_in(reviewer)
     assert decide(client, gate, "rework", "Too long").status_code == 302
     run = Run.objects.get(pk=gate.run.pk)
@@ -363,7 +319,7 @@ def make_run_reach_gate_again(run):
 
 
 def test_a_decision_the_gate_does_not_offer_is_refused(reviewer, requester):
-    gate = gate_for(requester, decisions=["approve", "cancel"])
+    gate = review_gate(requester, decisions=["approve", "cancel"])
     response = decide(signed_in(reviewer), gate, "rework", "please")
     assert response.status_code == 400
     assert "This gate does not offer that decision." in page_text(response)
@@ -372,7 +328,7 @@ def test_a_decision_the_gate_does_not_offer_is_refused(reviewer, requester):
 
 def test_self_approval_is_explained_then_refused_with_the_policy_reason(make_member):
     owner = make_member("acme/ops", "sam-requester", role=Role.ADMIN)
-    gate = gate_for(actor_for(owner), policy={"risk_tier": "external_send"})
+    gate = review_gate(actor_for(owner), policy={"risk_tier": "external_send"})
     client = signed_in(owner)
     page = client.get(gate_url(gate))
     html, text = page.content.decode(), page_text(page)
@@ -395,7 +351,7 @@ def test_self_approval_is_explained_then_refused_with_the_policy_reason(make_mem
 
 
 def test_a_lost_race_shows_the_winner(make_member, reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     other = make_member("acme/ops", "ron-reviewer", role=Role.REVIEWER)
     client = signed_in(reviewer)
     assert client.get(gate_url(gate)).status_code == 200  # the form is on screen ...
@@ -409,7 +365,7 @@ def test_a_lost_race_shows_the_winner(make_member, reviewer, requester):
 
 
 def test_an_expired_gate_takes_no_decision(reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     Gate.objects.filter(pk=gate.pk).update(expires_at=gate.requested_at)
     client = signed_in(reviewer)
     text = page_text(client.get(gate_url(gate)))

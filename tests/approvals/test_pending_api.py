@@ -22,16 +22,11 @@ from automations.models import NodeState, Run, RunStatus
 from automations.services import grant_add
 from governance.errors import Forbidden, NotFound
 from governance.models import Role, WorkspaceGroup
-from tests.automations.test_run_control import actor_for, agent_node, make_run, output
+from tests.factories import actor_for, agent_node, make_run, output
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 URL = "/api/approvals/pending"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    monkeypatch.setattr("automations.scheduling.advance_now", lambda run_id, **kw: None)
 
 
 def flow(**policy):

@@ -22,34 +22,13 @@ from automations.models import (
     RunStatus,
 )
 from governance.models import AuditEvent, Role
-from tests.approvals.test_decisions import awaiting
-from tests.automations.test_run_control import actor_for, make_run, output
+from tests.factories import actor_for, awaiting, make_run, output
+from tests.support.admin import change_url, console, messages_of, redirected_to
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 RUNS = "admin:automations_run_changelist"
 AUTOMATIONS = "admin:automations_automation_changelist"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    """Record what would be scheduled instead of publishing to the broker."""
-    scheduled: list[str] = []
-    monkeypatch.setattr(
-        "automations.scheduling.advance_now", lambda run_id, **kw: scheduled.append(run_id)
-    )
-    monkeypatch.setattr("automations.scheduling.revoke_now", lambda task_ids: None)
-    return scheduled
-
-
-def console(member) -> Client:
-    """A Django test client signed in to the admin as `member` made staff (not superuser)."""
-    user = getattr(member, "user", member)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def bulk(client, changelist: str, action: str, pks, **data):
@@ -67,23 +46,9 @@ def post(client, url: str, data: dict):
     return client.post(url, data, follow=True)
 
 
-def messages_of(response) -> list[str]:
-    """The messages the page a POST redirected to shows (each shown once)."""
-    return [str(m) for m in response.context["messages"]]
-
-
-def redirected_to(response) -> str:
-    return response.redirect_chain[-1][0]
-
-
 def act_url(obj) -> str:
     meta = obj._meta
     return reverse(f"admin:{meta.app_label}_{meta.model_name}_act", args=[obj.pk])
-
-
-def change_url(obj) -> str:
-    meta = obj._meta
-    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
 
 
 @pytest.fixture

@@ -8,21 +8,10 @@ import pytest
 
 from automations.models import Automation
 from governance.models import AuditEvent
-from tests.factories import simple_agents, simple_flow
-
-URL = "/api/automations/v2"
-
-
-def body(**overrides):
-    data = {"name": "Weekly report", "agents": simple_agents(), "flow": simple_flow()}
-    data.update(overrides)
-    return data
-
-
-def create(member, **overrides):
-    response = member.client().post(URL, body(**overrides), format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()
+from tests.factories import AUTOMATIONS_URL as URL
+from tests.factories import automation_body as body
+from tests.factories import create_automation as create
+from tests.factories import simple_flow
 
 
 def audit_types(workspace):

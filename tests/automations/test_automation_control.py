@@ -9,7 +9,6 @@ complete there.
 from __future__ import annotations
 
 import threading
-import uuid
 
 import pytest
 from django.db import connection
@@ -28,25 +27,27 @@ from automations.models import (
     StopKind,
 )
 from automations.runs.control import run_pause
-from automations.services import automation_create, automation_update, run_start
+from automations.services import automation_update, run_start
 from governance.actors import Actor
 from governance.errors import AutomationNotFound, Conflict
-from governance.models import AuditEvent, Membership
-from tests.factories import simple_agents, simple_flow
+from governance.models import AuditEvent
+from tests.factories import (
+    actor_for,
+    make_running,
+    new_automation,
+    queued_runs,
+    set_status,
+    simple_agents,
+    simple_flow,
+)
 from tests.support import nodekinds
+from tests.support.nodekinds import WORKER_ENV
 from tests.support.wait import wait_for
 
 URL = "/api/automations/v2"
 PAUSED = "automation.governance.paused"
 RESUMED = "automation.governance.resumed"
 DENIED = "automation.governance.denied"
-
-
-def actor_for(member) -> Actor:
-    membership = Membership.objects.select_related("user", "workspace__organization").get(
-        user=member.user, workspace=member.workspace
-    )
-    return Actor.for_member(membership)
 
 
 @pytest.fixture
@@ -68,38 +69,6 @@ def revoked(monkeypatch) -> list[str]:
     task_ids: list[str] = []
     monkeypatch.setattr(scheduling, "revoke_now", task_ids.extend)
     return task_ids
-
-
-def new_automation(actor: Actor, automation_id: str = "weekly", **data) -> Automation:
-    return automation_create(
-        actor=actor,
-        data={
-            "automation_id": automation_id,
-            "name": "Weekly report",
-            "agents": simple_agents(),
-            "flow": simple_flow(),
-            **data,
-        },
-    )
-
-
-def queued_runs(actor: Actor, automation: Automation, count: int) -> list[Run]:
-    return [run_start(actor=actor, automation=automation) for _ in range(count)]
-
-
-def make_running(run: Run) -> RunNode:
-    """The state the engine leaves a run in while its first node executes in a worker."""
-    Run.objects.filter(pk=run.pk).update(
-        status=RunStatus.RUNNING, lease_owner="worker:1", version=F("version") + 1
-    )
-    RunNode.objects.filter(run=run, node_id="draft").update(
-        state=NodeState.RUNNING, attempts=1, attempt_token=uuid.uuid4(), task_id=str(uuid.uuid4())
-    )
-    return RunNode.objects.get(run=run, node_id="draft")
-
-
-def set_status(run: Run, status: str) -> None:
-    Run.objects.filter(pk=run.pk).update(status=status, version=F("version") + 1)
 
 
 def audit(event_type: str) -> list[AuditEvent]:
@@ -559,8 +528,6 @@ class TestAPI:
 
 
 # --- with a real worker ----------------------------------------------------------------------
-
-WORKER_ENV = {"FLOWGATE_NODE_KINDS": nodekinds.KINDS}
 
 
 def _wait_status(run: Run, status: str, timeout: float = 30.0) -> Run:

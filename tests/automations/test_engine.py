@@ -19,19 +19,11 @@ from automations.services import automation_create, run_start
 from automations.workspace_files import workspace_dir
 from governance.actors import Actor
 from governance.models import Membership
-from tests.support import nodekinds
+from tests.support.engine import AGENTS, agent, finished, sleeper
+from tests.support.nodekinds import WORKER_ENV
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-WORKER_ENV = {"FLOWGATE_NODE_KINDS": nodekinds.KINDS}
-AGENTS = [
-    {
-        "agent_id": "writer",
-        "template_id": "t1",
-        "model_policy": {"provider": "echo", "model": "echo-1"},
-    }
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("node_kinds")]
 
 
 @pytest.fixture
@@ -40,11 +32,6 @@ def actor(operator) -> Actor:
         user=operator.user
     )
     return Actor.for_member(membership)
-
-
-@pytest.fixture(autouse=True)
-def test_kinds(settings):
-    settings.FLOWGATE_NODE_KINDS = nodekinds.KINDS_SETTING
 
 
 def start(actor, nodes, *, max_parallel=1, automation_id="flow"):
@@ -59,45 +46,6 @@ def start(actor, nodes, *, max_parallel=1, automation_id="flow"):
         },
     )
     return run_start(actor=actor, automation=automation)
-
-
-def agent(node_id, *deps, prompt=None):
-    node = {
-        "node_id": node_id,
-        "kind": "agent",
-        "agent_id": "writer",
-        "depends_on": list(deps),
-        "objective": f"Do {node_id}",
-    }
-    if prompt:
-        node["metadata"] = {"builder": {"prompt": prompt}}
-    return node
-
-
-def sleeper(node_id, *deps, seconds=0.5, **extra):
-    return {
-        "node_id": node_id,
-        "kind": "sleep",
-        "depends_on": list(deps),
-        "metadata": {"sleep_s": seconds},
-        **extra,
-    }
-
-
-def finished(run, timeout=30.0):
-    terminal = {
-        RunStatus.COMPLETED,
-        RunStatus.FAILED,
-        RunStatus.BLOCKED,
-        RunStatus.CANCELLED,
-        RunStatus.AWAITING_APPROVAL,
-        RunStatus.PAUSED,
-    }
-    return wait_for(
-        lambda: Run.objects.filter(pk=run.pk, status__in=terminal).first(),
-        timeout=timeout,
-        message=f"run {run.run_id} did not settle",
-    )
 
 
 def events(run) -> list[tuple[str, dict]]:

@@ -6,7 +6,8 @@ import pytest
 
 from automations.engine import node_result_accept
 from automations.models import LifecycleEvent, Run, RunStatus
-from tests.automations.test_api import URL, create
+from tests.factories import AUTOMATIONS_URL as URL
+from tests.factories import create_automation as create
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from automations.runs.control import run_pause
 from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.models import Membership
-from tests.automations.test_engine import AGENTS, agent
+from tests.support.engine import AGENTS, agent
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,9 @@ from automations.models import (
 )
 from governance.errors import AutomationNotFound
 from governance.models import AuditChainHead, AuditEvent, WorkspaceGroup
-from tests.automations.test_api import URL, create
-from tests.governance.test_policy import actor_of
+from tests.factories import AUTOMATIONS_URL as URL
+from tests.factories import actor_for
+from tests.factories import create_automation as create
 
 
 def workspace_group(workspace, name: str) -> Group:
@@ -172,10 +173,10 @@ class TestGrantsOnADeletedAutomation:
     def test_grant_add(self, operator, viewer):
         create(operator, automation_id="weekly")
         stale = Automation.objects.select_related("created_by").get()
-        services.automation_delete(actor=actor_of(operator), automation=stale)
+        services.automation_delete(actor=actor_for(operator), automation=stale)
         with pytest.raises(AutomationNotFound):
             services.grant_add(
-                actor=actor_of(operator),
+                actor=actor_for(operator),
                 automation=stale,
                 permission="view",
                 username=viewer.user.username,
@@ -195,10 +196,10 @@ class TestGrantsOnADeletedAutomation:
             .json()
         )
         stale = Automation.objects.select_related("created_by").get()
-        services.automation_delete(actor=actor_of(operator), automation=stale)
+        services.automation_delete(actor=actor_for(operator), automation=stale)
         with pytest.raises(AutomationNotFound):
             services.grant_revoke(
-                actor=actor_of(operator), automation=stale, grant_id=grant["grant_id"]
+                actor=actor_for(operator), automation=stale, grant_id=grant["grant_id"]
             )
         assert AutomationUserObjectPermission.objects.count() == 1
         assert not AuditEvent.objects.filter(event_type="automation.grant.revoked").exists()

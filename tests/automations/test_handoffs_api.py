@@ -14,8 +14,9 @@ from automations import handoffs as handoffs_module
 from automations.flow import handoff_dirs
 from automations.handoffs import build_artifact, write_artifact
 from automations.models import Automation, LifecycleEvent, Run, RunNode
-from tests.automations.test_api import URL, create
-from tests.automations.test_run_lists import start_runs
+from tests.factories import AUTOMATIONS_URL as URL
+from tests.factories import create_automation as create
+from tests.factories import start_runs
 
 CONFIG = {
     "inbox_dir": "handoffs/inbox",

@@ -10,10 +10,7 @@ worker in `test_run_control_engine.py`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from approvals.models import Gate, GateStatus
 from automations import scheduling
@@ -27,50 +24,13 @@ from automations.models import (
     StopKind,
 )
 from automations.runs import control, repair
-from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.errors import Conflict, InvalidRequest, NotFound
-from governance.models import AuditEvent, Membership
+from governance.models import AuditEvent
+from tests.factories import AGENTS, BASIC, actor_for, agent_node, gate_row, make_run, output
 
 pytestmark = pytest.mark.django_db
 
-AGENTS = [
-    {
-        "agent_id": "agent-a",
-        "template_id": "template-a",
-        "display_name": "Agent A",
-        "model_policy": {"provider": "echo", "model": "echo-1"},
-    }
-]
-
-
-def agent_node(node_id, *deps, prompt=None):
-    return {
-        "node_id": node_id,
-        "kind": "agent",
-        "agent_id": "agent-a",
-        "objective": f"Do {node_id}",
-        "depends_on": list(deps),
-        "metadata": {"builder": {"prompt": prompt or f"Write {node_id} v1"}},
-    }
-
-
-# The reference's "basic" flow: draft → review → approval (rework targets [draft]).
-BASIC = [
-    agent_node("draft", prompt="Write draft v1"),
-    agent_node("review", "draft"),
-    {
-        "node_id": "approval",
-        "kind": "approval",
-        "depends_on": ["review"],
-        "objective": "Approve",
-        "gate": {
-            "decisions": ["approve", "rework", "cancel"],
-            "rework_targets": ["draft"],
-            "instructions": "Check the review output",
-        },
-    },
-]
 # The reference's "branched" flow: research → {analysis, draft} → publish.
 BRANCHED = [
     agent_node("research"),
@@ -80,55 +40,9 @@ BRANCHED = [
 ]
 
 
-def actor_for(member) -> Actor:
-    membership = Membership.objects.select_related("user", "workspace__organization").get(
-        user=member.user, workspace=member.workspace
-    )
-    return Actor.for_member(membership)
-
-
 @pytest.fixture
 def op(operator) -> Actor:
     return actor_for(operator)
-
-
-def output(status="completed", **extra):
-    return {"status": status, "summary": status, **extra}
-
-
-def make_run(
-    actor: Actor,
-    flow=BASIC,
-    *,
-    status=RunStatus.PAUSED,
-    nodes=None,
-    automation_id="basic",
-    **fields,
-) -> Run:
-    """A run of `flow` put directly into `status`, with `nodes` = {node_id: (state, attempts,
-    output)}; the other nodes stay pending with no attempts."""
-    automation = Automation.objects.filter(automation_id=automation_id).first()
-    if automation is None:
-        automation = automation_create(
-            actor=actor,
-            data={
-                "automation_id": automation_id,
-                "name": automation_id.title(),
-                "agents": AGENTS,
-                "flow": {"nodes": flow},
-                "execution": {"max_parallel": 2},
-            },
-        )
-    run = run_start(actor=actor, automation=automation)
-    for node_id, (state, attempts, out) in (nodes or {}).items():
-        RunNode.objects.filter(run=run, node_id=node_id).update(
-            state=state, attempts=attempts, output=out
-        )
-    finished = status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.BLOCKED)
-    Run.objects.filter(pk=run.pk).update(
-        status=status, finished_at=timezone.now() if finished else None, **fields
-    )
-    return Run.objects.select_related("automation").get(pk=run.pk)
 
 
 def node(run, node_id) -> RunNode:
@@ -148,22 +62,6 @@ def run_audits(run) -> list[AuditEvent]:
         AuditEvent.objects.filter(
             event_type__startswith="automation.run.", payload__runID=run.run_id
         ).exclude(event_type="automation.run_started")
-    )
-
-
-def open_gate(run, node_id="approval") -> Gate:
-    now = timezone.now()
-    return Gate.objects.create(
-        id=f"gate-{run.pk}-{node_id}",
-        run=run,
-        workspace_id=run.workspace_id,
-        node_id=node_id,
-        title="Approve",
-        decisions=["approve", "rework", "cancel"],
-        rework_targets=["draft"],
-        upstream_node_ids=["review"],
-        requested_at=now,
-        expires_at=now + timedelta(days=7),
     )
 
 
@@ -276,7 +174,7 @@ class TestCancel:
             status=RunStatus.AWAITING_APPROVAL,
             nodes={"draft": (C, 1, output()), "review": (C, 1, output())},
         )
-        gate = open_gate(run)
+        gate = gate_row(run)
         control.run_cancel(actor=op, run=run, reason="scope drifted")
         gate.refresh_from_db()
         assert gate.status == GateStatus.SUPERSEDED and gate.closed_at is not None
@@ -293,7 +191,7 @@ class TestRecover:
             pause_reason="paused by operator",
             nodes={"draft": (C, 2, output())},
         )
-        gate = open_gate(run)
+        gate = gate_row(run)
         recovered = control.run_recover(actor=op, run=run, reason="operator recovered pause")
         recovered.refresh_from_db()
         assert recovered.status == RunStatus.QUEUED
@@ -618,7 +516,7 @@ class TestRepair:
             status=RunStatus.AWAITING_APPROVAL,
             nodes={"draft": (C, 1, output()), "review": (C, 1, output())},
         )
-        gate = open_gate(run)
+        gate = gate_row(run)
         repair.run_repair(actor=op, run=run, node_id="review", prompt="Review harder")
         assert Gate.objects.get(pk=gate.pk).status == GateStatus.SUPERSEDED
 

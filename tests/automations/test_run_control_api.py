@@ -8,7 +8,7 @@ import pytest
 from automations.models import LifecycleEvent, NodeState, Run, RunStatus
 from automations.services import grant_add
 from governance.models import AuditEvent
-from tests.automations.test_run_control import actor_for, make_run, output
+from tests.factories import actor_for, make_run, output
 
 pytestmark = pytest.mark.django_db
 

@@ -19,19 +19,14 @@ from automations.runs import control
 from automations.services import automation_snapshot
 from governance.errors import Conflict
 from governance.models import AuditEvent
-from tests.automations.test_engine import AGENTS, WORKER_ENV, agent, finished, sleeper
-from tests.automations.test_run_control import actor_for, make_run
-from tests.support import nodekinds
+from tests.factories import actor_for, make_run
+from tests.support.engine import AGENTS, agent, finished, sleeper
+from tests.support.nodekinds import WORKER_ENV
 from tests.support.wait import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("node_kinds")]
 
 API = "/api/automations/v2"
-
-
-@pytest.fixture(autouse=True)
-def test_kinds(settings):
-    settings.FLOWGATE_NODE_KINDS = nodekinds.KINDS_SETTING
 
 
 def start(member, nodes, *, automation_id="flow") -> Run:

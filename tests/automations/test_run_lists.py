@@ -11,29 +11,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals.models import Decision, Gate, GateDecision, GateStatus
-from automations import services
 from automations.models import Automation, Run, RunStatus
-from governance.actors import Actor
-from governance.models import Membership
-from tests.automations.test_api import URL, create
+from tests.factories import AUTOMATIONS_URL as URL
+from tests.factories import create_automation as create
+from tests.factories import start_runs
 
 RUNS = f"{URL}/runs"
-
-
-def actor_of(member) -> Actor:
-    membership = Membership.objects.select_related("user", "workspace__organization").get(
-        user=member.user, workspace=member.workspace
-    )
-    return Actor.for_member(membership)
-
-
-def start_runs(member, automation_id: str, n: int) -> list[str]:
-    """Start `n` runs through the service (nodes, lifecycle, audit); oldest first."""
-    actor = actor_of(member)
-    automation = Automation.objects.get(
-        workspace=member.workspace, automation_id=automation_id, deleted_at__isnull=True
-    )
-    return [services.run_start(actor=actor, automation=automation).run_id for _ in range(n)]
 
 
 def ids(body) -> list[str]:

@@ -21,15 +21,16 @@ from automations.models import (
 )
 from governance.errors import AutomationNotFound, InvalidRequest
 from governance.models import AuditEvent
-from tests.automations.test_api import body, create
-from tests.automations.test_automation_control import (
+from tests.factories import (
+    actor_for,
+    gate_row,
     make_running,
     new_automation,
     queued_runs,
     set_status,
 )
-from tests.automations.test_run_control import open_gate
-from tests.governance.test_policy import actor_of
+from tests.factories import automation_body as body
+from tests.factories import create_automation as create
 
 
 @pytest.mark.django_db
@@ -37,7 +38,7 @@ class TestIds:
     @pytest.mark.parametrize("bad_id", ["weekly\n", "weekly\r\n", "a\x00b", "runs", " weekly"])
     def test_ids_must_match_the_whole_pattern(self, operator, bad_id):
         with pytest.raises(InvalidRequest):
-            services.automation_create(actor=actor_of(operator), data=body(automation_id=bad_id))
+            services.automation_create(actor=actor_for(operator), data=body(automation_id=bad_id))
         assert not Automation.objects.exists()
 
 
@@ -48,7 +49,7 @@ class TestUpdate:
         automation = Automation.objects.select_related("created_by", "workspace").get()
         with CaptureQueriesContext(connection) as queries:
             services.automation_update(
-                actor=actor_of(operator), automation=automation, data={"name": "Renamed"}
+                actor=actor_for(operator), automation=automation, data={"name": "Renamed"}
             )
         (update,) = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "automations_')]
         assert '"name"' in update and '"version"' in update and '"updated_at"' in update
@@ -58,7 +59,7 @@ class TestUpdate:
         create(operator, automation_id="weekly")
         automation = Automation.objects.select_related("created_by", "workspace").get()
         updated = services.automation_update(
-            actor=actor_of(operator), automation=automation, data={"execution": {}}
+            actor=actor_for(operator), automation=automation, data={"execution": {}}
         )
         assert updated.version == 2
         assert Automation.objects.get().execution == {"max_parallel": 1}
@@ -66,13 +67,13 @@ class TestUpdate:
     def test_update_of_a_concurrently_deleted_automation_is_not_found(self, operator):
         create(operator, automation_id="weekly")
         stale = Automation.objects.select_related("created_by", "workspace").get()
-        services.automation_delete(actor=actor_of(operator), automation=stale)
+        services.automation_delete(actor=actor_for(operator), automation=stale)
         with pytest.raises(AutomationNotFound):
             services.automation_update(
-                actor=actor_of(operator), automation=stale, data={"name": "Late"}
+                actor=actor_for(operator), automation=stale, data={"name": "Late"}
             )
         with pytest.raises(AutomationNotFound):
-            services.automation_delete(actor=actor_of(operator), automation=stale)
+            services.automation_delete(actor=actor_for(operator), automation=stale)
         assert Automation.objects.get().name == "Weekly report"
 
 
@@ -97,13 +98,13 @@ class TestDeleteCancelsLiveRuns:
     def test_live_runs_are_cancelled_their_gate_superseded_and_finished_runs_left_alone(
         self, operator, after_commit, django_capture_on_commit_callbacks
     ):
-        actor = actor_of(operator)
+        actor = actor_for(operator)
         automation = new_automation(actor)
         queued, running, paused, awaiting, completed = queued_runs(actor, automation, 5)
         node = make_running(running)
         set_status(paused, RunStatus.PAUSED)
         set_status(awaiting, RunStatus.AWAITING_APPROVAL)
-        gate = open_gate(awaiting)
+        gate = gate_row(awaiting)
         set_status(completed, RunStatus.COMPLETED)
         before = dict(Run.objects.values_list("pk", "version"))
 
@@ -138,7 +139,7 @@ class TestDeleteCancelsLiveRuns:
         assert event.payload == {"automationID": "weekly", "version": 2, "cancelledRuns": 4}
 
     def test_a_node_result_arriving_after_the_delete_is_discarded(self, operator, after_commit):
-        actor = actor_of(operator)
+        actor = actor_for(operator)
         automation = new_automation(actor)
         (run,) = queued_runs(actor, automation, 1)
         node = make_running(run)
@@ -159,14 +160,14 @@ class TestDeleteCancelsLiveRuns:
     def test_the_delete_takes_the_same_queries_whatever_the_number_of_runs(
         self, operator, after_commit, count, django_assert_max_num_queries
     ):
-        actor = actor_of(operator)
+        actor = actor_for(operator)
         automation = new_automation(actor)
         runs = queued_runs(actor, automation, count)
         for run in runs[::3]:
             make_running(run)
         for run in runs[1::3]:
             set_status(run, RunStatus.AWAITING_APPROVAL)
-            open_gate(run)
+            gate_row(run)
         # Authorise, lock and update the automation, then the run, node and gate statements,
         # the lifecycle INSERT and the audit event: 13 for 3 runs and for 30.
         with django_assert_max_num_queries(13):

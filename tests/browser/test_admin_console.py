@@ -16,9 +16,8 @@ from approvals.decisions import gate_decide
 from automations import engine
 from automations.models import NodeState, Run, RunNode, RunStatus
 from governance.models import AuditEvent, User
-from tests.approvals.test_decisions import awaiting
-from tests.automations.test_run_control import actor_for, make_run, output
-from tests.browser.test_approval_pages import csp_violations, screenshot
+from tests.factories import actor_for, awaiting, make_run, output
+from tests.support.browser import csp_violations, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

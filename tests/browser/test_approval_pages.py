@@ -1,6 +1,6 @@
 """The approval pages in headless Chromium: what a reviewer arriving from a chat card sees and does.
 
-Gates are opened by the engine (`tests.approvals.test_pages.gate_for`) and every decision goes
+Gates are opened by the engine (`tests.factories.review_gate`) and every decision goes
 through the real service, against the live server. Screenshots of the pages are written to
 `$FLOWGATE_SCREENSHOTS_DIR` when it is set (`scripts/screenshots.py` sets it to
 docs/screenshots); otherwise nothing is written.
@@ -8,20 +8,18 @@ docs/screenshots); otherwise nothing is written.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from approvals.models import Gate, GateDecision, GateStatus
 from approvals.policy import MESSAGES, SELF_APPROVAL_FORBIDDEN
 from automations.api.run_json import approval_url
 from automations.models import Run, RunStatus
 from governance.models import Role
-from tests.approvals.test_pages import HOSTILE, gate_for
-from tests.automations.test_run_control import actor_for
+from tests.factories import HOSTILE, actor_for, review_gate
+from tests.support.browser import csp_violations, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,25 +32,6 @@ def card_links(settings, live_server, celery_test_queue):
     settings.FLOWGATE_PUBLIC_URL = live_server.url
 
 
-def screenshot(page: Page, name: str) -> None:
-    folder = os.environ.get("FLOWGATE_SCREENSHOTS_DIR")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
-
-
-def csp_violations(page: Page) -> list[str]:
-    """Console errors Chromium logs when the content security policy blocks something."""
-    found: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            found.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    return found
-
-
 @pytest.fixture
 def requester(operator):
     return actor_for(operator)
@@ -61,7 +40,7 @@ def requester(operator):
 def test_reviewer_signs_in_from_a_card_link_reviews_and_approves(
     new_context, reviewer, requester, make_member
 ):
-    gate = gate_for(
+    gate = review_gate(
         requester,
         instructions="Check the tone before it goes out",
         policy={"risk_tier": "external_send"},
@@ -109,7 +88,7 @@ def test_reviewer_signs_in_from_a_card_link_reviews_and_approves(
 
 
 def test_rework_without_a_reason_is_refused_in_the_page(signed_in_page, reviewer, requester):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     page = signed_in_page(reviewer.user)
     page.goto(approval_url(gate.pk))
     page.get_by_role("button", name="Send back for rework").click()
@@ -129,7 +108,7 @@ def test_rework_without_a_reason_is_refused_in_the_page(signed_in_page, reviewer
 
 def test_the_requester_sees_why_they_may_not_approve(signed_in_page, make_member):
     owner = make_member("acme/ops", "sam-requester", role=Role.ADMIN)
-    gate = gate_for(actor_for(owner), policy={"risk_tier": "external_send"})
+    gate = review_gate(actor_for(owner), policy={"risk_tier": "external_send"})
     page = signed_in_page(owner.user)
     page.goto(approval_url(gate.pk))
 
@@ -145,7 +124,7 @@ def test_the_requester_sees_why_they_may_not_approve(signed_in_page, make_member
 def test_a_second_tab_deciding_after_the_first_shows_the_winner(
     signed_in_page, make_member, reviewer, requester
 ):
-    gate = gate_for(requester)
+    gate = review_gate(requester)
     ron = make_member("acme/ops", "ron-reviewer", role=Role.REVIEWER)
     first, second = signed_in_page(ron.user), signed_in_page(reviewer.user)
     for page in (first, second):
@@ -169,7 +148,7 @@ def test_a_second_tab_deciding_after_the_first_shows_the_winner(
 
 
 def test_output_containing_a_script_renders_inert(signed_in_page, reviewer, requester):
-    gate = gate_for(requester, text=HOSTILE)
+    gate = review_gate(requester, text=HOSTILE)
     page = signed_in_page(reviewer.user)
     violations = csp_violations(page)
     page.goto(approval_url(gate.pk))
@@ -185,12 +164,12 @@ def test_output_containing_a_script_renders_inert(signed_in_page, reviewer, requ
 def test_pages_fit_a_phone_and_the_pending_list_links_to_the_gate(
     signed_in_page, make_member, reviewer, requester
 ):
-    gate = gate_for(
+    gate = review_gate(
         requester,
         instructions="Check the tone before it goes out",
         policy={"risk_tier": "external_send", "data_classes": ["internal"]},
     )
-    gate_for(requester, automation_id="digest")
+    review_gate(requester, automation_id="digest")
     make_member("acme/ops", "rita-reviewer", role=Role.REVIEWER, clearances=["internal"])
     reviewer.user.refresh_from_db()
 
@@ -220,8 +199,8 @@ def test_the_admin_still_works_under_the_content_security_policy(signed_in_page,
 
     root = User.objects.create_superuser("root", password="pw-for-tests")
     admin_member = make_member("acme/ops", "ada-admin", role=Role.ADMIN)
-    gate_for(actor_for(admin_member), automation_id="one")
-    gate_for(actor_for(admin_member), automation_id="two")
+    review_gate(actor_for(admin_member), automation_id="one")
+    review_gate(actor_for(admin_member), automation_id="two")
     page = signed_in_page(root)
     violations = csp_violations(page)
 

@@ -105,8 +105,8 @@ def chat_fakes(settings):
 def notices_in_process(request):
     """Run the Celery tasks a test enqueues (a chat user's answer, card updates) in this process
     as they are enqueued, for tests inside a test transaction, where a worker could not see the
-    rows; the interaction helpers run each request's on-commit callbacks. Tests with a real
-    worker (`celery_worker_factory`) keep the broker."""
+    rows; `tests.support.interactions.post` runs each request's on-commit callbacks. Tests
+    with a real worker (`celery_worker_factory`) keep the broker."""
     if "celery_worker_factory" in request.fixturenames:
         yield
         return

@@ -16,10 +16,10 @@ from channels import delivery, tasks
 from channels.actions import decode_action
 from channels.models import ApprovalMessage, MessageState
 from governance.models import Role
-from tests.channels.card_helpers import no_engine, open_gate  # noqa: F401
+from tests.factories import actor_for, card_gate
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 FAST_RETRIES = {"FLOWGATE_CHAT_RETRY_BACKOFF_S": "0.2", "FLOWGATE_CHAT_MAX_RETRIES": "5"}
 
@@ -44,7 +44,7 @@ def wait_posted(gate, n=3, purpose="card", timeout=20):
 
 def test_gate_open_posts_one_card_per_platform_with_its_buttons(chat_fakes, worker, operator):
     chat_fakes.connect(operator.workspace)
-    gate = open_gate(operator, decisions=("approve", "cancel"))
+    gate = card_gate(operator, decisions=("approve", "cancel"))
     posted = wait_posted(gate)
 
     (slack,) = chat_fakes.slack.calls("chat.postMessage")
@@ -89,7 +89,7 @@ def test_only_active_connections_of_the_gates_workspace_get_cards(
     connections["discord"].save(update_fields=["is_active"])
     other = make_member("globex/ops", "gus", role=Role.OPERATOR)
     chat_fakes.connect(other.workspace, kinds=("telegram",))
-    gate = open_gate(operator)
+    gate = card_gate(operator)
     posted = wait_posted(gate, n=2)
     assert set(posted) == {"slack", "telegram"}
     time.sleep(0.5)  # nothing else arrives
@@ -100,7 +100,7 @@ def test_only_active_connections_of_the_gates_workspace_get_cards(
 def test_slack_rate_limit_is_retried_after_retry_after(chat_fakes, worker, operator):
     chat_fakes.connect(operator.workspace, kinds=("slack",))
     chat_fakes.slack.fail_next(1, status=429, retry_after=1, call="chat.postMessage")
-    gate = open_gate(operator)
+    gate = card_gate(operator)
     posted = wait_posted(gate, n=1)
     first, second = chat_fakes.slack.calls("chat.postMessage")
     assert second.at - first.at >= 0.9  # waited for Retry-After, not the 0.2 s backoff
@@ -112,7 +112,7 @@ def test_one_failing_connection_does_not_stop_the_others(chat_fakes, worker, ope
     chat_fakes.connect(operator.workspace)
     chat_fakes.discord.fail_next(50, status=403, call="create_message")  # Missing Access: final
     chat_fakes.telegram.fail_next(2, status=502, call="sendMessage")  # down for a moment
-    gate = open_gate(operator)
+    gate = card_gate(operator)
     posted = wait_posted(gate, n=2)
     assert set(posted) == {"slack", "telegram"}
     assert posted["telegram"].attempts == 3
@@ -126,7 +126,7 @@ def test_a_platform_down_for_longer_than_the_retries_marks_the_card_failed(
 ):
     chat_fakes.connect(operator.workspace, kinds=("telegram",))
     chat_fakes.telegram.fail_next(100, status=500, call="sendMessage")
-    gate = open_gate(operator)
+    gate = card_gate(operator)
     failed = wait_for(lambda: messages(gate, state=MessageState.FAILED).get("telegram"), timeout=30)
     assert failed.attempts == 6  # the first try and FLOWGATE_CHAT_MAX_RETRIES=5 retries
     assert "500" in failed.last_error
@@ -134,7 +134,7 @@ def test_a_platform_down_for_longer_than_the_retries_marks_the_card_failed(
 
 def test_a_reminder_reposts_the_card(chat_fakes, worker, operator):
     chat_fakes.connect(operator.workspace)
-    gate = open_gate(operator, expiry={"expires_after_s": 3600, "remind_every_s": 60})
+    gate = card_gate(operator, expiry={"expires_after_s": 3600, "remind_every_s": 60})
     wait_posted(gate)
     Gate.objects.filter(pk=gate.pk).update(requested_at=timezone.now() - timedelta(seconds=61))
     assert sweep_gates() == {gate.pk: "reminded"}
@@ -151,7 +151,7 @@ def test_escalation_reposts_the_card_naming_the_new_reviewers(
     chat_fakes, worker, operator, reviewer
 ):
     chat_fakes.connect(operator.workspace, kinds=("slack",))
-    gate = open_gate(
+    gate = card_gate(
         operator,
         expiry={
             "expires_after_s": 3600,
@@ -171,11 +171,10 @@ def test_a_gate_decided_before_its_card_could_be_posted_gets_no_open_card(
     chat_fakes, worker, operator, reviewer
 ):
     from approvals.decisions import gate_decide
-    from tests.automations.test_run_control import actor_for
 
     chat_fakes.connect(operator.workspace, kinds=("slack",))
     chat_fakes.slack.fail_next(1, status=429, retry_after=1, call="chat.postMessage")
-    gate = open_gate(operator)
+    gate = card_gate(operator)
     wait_for(lambda: chat_fakes.slack.calls("chat.postMessage"))  # the 429 came back
     gate_decide(actor=actor_for(reviewer), run=gate.run, decision="approve", source="page")
     skipped = wait_for(lambda: messages(gate, state=MessageState.SKIPPED).get("slack"))
@@ -192,9 +191,9 @@ def test_a_gate_whose_card_task_was_lost_gets_its_cards_from_the_beat_sweep(
     post them — once the gate is older than the grace period, and only once."""
     monkeypatch.setattr("channels.receivers._enqueue", lambda *args: None)  # enqueue lost
     chat_fakes.connect(operator.workspace)
-    gate = open_gate(operator)
-    recent = open_gate(operator, automation_id="daily-report")  # its task may still come
-    closed = open_gate(operator, automation_id="monthly-report")
+    gate = card_gate(operator)
+    recent = card_gate(operator, automation_id="daily-report")  # its task may still come
+    closed = card_gate(operator, automation_id="monthly-report")
     Gate.objects.filter(pk=closed.pk).update(status="cancelled")
     Gate.objects.exclude(pk=recent.pk).update(
         requested_at=timezone.now() - timedelta(seconds=delivery.MISSING_GRACE_S + 1)
@@ -226,7 +225,7 @@ def test_the_missing_card_sweep_is_bounded_and_costs_constant_queries(
 ):
     monkeypatch.setattr("channels.receivers._enqueue", lambda *args: None)
     chat_fakes.connect(operator.workspace)
-    gates = [open_gate(operator, automation_id=f"report-{n}") for n in range(4)]
+    gates = [card_gate(operator, automation_id=f"report-{n}") for n in range(4)]
     Gate.objects.update(requested_at=timezone.now() - timedelta(hours=1))
     monkeypatch.setattr(delivery, "OVERDUE_BATCH", 3)
 

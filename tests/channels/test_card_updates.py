@@ -18,11 +18,10 @@ from approvals.expiry import sweep_gates
 from approvals.models import Gate, GateDecision
 from channels import delivery, tasks
 from channels.models import ApprovalMessage, MessageState
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine, open_gate  # noqa: F401
+from tests.factories import actor_for, card_gate
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 FAST_RETRIES = {"FLOWGATE_CHAT_RETRY_BACKOFF_S": "0.2", "FLOWGATE_CHAT_MAX_RETRIES": "6"}
 WHEN = r"at \d\d:\d\d UTC on \d{4}-\d\d-\d\d\."
@@ -39,7 +38,7 @@ def posted_gate(chat_fakes, worker, operator, reviewer):
     reviewer.user.first_name, reviewer.user.last_name = "Rita", "Reviewer"
     reviewer.user.save(update_fields=["first_name", "last_name"])
     chat_fakes.connect(operator.workspace)
-    gate = open_gate(operator)
+    gate = card_gate(operator)
     wait_for(lambda: cards(gate, MessageState.POSTED).keys() == {"slack", "discord", "telegram"})
     return gate
 

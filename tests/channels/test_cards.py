@@ -24,10 +24,9 @@ from channels.cards import (
     gate_outcome,
 )
 from channels.models import ApprovalMessage, MessageState
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine, open_gate  # noqa: F401
+from tests.factories import actor_for, card_gate
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 TIME = re.compile(r"at \d\d:\d\d UTC on \d{4}-\d\d-\d\d\.")
 
@@ -35,7 +34,7 @@ TIME = re.compile(r"at \d\d:\d\d UTC on \d{4}-\d\d-\d\d\.")
 @pytest.fixture
 def gate(operator, settings) -> Gate:
     settings.FLOWGATE_PUBLIC_URL = "https://flowgate.example.com/"
-    return open_gate(operator)
+    return card_gate(operator)
 
 
 def slack_buttons(content):
@@ -87,7 +86,7 @@ def test_open_cards_carry_one_button_per_decision_with_the_gate_id(gate):
 
 
 def test_only_offered_decisions_get_buttons(operator):
-    gate = open_gate(operator, decisions=("approve", "cancel"))
+    gate = card_gate(operator, decisions=("approve", "cancel"))
     facts = card_facts(gate)
     assert [b["text"]["text"] for b in slack_buttons(RENDERERS["slack"].open(facts))] == [
         "Approve",

@@ -25,23 +25,20 @@ from channels.secrets import secret_digest
 from channels.services import connection_create
 from governance.errors import InvalidRequest
 from governance.models import Role
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import actor_for, gate_for, link
+from tests.support.interactions import (
     SLACK_SECRET,
     SLACK_TEAM,
     TELEGRAM_SECRET,
     decisions,
     denial_codes,
-    gate_for,
-    link,
     slack_click,
     slack_post,
     telegram_post,
     telegram_press,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 CONSEQUENTIAL = {"risk_tier": "external_send"}
 ASSURANCE = "AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT"

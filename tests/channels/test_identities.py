@@ -13,7 +13,7 @@ from channels.models import ChannelConnection, ChatIdentity
 from channels.services import connection_update, identity_confirm, identity_link, identity_unlink
 from governance.errors import Conflict, Forbidden, InvalidRequest
 from governance.models import AuditEvent, Role
-from tests.automations.test_run_control import actor_for
+from tests.factories import actor_for
 
 pytestmark = pytest.mark.django_db
 

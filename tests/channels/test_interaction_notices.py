@@ -9,12 +9,10 @@ import time
 
 import pytest
 
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import gate_for, link
+from tests.support.interactions import (
     SLACK_TEAM,
     decisions,
-    gate_for,
-    link,
     slack_click,
     slack_post,
     telegram_post,
@@ -22,7 +20,7 @@ from tests.channels.interaction_helpers import (
 )
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 SLACK_WINDOW_S = 3.0  # Slack shows the user an error when an interaction takes longer
 

@@ -14,15 +14,13 @@ from django.utils import timezone
 from channels.interactions.deciding import RECEIPT_RETENTION
 from channels.models import ChannelConnection, ChannelKind, InteractionReceipt, LinkTokenUse
 from channels.tasks import forget_receipts
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import gate_for, link
+from tests.support.interactions import (
     DISCORD_APP,
     SLACK_TEAM,
     decisions,
     discord_click,
     discord_post,
-    gate_for,
-    link,
     public_hex,
     slack_click,
     slack_post,
@@ -31,7 +29,7 @@ from tests.channels.interaction_helpers import (
     telegram_press,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 SQUATTER_SECRET = "the-other-workspaces-own-secret"
 

@@ -12,22 +12,18 @@ from django.test import Client
 from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import actor_for, gate_for, link, reopen
+from tests.support.interactions import (
     decisions,
     denial_codes,
     discord_click,
     discord_post,
     discord_submission,
-    gate_for,
-    link,
     public_hex,
-    reopen,
     snapshot,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 RITA = "2000000000000000001"
 

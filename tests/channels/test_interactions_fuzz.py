@@ -19,12 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.models import ChannelConnection
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import gate_for
+from tests.support.interactions import (
     discord_click,
     discord_post,
     discord_submission,
-    gate_for,
     public_hex,
     slack_click,
     slack_post,
@@ -34,7 +33,7 @@ from tests.channels.interaction_helpers import (
     telegram_reply,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 KEY = Ed25519PrivateKey.generate()
 FUZZ = settings(

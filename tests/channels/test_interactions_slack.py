@@ -14,15 +14,11 @@ from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
 from channels.models import ApprovalMessage, ChatIdentity, MessageState
 from governance.models import AuditEvent
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import actor_for, gate_for, link, reopen
+from tests.support.interactions import (
     SLACK_TEAM,
     decisions,
     denial_codes,
-    gate_for,
-    link,
-    reopen,
     slack_click,
     slack_post,
     slack_submission,
@@ -30,7 +26,7 @@ from tests.channels.interaction_helpers import (
 )
 from tests.support.wait import wait_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 GOVERNED = {"risk_tier": "external_send"}  # consequential: the requester may not approve
 

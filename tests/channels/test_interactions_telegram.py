@@ -9,22 +9,18 @@ from approvals.decisions import gate_decide
 from approvals.models import Gate, GateDecision, GateStatus
 from automations.models import RunStatus
 from channels.interactions.telegram import PAGE_SENT
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import actor_for, gate_for, link, reopen
+from tests.support.interactions import (
     TELEGRAM_BOT_ID,
     decisions,
     denial_codes,
-    gate_for,
-    link,
-    reopen,
     snapshot,
     telegram_post,
     telegram_press,
     telegram_reply,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 RITA = "5000001"
 

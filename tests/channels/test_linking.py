@@ -14,20 +14,17 @@ from channels.linking import SALT, ChatAccount, link_url
 from channels.models import ChannelConnection, ChatIdentity
 from channels.services import identity_link
 from governance.models import AuditEvent, Membership, Role
-from tests.automations.test_run_control import actor_for
-from tests.channels.card_helpers import no_engine  # noqa: F401
-from tests.channels.interaction_helpers import (
+from tests.factories import actor_for, gate_for, link
+from tests.support.interactions import (
     decisions,
     denial_codes,
-    gate_for,
-    link,
     slack_click,
     slack_post,
     telegram_post,
     telegram_press,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_engine")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 ACCOUNT = ChatAccount(kind="slack", team_id="T0001", user_id="U0RITA", display_name="rita")
 

@@ -7,7 +7,9 @@ from django.contrib import admin
 from django.urls import reverse
 
 from governance.models import User
-from tests.automations.test_api import create
+from tests.factories import create_automation as create
+from tests.support.admin import console
+from tests.support.audit import tampering
 
 
 @pytest.fixture
@@ -301,8 +303,6 @@ def test_membership_admin_sets_clearances_through_the_audited_service(superuser_
 
 
 def _staff(member):
-    from tests.automations.test_admin import console
-
     return console(member)
 
 
@@ -334,7 +334,6 @@ def test_audit_events_are_for_workspace_admins_of_their_own_workspace(admin, ope
 @pytest.mark.django_db
 def test_verify_chains_button_reports_each_visible_chain(admin, operator, outsider):
     from governance.models import AuditEvent
-    from tests.governance.test_audit import tampering
 
     create(operator, automation_id="weekly")
     create(outsider, automation_id="theirs")

@@ -6,7 +6,6 @@ import datetime as dt
 import itertools
 import threading
 import uuid
-from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -20,36 +19,10 @@ from governance.audit import (
     verify_chain,
 )
 from governance.models import AuditChainHead, AuditEvent, Membership, Workspace
+from tests.factories import append_events
+from tests.support.audit import tampering
 
 KEY_ID = "test1"  # the signing key of config/settings/test.py
-
-
-def append_events(workspace: Workspace, count: int, *, actor: Actor | None = None) -> list[int]:
-    """Append `count` events in one transaction; returns their primary keys in seq order."""
-    actor = actor or Actor.system(workspace)
-    with transaction.atomic():
-        return [
-            audit_record(
-                workspace=workspace,
-                event_type=f"test.event_{n % 3}",
-                actor=actor,
-                payload={"n": n, "note": f"event {n}"},
-            ).pk
-            for n in range(count)
-        ]
-
-
-@contextmanager
-def tampering():
-    """Let the block change audit rows the way someone with raw database access could.
-
-    `session_replication_role = replica` skips ordinary triggers (the append-only one) for
-    this transaction only; it is put back so the rest of the test runs with the trigger on.
-    """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        yield
-        cursor.execute("SET LOCAL session_replication_role = origin")
 
 
 def event(workspace: Workspace, seq: int) -> AuditEvent:

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.models import AuditChainHead, AuditEvent, Membership, PrincipalKind, Role
-from tests.governance.test_audit import append_events, tampering
+from tests.factories import append_events
+from tests.support.audit import tampering
 
 EVENTS = "/api/audit/events"
 VERIFY = "/api/audit/verify"

@@ -11,7 +11,8 @@ from django.core.management.base import CommandError
 
 from governance.models import AuditChainHead, AuditEvent
 from governance.tasks import audit_verify_all
-from tests.governance.test_audit import append_events, tampering
+from tests.factories import append_events
+from tests.support.audit import tampering
 
 
 def run(*args: str) -> str:

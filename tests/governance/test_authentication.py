@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from governance.models import ApiToken, PrincipalKind, Role
 from governance.services import token_issue, token_revoke
 from governance.tokens import token_digest
-from tests.automations.test_api import URL
+from tests.factories import AUTOMATIONS_URL as URL
 
 
 @pytest.mark.django_db

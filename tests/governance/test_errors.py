@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from automations.models import Automation
 from governance.models import AuditChainHead
-from tests.automations.test_api import URL, create
+from tests.factories import AUTOMATIONS_URL as URL
+from tests.factories import create_automation as create
 
 # Raw JSON bodies that parse in Python but that PostgreSQL's jsonb (or the process) cannot hold.
 HOSTILE_JSON = {

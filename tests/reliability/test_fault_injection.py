@@ -26,20 +26,14 @@ from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatu
 from automations.runs import control
 from automations.services import automation_create, run_start
 from governance.models import AuditEvent
-from tests.automations.test_run_control import actor_for
-from tests.reliability import nodekinds
+from tests.factories import actor_for
+from tests.support.nodekinds import WORKER_ENV
 from tests.support.wait import wait_for
 from tests.support.worker import database_url
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("node_kinds")]
 
-WORKER_ENV = {"FLOWGATE_NODE_KINDS": nodekinds.KINDS}
 AGENTS = [{"agent_id": "writer", "template_id": "t1", "model_policy": {"provider": "echo"}}]
-
-
-@pytest.fixture(autouse=True)
-def fault_kinds(settings):
-    settings.FLOWGATE_NODE_KINDS = nodekinds.KINDS_SETTING
 
 
 def agent(node_id, *deps):

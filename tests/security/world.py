@@ -21,8 +21,7 @@ from channels.linking import ChatAccount, link_token
 from channels.models import ChannelConnection, ChatIdentity
 from channels.services import connection_create, identity_confirm
 from governance.models import AuditEvent, PrincipalKind, Role
-from tests.approvals.test_decisions import approval_node, awaiting
-from tests.automations.test_run_control import AGENTS, actor_for, agent_node, make_run, output
+from tests.factories import AGENTS, actor_for, agent_node, approval_node, awaiting, make_run, output
 
 WORKSPACE = "acme/ops"
 OTHER_WORKSPACE = "globex/ops"

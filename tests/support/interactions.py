@@ -1,5 +1,6 @@
 """Signed requests to our interaction endpoints, as Slack, Discord and Telegram send them, and
-the gates and linked accounts the interaction tests decide."""
+reads of what a chat request wrote (decisions, denials, receipts). The gates and linked
+accounts these requests decide are built by tests/factories.py (`gate_for`, `link`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,10 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.test import Client, TestCase
-from django.utils import timezone
 
-from approvals.models import Gate, GateDecision, GateStatus
-from automations import engine
-from automations.models import NodeState, RunNode, RunStatus
-from channels.models import ChannelConnection, ChatIdentity, InteractionReceipt
+from approvals.models import Gate, GateDecision
+from channels.models import InteractionReceipt
 from governance.models import AuditEvent
-from tests.automations.test_run_control import actor_for, make_run, output
-from tests.channels.card_helpers import approval_flow
 
 SLACK_SECRET = "slack-signing-secret"
 SLACK_TEAM = "T0001"
@@ -35,50 +31,6 @@ def post(path: str, body: str, content_type: str, **headers):
     deferred, so nothing is captured)."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         return Client().post(path, data=body, content_type=content_type, **headers)
-
-
-def gate_for(member, *, automation_id="weekly-report", policy=None) -> Gate:
-    """A run requested by `member`, parked by the engine on its approval gate."""
-    flow = approval_flow()
-    if policy:
-        flow[2]["gate"]["policy"] = policy
-    done = NodeState.COMPLETED
-    run = make_run(
-        actor_for(member),
-        flow,
-        status=RunStatus.QUEUED,
-        automation_id=automation_id,
-        nodes={"draft": (done, 1, output()), "review": (done, 1, output())},
-    )
-    engine.run_advance(run.run_id)
-    return Gate.objects.select_related("run__automation", "workspace__organization").get(
-        run=run, status=GateStatus.OPEN
-    )
-
-
-def reopen(gate: Gate) -> Gate:
-    """After a rework of `gate`: the reset nodes complete again and the engine opens the next
-    round of the same gate node."""
-    RunNode.objects.filter(run=gate.run, node_id__in=["draft", "review"]).update(
-        state=NodeState.COMPLETED, attempts=1, output=output()
-    )
-    engine.run_advance(gate.run.run_id)
-    return Gate.objects.get(run=gate.run, status=GateStatus.OPEN)
-
-
-def link(member, kind: str, user_id: str, *, team_id: str = "", name: str = "") -> ChatIdentity:
-    """A link `member` proved through their workspace's `kind` connection (create it first:
-    without one the link is unconfirmed and decides nothing)."""
-    connection = ChannelConnection.objects.filter(workspace=member.workspace, kind=kind).first()
-    return ChatIdentity.objects.create(
-        user=member.user,
-        kind=kind,
-        external_team_id=team_id,
-        external_user_id=user_id,
-        display_name=name,
-        connection=connection,
-        confirmed_at=timezone.now() if connection else None,
-    )
 
 
 def snapshot(gate: Gate) -> tuple:
