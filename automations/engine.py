@@ -31,7 +31,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from automations import handoffs, scheduling
+from automations import scheduling
+from automations.handoffs import writer as handoffs
 from automations.lifecycle import lifecycle_event, lifecycle_record
 from automations.models import (
     AutomationStatus,

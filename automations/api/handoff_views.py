@@ -1,7 +1,7 @@
 """`GET /api/automations/v2/{id}/handoffs`: the automation's handoff artifacts, as the original.
 
 Thin: the view permission on the automation (404 when invisible), then
-`automations.handoff_listing.handoff_listing`, which reads the dirs confined to
+`automations.handoffs.listing.handoff_listing`, which reads the dirs confined to
 `workspace_root` (409 `AUTOMATION_V2_HANDOFF_DIR_UNSAFE` when one no longer resolves inside it).
 """
 
@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from automations import selectors
-from automations.handoff_listing import handoff_listing
+from automations.handoffs.listing import handoff_listing
 from governance.api.base import WorkspaceAPIView
 
 # --- Output (documents the JSON for the schema; `handoff_listing` produces it) --------------

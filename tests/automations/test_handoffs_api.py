@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from automations import handoff_listing as listing_module
-from automations import handoffs as handoffs_module
 from automations.flow import handoff_dirs
-from automations.handoffs import build_artifact, write_artifact
+from automations.handoffs import listing as listing_module
+from automations.handoffs import writer as handoffs_module
+from automations.handoffs.writer import build_artifact, write_artifact
 from automations.models import Automation, LifecycleEvent, Run, RunNode
 from tests.factories import AUTOMATIONS_URL as URL
 from tests.factories import create_automation as create

@@ -14,7 +14,7 @@ import importlib
 import pytest
 from django.apps import apps
 
-from automations.handoffs import write_artifact
+from automations.handoffs.writer import write_artifact
 from automations.models import Automation, LifecycleEvent, Run, RunNode
 from automations.services import run_start
 from automations.workspace_files import workspace_dir
