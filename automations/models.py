@@ -118,6 +118,11 @@ class RunStatus(models.TextChoices):
 TERMINAL_STATUSES = frozenset(
     {RunStatus.COMPLETED, RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED}
 )
+# Runs a person has to look at: stopped by a failure or a block, paused, or waiting for a
+# decision (the landing page lists them).
+ATTENTION_STATUSES = frozenset(
+    {RunStatus.FAILED, RunStatus.BLOCKED, RunStatus.PAUSED, RunStatus.AWAITING_APPROVAL}
+)
 # Runs the engine may be executing (or about to): repair and task resets are refused here.
 ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSING})
 

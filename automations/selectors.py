@@ -18,6 +18,7 @@ from django.db.models.fields.json import KeyTransform
 from approvals.models import Gate, GateDecision, GateStatus
 from automations.ids import is_automation_id, is_run_id
 from automations.models import (
+    ATTENTION_STATUSES,
     Automation,
     AutomationGroupObjectPermission,
     AutomationUserObjectPermission,
@@ -122,6 +123,16 @@ def run_gate_history(run: Run) -> tuple[list[Gate], Gate | None]:
 def runs_visible(actor: Actor):
     """Runs of the actor's workspace (every role can view every automation of it)."""
     return Run.objects.filter(workspace=actor.workspace)
+
+
+def runs_needing_attention(workspace_ids) -> QuerySet[Run]:
+    """Failed, blocked, paused and awaiting runs of these workspaces (every role views every
+    run of its workspace), most recently changed first, with automation and workspace joined."""
+    return (
+        Run.objects.filter(workspace_id__in=workspace_ids, status__in=ATTENTION_STATUSES)
+        .select_related("automation", "workspace__organization")
+        .order_by("-updated_at", "-id")
+    )
 
 
 def _one_run(queryset, run_id: str):

@@ -1,10 +1,12 @@
-"""Root URLs: admin, the API under /api, probes, and the approval pages."""
+"""Root URLs: the front door, admin, the API under /api, probes, and the approval pages."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from config.api_docs import SwaggerDocsView
+from config.front_door import home
 from config.health import healthz, readyz
 from governance.api.errors import api_not_found
 
@@ -16,10 +18,11 @@ api_patterns = [
     path("audit/", include("governance.api.urls")),
     path("channels/", include("channels.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("docs/", SwaggerDocsView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     re_path(r"^api(/[\s\S]*)?$", api_not_found),  # any character, line breaks too

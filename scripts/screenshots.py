@@ -22,6 +22,7 @@ TESTS = (
     "tests/browser/test_approval_pages.py"
     "::test_pages_fit_a_phone_and_the_pending_list_links_to_the_gate",
     "tests/browser/test_admin_console.py::test_admin_run_page_with_a_gate_history",
+    "tests/browser/test_front_door.py::test_the_landing_page_shows_a_reviewer_what_needs_them",
 )
 
 

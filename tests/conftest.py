@@ -223,3 +223,11 @@ def celery_worker(celery_worker_factory) -> CeleryWorker:
     they read is committed, then poll for the effect with `tests.support.wait_for`.
     """
     return celery_worker_factory()
+
+
+@pytest.fixture(autouse=True)
+def demo_tokens_file(settings, tmp_path):
+    """`seed_demo` keeps the demo's raw tokens in a file: each test gets its own, never the
+    checkout's var/demo-tokens.json."""
+    settings.FLOWGATE_DEMO_TOKENS_FILE = tmp_path / "demo-tokens.json"
+    return settings.FLOWGATE_DEMO_TOKENS_FILE

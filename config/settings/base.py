@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
     "governance",
     "automations",
@@ -132,12 +133,10 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Content security policy (django-csp) on every response: scripts, styles, images and form
-# posts from this origin only, no inline script or style, no plugins, no framing. The approval
-# pages and the admin work under it. The one exemption is the Swagger UI page (/api/docs/),
-# a developer tool drf-spectacular serves with an inline bootstrap script and assets from a
-# CDN; it shows the API schema only, never user data.
+# posts from this origin only, no inline script or style, no plugins, no framing. Every page
+# works under it, the API docs too: Swagger UI is served from this site
+# (drf-spectacular-sidecar) with its bootstrap script as a file (config/api_docs.py).
 CONTENT_SECURITY_POLICY = {
-    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
@@ -241,6 +240,9 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "governance.api.schema.add_error_responses",
     ],
+    # Swagger UI from this site's static files, never a CDN (no network needed).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "automations.models.RunStatus",
         "AutomationStatusEnum": "automations.models.AutomationStatus",
@@ -261,6 +263,11 @@ FLOWGATE_FLOW_MAX_DEPENDENCIES = env.int("FLOWGATE_FLOW_MAX_DEPENDENCIES", defau
 FLOWGATE_OPENAI_BASE_URL = env.str("FLOWGATE_OPENAI_BASE_URL", default="")
 FLOWGATE_OPENAI_API_KEY = env.str("FLOWGATE_OPENAI_API_KEY", default="")
 FLOWGATE_PUBLIC_URL = env.str("FLOWGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Where `seed_demo` keeps the demo users' raw API tokens so that they survive restarts of
+# `./flowgate run` (the database holds only their digests). Local dev state, mode 0600.
+FLOWGATE_DEMO_TOKENS_FILE = Path(
+    env.str("FLOWGATE_DEMO_TOKENS_FILE", default=str(VAR_DIR / "demo-tokens.json"))
+)
 # Chat platform API roots (tests point them at local stand-ins), the timeout of one call, and
 # the backoff of card deliveries after a 5xx or network error (doubling, capped; a 429's
 # Retry-After wins) before a card is marked failed.

@@ -158,22 +158,59 @@ class TestCommands:
         assert User.objects.filter(username__in=["owner", "reviewer", "agent"]).count() == 3
         assert User.objects.filter(username="operator", is_superuser=False).exists()
         assert "flowgate-owner" in second
-        token = next(
-            line.split()[-1]
-            for line in second.splitlines()
-            if line.strip().startswith("agent ") and "fg_" in line
-        )
+        token = demo_token(second, "agent")
         response = client.get(
             "/api/automations/v2/demo-weekly-report", HTTP_AUTHORIZATION=f"Bearer {token}"
         )
         assert response.status_code == 200
-        old = next(
-            line.split()[-1]
-            for line in first.splitlines()
-            if line.strip().startswith("agent ") and "fg_" in line
+        assert demo_token(first, "agent") == token
+
+    def test_seed_demo_keeps_the_printed_tokens_across_restarts(self, client, demo_tokens_file):
+        """Issue 16: every `./flowgate run` restart revoked the printed demo tokens. They are
+        kept (raw only in the 0600 token file; the database still holds digests only)."""
+        first = run("seed_demo", "--force")
+        second = run("seed_demo", "--force")
+        for username in ("owner", "reviewer", "operator", "agent"):
+            raw = demo_token(first, username)
+            assert demo_token(second, username) == raw
+            response = client.get("/api/automations/v2", HTTP_AUTHORIZATION=f"Bearer {raw}")
+            assert response.status_code == 200, username
+            row = ApiToken.objects.get(digest=token_digest(raw))
+            assert row.revoked_at is None
+            assert raw not in (row.digest, row.prefix)
+        assert (
+            ApiToken.objects.filter(user__demo_account=True, revoked_at__isnull=False).count() == 0
         )
-        stale = client.get("/api/automations/v2", HTTP_AUTHORIZATION=f"Bearer {old}")
-        assert stale.status_code == 401
+        assert demo_tokens_file.stat().st_mode & 0o777 == 0o600
+
+    def test_seed_demo_replaces_a_stored_token_that_was_revoked(self, client):
+        raw = demo_token(run("seed_demo", "--force"), "owner")
+        ApiToken.objects.filter(digest=token_digest(raw)).update(revoked_at="2026-01-01T00:00Z")
+        fresh = demo_token(run("seed_demo", "--force"), "owner")
+        assert fresh != raw
+        assert (
+            client.get("/api/automations/v2", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
+        )
+        assert (
+            client.get("/api/automations/v2", HTTP_AUTHORIZATION=f"Bearer {fresh}").status_code
+            == 200
+        )
+
+    def test_seed_demo_issues_new_tokens_when_the_file_is_lost(self, demo_tokens_file):
+        raw = demo_token(run("seed_demo", "--force"), "agent")
+        demo_tokens_file.unlink()
+        fresh = demo_token(run("seed_demo", "--force"), "agent")
+        assert fresh != raw
+        assert ApiToken.objects.get(digest=token_digest(raw)).revoked_at is not None
+
+
+def demo_token(output: str, username: str) -> str:
+    """The API token `seed_demo` printed for `username`."""
+    return next(
+        line.split()[-1]
+        for line in output.splitlines()
+        if line.strip().startswith(f"{username} ") and "fg_" in line
+    )
 
 
 @pytest.mark.django_db

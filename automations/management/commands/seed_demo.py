@@ -2,8 +2,14 @@
 
 Creates `demo/main` with an owner (workspace admin and Django superuser), a staff operator who
 is not a superuser (the admin console as most staff see it), a reviewer with clearances, an
-agent, and a demo automation with an approval gate. Each run replaces the demo users' API
-tokens (older demo tokens are revoked), since stored tokens cannot be shown again.
+agent, and a demo automation with an approval gate.
+
+The demo users' API tokens stay the same across runs (so the tokens printed by one
+`./flowgate run` keep working after a restart): the database stores only their digests, so the
+raw tokens are kept in `FLOWGATE_DEMO_TOKENS_FILE` (`var/demo-tokens.json`, mode 0600, like
+`var/dev-secrets.json`). A stored token is reused while it is still an active demo token of that
+user in the demo workspace; otherwise (first run, revoked, another database) the user's demo
+tokens are revoked and a new one is issued and stored.
 
 The demo users have well-known passwords and one is a superuser, so the command refuses to run
 unless `DEBUG` is on (the embedded default) or `--force` is given. It only ever changes users it
@@ -11,6 +17,10 @@ created itself (`User.demo_account`): when a user with a demo username exists th
 create, it refuses before writing anything, `--force` or not, so it can never reset a real
 account's password or make it a superuser.
 """
+
+import json
+import os
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -21,6 +31,7 @@ from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.models import ApiToken, Membership, PrincipalKind, Role, User
 from governance.services import member_add, token_issue, token_revoke, workspace_create
+from governance.tokens import token_digest
 
 WORKSPACE = "demo/main"
 TOKEN_NAME = "demo"
@@ -128,6 +139,7 @@ class Command(BaseCommand):
                 "another database, or rename those users first."
             )
         workspace, _ = workspace_create(path=WORKSPACE, name="Demo")
+        stored = _read_tokens()
         tokens = {}
         for username, role, kind, password, clearances in USERS:
             result = member_add(
@@ -142,13 +154,7 @@ class Command(BaseCommand):
             result.user.is_staff = username in STAFF
             result.user.is_superuser = username in SUPERUSERS
             result.user.save(update_fields=["demo_account", "is_staff", "is_superuser"])
-            for old in ApiToken.objects.filter(
-                user=result.user, name=TOKEN_NAME, revoked_at__isnull=True
-            ):
-                token_revoke(token=old)
-            tokens[username] = token_issue(user=result.user, workspace=workspace, name=TOKEN_NAME)[
-                1
-            ]
+            tokens[username] = _demo_token(result.user, workspace, stored.get(username))
         owner = Actor.for_member(
             Membership.objects.select_related("user", "workspace__organization").get(
                 workspace=workspace, user__username="owner"
@@ -164,6 +170,9 @@ class Command(BaseCommand):
         if not automation.runs.exists():
             run = run_start(actor=owner, automation=automation)
             self.stdout.write(f"Started demo run {run.run_id}; it stops at its approval gate.")
+        # Written inside the transaction: if the file cannot be written, nothing is committed
+        # and the next run starts from the same state.
+        _write_tokens(tokens)
         self._print(tokens)
 
     def _print(self, tokens: dict[str, str]) -> None:
@@ -181,3 +190,42 @@ class Command(BaseCommand):
         for username, token in tokens.items():
             w(f"    {username:<9} {token}")
         w(f"  Demo automation: {DEMO_AUTOMATION['automation_id']}")
+
+
+def _demo_token(user: User, workspace, raw: str | None) -> str:
+    """`raw` if it is still an active demo token of `user` in `workspace`; else revoke the
+    user's demo tokens and issue a new one."""
+    demo_tokens = ApiToken.objects.filter(
+        user=user, workspace=workspace, name=TOKEN_NAME, revoked_at__isnull=True
+    )
+    if raw and demo_tokens.filter(digest=token_digest(raw)).exists():
+        return raw
+    for old in demo_tokens:
+        token_revoke(token=old)
+    return token_issue(user=user, workspace=workspace, name=TOKEN_NAME)[1]
+
+
+def _tokens_path() -> Path:
+    return Path(settings.FLOWGATE_DEMO_TOKENS_FILE)
+
+
+def _read_tokens() -> dict[str, str]:
+    """The stored raw demo tokens by username; empty when missing or unreadable."""
+    try:
+        data = json.loads(_tokens_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _write_tokens(tokens: dict[str, str]) -> None:
+    """Replace the token file atomically, readable by this user only."""
+    path = _tokens_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(tokens, handle)
+    os.replace(temporary, path)
