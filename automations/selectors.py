@@ -213,7 +213,7 @@ def run_relations(run_pks: list[int]) -> RunRelations:
     if not run_pks:
         return related
     for row in of_runs(RunNode.objects, run_pks).values_list(
-        "run_id", "node_id", "state", "attempts", "output", named=True
+        "run_id", "node_id", "state", "attempts", "output", "feedback", named=True
     ):
         related.nodes[row.run_id].append(row)
     for gate in of_runs(Gate.objects.filter(status=GateStatus.OPEN), run_pks):

@@ -219,6 +219,7 @@ def render_run(
             "blocked_nodes": blocked_ids,
             "node_outputs": {n.node_id: n.output for n in ordered if n.output is not None},
             "node_attempts": {n.node_id: n.attempts for n in ordered if n.attempts},
+            "node_feedback": {n.node_id: n.feedback for n in ordered if n.feedback},
             "awaiting_gate": gate_json(open_gate) if open_gate is not None else None,
             "gate_history": gate_history,
             "lifecycle_history": lifecycle_history,

@@ -81,6 +81,10 @@ class CheckpointSchema(serializers.Serializer):
     blocked_nodes = NODE_IDS
     node_outputs = serializers.DictField(child=serializers.JSONField())
     node_attempts = serializers.DictField(child=serializers.IntegerField())
+    # Reviewer feedback of the reworks that sent a node back (gate, round, reason, decider).
+    node_feedback = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField())
+    )
     awaiting_gate = AwaitingGateSchema(allow_null=True)
     gate_history = GateDecisionSchema(many=True)
     lifecycle_history = LifecycleEventSchema(many=True)

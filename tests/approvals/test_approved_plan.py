@@ -14,9 +14,11 @@ from approvals.decisions import gate_decide
 from approvals.models import Gate, GateStatus
 from approvals.services import reviewed_digest
 from automations import engine, scheduling
+from automations.api.run_json import run_json
 from automations.models import LifecycleEvent, NodeState, Run, RunNode, RunStatus
 from automations.runs.control import run_pause
 from automations.runs.repair import run_repair, run_task_retry
+from automations.selectors import runs_with_state
 from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.models import AuditEvent, Membership
@@ -199,6 +201,9 @@ def test_a_rework_reason_reaches_the_redrafted_node_and_its_model(gated_run, rev
     second_draft = draft.output["content"]["text"]
     assert "feedback: Cite the Q3 figures" in second_draft
     assert "feedback" not in first_draft
+    loaded = runs_with_state(Run.objects.filter(pk=gated_run.pk)).get()
+    shown = run_json(loaded)["checkpoint"]["node_feedback"]
+    assert [entry["reason"] for entry in shown["draft"]] == ["Cite the Q3 figures"]
     # The decided first round still shows what was reviewed then.
     first, second = Gate.objects.filter(run=gated_run).order_by("round")
     assert first.reviewed["upstream_outputs"]["draft"]["content"]["text"] == first_draft
