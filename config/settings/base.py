@@ -78,6 +78,19 @@ DATABASES = {
 # Persistent connections: a Celery worker runs many short tasks, and opening a PostgreSQL
 # connection per task costs more than most tasks do. Health checks drop broken ones.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default: the web process and several worker processes write one SQLite file.
+    # WAL lets readers run beside the one writer; `timeout` is the busy timeout a writer waits
+    # for the lock instead of failing with "database is locked"; IMMEDIATE takes the write lock
+    # at BEGIN, because a deferred transaction that reads and then writes cannot wait for it
+    # (SQLite answers such an upgrade with SQLITE_BUSY at once, whatever the busy timeout).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("FLOWGATE_SQLITE_BUSY_TIMEOUT_S", default=30.0),
+        }
+    )
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
