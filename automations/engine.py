@@ -30,6 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
+from structlog.contextvars import bound_contextvars
 
 from automations import scheduling
 from automations.handoffs import writer as handoffs
@@ -372,15 +373,20 @@ def _execute(attempt: Attempt | None, *, inline: bool) -> None:
     transactions claimed for this worker (with `inline`, while within `INLINE_BUDGET_S`)."""
     began = time.monotonic()
     while attempt is not None:
-        output, failure = _run_node(attempt)
-        _, attempt = _accept(
-            attempt.ctx.run_id,
-            attempt.ctx.node_id,
-            attempt.token,
-            output=output,
-            failure=failure,
-            inline=inline and time.monotonic() - began < INLINE_BUDGET_S,
-        )
+        # Log lines of the node (its kind's too) name it; inline continuations rebind.
+        with bound_contextvars(
+            run_id=attempt.ctx.run_id, node_id=attempt.ctx.node_id, workspace=attempt.ctx.workspace
+        ):
+            logger.info("node attempt started")
+            output, failure = _run_node(attempt)
+            _, attempt = _accept(
+                attempt.ctx.run_id,
+                attempt.ctx.node_id,
+                attempt.token,
+                output=output,
+                failure=failure,
+                inline=inline and time.monotonic() - began < INLINE_BUDGET_S,
+            )
 
 
 def _attempt(run: Run, spec: RunSpec, nodes: dict[str, RunNode], node_id: str, token) -> Attempt:

@@ -260,3 +260,17 @@ class LifecycleEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.event}"
+
+
+class SweepMark(models.Model):
+    """When a beat sweep last completed, by task name: the proof that beat is alive.
+
+    Kept in the database every web process and worker already shares (not in one process's
+    memory), so `/readyz` can fail when beat has stopped and `/metrics` can report the sweep lag.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    completed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.completed_at:%Y-%m-%d %H:%M:%S}"

@@ -1,5 +1,10 @@
 """Liveness and readiness probes (no authentication; they reveal nothing but up/down).
 
+Readiness covers the database, the broker and beat: without beat no gate expires and no stale
+run is reaped, so a deployment whose stale-run sweep has not completed within
+`FLOWGATE_READY_SWEEP_MAX_AGE_S` (three sweep intervals by default) is not ready. A new
+deployment is therefore not ready until beat's first sweep, one interval after beat starts.
+
 A failing check answers "unavailable" and nothing else: exception text can name hosts, ports,
 users or paths. The exception itself goes to the log.
 """
@@ -7,11 +12,16 @@ users or paths. The exception itself goes to the log.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django.utils import timezone
 from kombu import Connection
 
+from automations import scheduling
+from automations.runs.sweeps import last_sweep_completed_at
 from config.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -38,7 +48,18 @@ def _check_broker() -> None:
         conn.ensure_connection(max_retries=1, timeout=2)
 
 
-CHECKS = {"database": _check_database, "broker": _check_broker}
+class BeatSilent(Exception):
+    """The stale-run sweep has not completed recently: beat (or the sweep) is not working."""
+
+
+def _check_beat() -> None:
+    completed_at = last_sweep_completed_at(scheduling.SWEEP_RUNS)
+    max_age = timedelta(seconds=settings.FLOWGATE_READY_SWEEP_MAX_AGE_S)
+    if completed_at is None or timezone.now() - completed_at > max_age:
+        raise BeatSilent(f"last completed sweep: {completed_at or 'never'}")
+
+
+CHECKS = {"database": _check_database, "broker": _check_broker, "beat": _check_beat}
 
 
 def _status(name: str) -> str:

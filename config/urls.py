@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 from config.api_docs import SwaggerDocsView
 from config.front_door import home
 from config.health import healthz, readyz
+from config.metrics_endpoint import metrics
 from governance.api.errors import api_not_found
 
 handler500 = "governance.api.errors.server_error"
@@ -29,6 +30,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("channels/", include("channels.urls")),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("approvals/", include("approvals.pages.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

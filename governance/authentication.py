@@ -6,6 +6,7 @@ Only credentials identify a caller; no header a caller can set names a user, a k
 from __future__ import annotations
 
 from rest_framework import authentication, exceptions
+from structlog.contextvars import bind_contextvars
 
 from governance.models import ApiToken
 from governance.tokens import token_digest
@@ -34,6 +35,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = found[0] if found else None
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked token")
+        # The rest of this request's log lines name the token's workspace (config/log_context.py).
+        bind_contextvars(workspace=token.workspace.path)
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from automations import scheduling
 from automations.lifecycle import lifecycle_record
-from automations.models import NodeState, Run, RunNode, RunStatus, StopKind
+from automations.models import NodeState, Run, RunNode, RunStatus, StopKind, SweepMark
 from automations.run_spec import RunSpec
 from automations.runs import state
 from automations.runs.transitions import Cause
@@ -172,3 +172,13 @@ def requeue_idle_queued_runs() -> int:
     for run_id in run_ids:
         scheduling.advance_now(run_id)
     return len(run_ids)
+
+
+def sweep_mark_completed(name: str) -> None:
+    """Record that the beat sweep `name` just completed (read by /readyz and /metrics)."""
+    SweepMark.objects.update_or_create(name=name, defaults={"completed_at": timezone.now()})
+
+
+def last_sweep_completed_at(name: str):
+    """When the beat sweep `name` last completed, or None if it never has."""
+    return SweepMark.objects.filter(name=name).values_list("completed_at", flat=True).first()

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every later log line of the request carries its id (config/log_context.py).
+    "config.log_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "governance.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -79,6 +81,19 @@ DATABASES = {
 # Persistent connections: a Celery worker runs many short tasks, and opening a PostgreSQL
 # connection per task costs more than most tasks do. Health checks drop broken ones.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default: the web process and several worker processes write one SQLite file.
+    # WAL lets readers run beside the one writer; `timeout` is the busy timeout a writer waits
+    # for the lock instead of failing with "database is locked"; IMMEDIATE takes the write lock
+    # at BEGIN, because a deferred transaction that reads and then writes cannot wait for it
+    # (SQLite answers such an upgrade with SQLITE_BUSY at once, whatever the busy timeout).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("FLOWGATE_SQLITE_BUSY_TIMEOUT_S", default=30.0),
+        }
+    )
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -255,6 +270,12 @@ AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", default="")
 FLOWGATE_HTTP_ALLOWED_HOSTS = env.list("FLOWGATE_HTTP_ALLOWED_HOSTS", default=[])
 FLOWGATE_STALE_AFTER_S = env.int("FLOWGATE_STALE_AFTER_S", default=600)
 FLOWGATE_SWEEP_INTERVAL_S = env.int("FLOWGATE_SWEEP_INTERVAL_S", default=30)
+# /readyz fails when the stale-run sweep (beat) has not completed for this long (config/health.py).
+FLOWGATE_READY_SWEEP_MAX_AGE_S = env.int(
+    "FLOWGATE_READY_SWEEP_MAX_AGE_S", default=3 * FLOWGATE_SWEEP_INTERVAL_S
+)
+# The bearer token /metrics asks for (config/metrics.py); unset, /metrics refuses everyone.
+FLOWGATE_METRICS_TOKEN = env.str("FLOWGATE_METRICS_TOKEN", default="")
 FLOWGATE_GATE_DEFAULT_EXPIRY_S = env.int("FLOWGATE_GATE_DEFAULT_EXPIRY_S", default=604800)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
 # Flow size limits, checked at save before the entries they bound (automations.flow.nodes).
@@ -303,11 +324,18 @@ FLOWGATE_NODE_KINDS = {
 # own in-memory limit in step so a body without Content-Length cannot slip past.
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLOWGATE_MAX_BODY_BYTES
 
+# Logs: one JSON object a line with the request id, workspace, run id and node id of the work
+# they describe (config/log_context.py), in web processes and workers alike (config/celery.py
+# makes the worker use this configuration). FLOWGATE_LOG_FORMAT=plain gives text for humans.
+FLOWGATE_LOG_FORMAT = env.str("FLOWGATE_LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "config.log_context.json_formatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": FLOWGATE_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # axes logs every sign-in at INFO; lockouts are audited (governance/login_lockout.py).
     "loggers": {"axes": {"level": "WARNING"}},

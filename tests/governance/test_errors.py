@@ -10,6 +10,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from automations.models import Automation
+from automations.runs.sweeps import sweep_mark_completed
+from automations.scheduling import SWEEP_RUNS
 from governance.models import AuditChainHead
 from tests.factories import AUTOMATIONS_URL as URL
 from tests.factories import create_automation as create
@@ -242,11 +244,13 @@ class TestProbesAndSchema:
     def test_healthz(self, client):
         assert client.get("/healthz").json() == {"ok": True}
 
-    def test_readyz_checks_database_and_broker(self, client):
+    def test_readyz_checks_database_broker_and_beat(self, client):
+        sweep_mark_completed(SWEEP_RUNS)
         response = client.get("/readyz")
         body = response.json()
-        assert set(body["checks"]) == {"database", "broker"}
+        assert set(body["checks"]) == {"database", "broker", "beat"}
         assert body["checks"]["database"] == "ok"
+        assert body["checks"]["beat"] == "ok"
         assert body["checks"]["broker"] in {"ok", "unavailable"}
         assert response.status_code == (200 if body["checks"]["broker"] == "ok" else 503)
 
@@ -255,6 +259,7 @@ class TestProbesAndSchema:
 
         original = app.conf.broker_url
         app.conf.broker_url = "redis://:s3cret@127.0.0.1:1/0"
+        sweep_mark_completed(SWEEP_RUNS)
         try:
             response = client.get("/readyz")
         finally:
@@ -262,7 +267,7 @@ class TestProbesAndSchema:
         assert response.status_code == 503
         assert response.json() == {
             "ok": False,
-            "checks": {"database": "ok", "broker": "unavailable"},
+            "checks": {"database": "ok", "broker": "unavailable", "beat": "ok"},
         }
         assert b"127.0.0.1" not in response.content
         assert b"s3cret" not in response.content
