@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0007_workspace_root_inside_workspace_dir'),
+        ('automations', '0008_runnode_feedback'),
     ]
 
     operations = [
