@@ -393,6 +393,7 @@ def _attempt(run: Run, spec: RunSpec, nodes: dict[str, RunNode], node_id: str, t
         upstream_outputs={dep: nodes[dep].output for dep in spec.depends_on(node_id)},
         attempt=nodes[node_id].attempts,
         workspace_root=spec.workspace_root,
+        inputs=run.inputs,
     )
     return Attempt(run_pk=run.pk, token=str(token), kind=spec.kind(node_id), ctx=ctx)
 

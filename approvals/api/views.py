@@ -14,8 +14,9 @@ from rest_framework.response import Response
 from approvals.decisions import Outcome, gate_decide
 from approvals.models import Surface
 from approvals.selectors import run_to_decide
-from automations.api.run_control_views import MAX_REASON, RUN_SCHEMA, StrictInputSerializer
+from automations.api.run_control_views import MAX_REASON, StrictInputSerializer
 from automations.api.run_json import run_json
+from automations.api.run_schema import run_schema_field
 from automations.models import Run
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
@@ -57,12 +58,12 @@ class GateDecisionInputSerializer(StrictInputSerializer):
 
 
 class RunGateView(WorkspaceAPIView):
-    """Decide the run's open approval gate (SPEC §6.3): approve, rework or cancel."""
+    """Decide the run's open approval gate: approve, rework or cancel."""
 
     @extend_schema(
         request=GateDecisionInputSerializer,
         responses=inline_serializer(
-            "RunGateDecisionResult", {"ok": serializers.BooleanField(), "run": RUN_SCHEMA}
+            "RunGateDecisionResult", {"ok": serializers.BooleanField(), "run": run_schema_field()}
         ),
         operation_id="automation_runs_gate",
     )

@@ -15,16 +15,14 @@ from rest_framework.response import Response
 
 from automations import selectors
 from automations.api.run_json import run_json
-from automations.api.run_schema import run_schema_field
+from automations.api.run_schema import node_ids, run_schema_field
 from automations.api.serializers import AutomationSerializer, automation_json
 from automations.flow import MAX_ID_LENGTH
 from automations.runs import control, repair
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
 
-RUN_SCHEMA = run_schema_field()
 MAX_REASON = 2000
-NODE_IDS = serializers.ListField(child=serializers.CharField())
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -63,7 +61,9 @@ def _respond(request, run_id: str, **extra) -> Response:
 
 
 def _result(name: str, **fields) -> serializers.Serializer:
-    return inline_serializer(name, {"ok": serializers.BooleanField(), "run": RUN_SCHEMA, **fields})
+    return inline_serializer(
+        name, {"ok": serializers.BooleanField(), "run": run_schema_field(), **fields}
+    )
 
 
 RUN_RESULT = _result("RunControlResult")
@@ -122,7 +122,7 @@ class RunCancelView(WorkspaceAPIView):
 
 class RunRecoverView(WorkspaceAPIView):
     """Failed, paused, blocked (or completed with blocked nodes) → `queued`, resetting the
-    affected subtree (reference notes §6.1)."""
+    affected subtree."""
 
     @extend_schema(
         request=RunReasonInputSerializer,
@@ -182,8 +182,8 @@ class _TaskView(WorkspaceAPIView):
 TASK_RESET_RESULT = _result(
     "RunTaskResetResult",
     node_id=serializers.CharField(),
-    reset_nodes=NODE_IDS,
-    cleared_outputs=NODE_IDS,
+    reset_nodes=node_ids(),
+    cleared_outputs=node_ids(),
 )
 
 
@@ -223,7 +223,7 @@ class RunTaskContinueView(_TaskView):
     @extend_schema(
         request=RunReasonInputSerializer,
         responses=_result(
-            "RunTaskContinueResult", node_id=serializers.CharField(), reset_nodes=NODE_IDS
+            "RunTaskContinueResult", node_id=serializers.CharField(), reset_nodes=node_ids()
         ),
         operation_id="automation_run_tasks_continue",
     )
@@ -244,8 +244,8 @@ class RunTaskResetPreviewView(WorkspaceAPIView):
                     {
                         "run_id": serializers.CharField(),
                         "node_id": serializers.CharField(),
-                        "reset_nodes": NODE_IDS,
-                        "cleared_outputs": NODE_IDS,
+                        "reset_nodes": node_ids(),
+                        "cleared_outputs": node_ids(),
                         "preserves_upstream_outputs": serializers.BooleanField(),
                     },
                 ),

@@ -28,6 +28,11 @@ class AutomationInputSerializer(serializers.Serializer):
     workspace_root = StrictCharField(required=False, allow_blank=True, max_length=1024)
     handoff_config = serializers.DictField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False)
+    input_schema = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="A JSON Schema (Draft 2020-12) the `inputs` of `run_now` must satisfy.",
+    )
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="PATCH precondition: the version you last read."
     )
@@ -71,6 +76,7 @@ class AutomationSerializer(serializers.Serializer):
     workspace_root = serializers.CharField()
     handoff_config = serializers.DictField(allow_null=True)
     metadata = serializers.DictField()
+    input_schema = serializers.DictField(allow_null=True)
     created_by = serializers.CharField()
     version = serializers.IntegerField()
     created_at_ms = serializers.IntegerField()
@@ -116,6 +122,7 @@ def automation_json(automation: Automation) -> dict:
         "workspace_root": automation.workspace_root,
         "handoff_config": automation.handoff_config,
         "metadata": automation.metadata,
+        "input_schema": automation.input_schema,
         "created_by": automation.created_by.username,
         "version": automation.version,
         "created_at_ms": to_ms(automation.created_at),

@@ -2,8 +2,9 @@
 
 The prompt is `metadata.builder.prompt`, else `objective` (repair edits the former). It is
 rendered into two messages: a system message naming the agent's template, and a user message
-with the prompt and the upstream outputs as JSON. `prompt_digest` is the sha256 of exactly that
-text (system, a blank line, user), so two outputs with the same digest saw the same input.
+with the prompt, the run's inputs and the upstream outputs as JSON. `prompt_digest` is the
+sha256 of exactly that text (system, a blank line, user), so two outputs with the same digest
+saw the same input.
 
 The agent's `model_policy` picks the provider: `{"provider": "echo"|"openai", "model": ...}`, or
 the original's `{"default_model": {"provider_id", "model_id"}}`; with neither, `echo`.
@@ -66,7 +67,7 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
         )
     template_id = agent.get("template_id") if isinstance(agent.get("template_id"), str) else None
     choice = model_choice(agent.get("model_policy"))
-    rendered = render_prompt(prompt, template_id, ctx.upstream_outputs)
+    rendered = render_prompt(prompt, template_id, ctx.upstream_outputs, ctx.inputs)
     completion = provider(choice.provider)(
         CompletionRequest(
             provider=choice.provider,
@@ -77,6 +78,7 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
             user=rendered.user,
             upstream_outputs=ctx.upstream_outputs,
             timeout_s=_timeout(ctx.node),
+            inputs=ctx.inputs,
         )
     )
     return {
@@ -105,12 +107,18 @@ def node_prompt(node: Mapping[str, Any]) -> str | None:
 
 
 def render_prompt(
-    prompt: str, template_id: str | None, upstream_outputs: Mapping[str, Any]
+    prompt: str,
+    template_id: str | None,
+    upstream_outputs: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
 ) -> RenderedPrompt:
-    """The system and user messages every provider receives."""
+    """The system and user messages every provider receives (the run's inputs, when it has
+    any, before the upstream outputs)."""
     template = f"template {template_id!r}" if template_id else "no template"
     system = f"You are a Flowgate agent running {template}."
     user = prompt
+    if inputs:
+        user += f"\n\nRun inputs (JSON):\n{canonical_json(dict(inputs))}"
     if upstream_outputs:
         user += f"\n\nUpstream outputs (JSON):\n{canonical_json(dict(upstream_outputs))}"
     return RenderedPrompt(system=system, user=user)

@@ -42,6 +42,7 @@ class CompletionRequest:
     user: str
     upstream_outputs: Mapping[str, Any]
     timeout_s: float
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # the run's inputs
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,18 @@ Provider = Callable[[CompletionRequest], Completion]
 
 
 def echo(request: CompletionRequest) -> Completion:
-    """Answer with the inputs themselves: prompt, template, model and an upstream digest."""
+    """Answer with what it was given: prompt, template, model, an upstream digest and the
+    run's inputs (a line only when the run has inputs)."""
     model = request.model or ECHO_DEFAULT_MODEL
-    text = "\n".join(
-        (
-            f"prompt: {request.prompt}",
-            f"template: {request.template_id or '-'}",
-            f"model: {model}",
-            f"upstream: {upstream_digest(request.upstream_outputs)}",
-        )
-    )
+    lines = [
+        f"prompt: {request.prompt}",
+        f"template: {request.template_id or '-'}",
+        f"model: {model}",
+        f"upstream: {upstream_digest(request.upstream_outputs)}",
+    ]
+    if request.inputs:
+        lines.append(f"inputs: {canonical_json(dict(request.inputs))}")
+    text = "\n".join(lines)
     return Completion(text=text, model=model)
 
 
