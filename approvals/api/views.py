@@ -21,6 +21,7 @@ from automations.models import Run
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
 from governance.errors import InvalidRequest
+from governance.idempotency import idempotent
 
 MAX_GATE_ID = 200
 
@@ -75,18 +76,21 @@ class RunGateView(WorkspaceAPIView):
                 "approval_request_id and its alias request_id name different gates",
                 fields={"request_id": ["Differs from approval_request_id."]},
             )
-        run = run_to_decide(request.actor, run_id)
-        outcome = gate_decide(
-            actor=request.actor,
-            run=run,
-            decision=body["decision"],
-            reason=body.get("reason"),
-            approval_request_id=body.get("approval_request_id") or body.get("request_id"),
-            transition_id=body.get("transition_id"),
-            source=Surface.API,
-            with_history=True,
-        )
-        return Response({"ok": True, "run": run_json(decided_run(outcome))})
+
+        def decide() -> Response:
+            outcome = gate_decide(
+                actor=request.actor,
+                run=run_to_decide(request.actor, run_id),
+                decision=body["decision"],
+                reason=body.get("reason"),
+                approval_request_id=body.get("approval_request_id") or body.get("request_id"),
+                transition_id=body.get("transition_id"),
+                source=Surface.API,
+                with_history=True,
+            )
+            return Response({"ok": True, "run": run_json(decided_run(outcome))})
+
+        return idempotent(request, decide)
 
 
 def decided_run(outcome: Outcome) -> Run:

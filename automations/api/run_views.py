@@ -11,6 +11,7 @@ from automations.api.run_control_views import StrictInputSerializer
 from automations.api.run_json import run_json
 from automations.api.run_schema import run_schema_field
 from governance.api.base import WorkspaceAPIView, parse_optional_body
+from governance.idempotency import idempotent
 
 
 class RunNowInputSerializer(StrictInputSerializer):
@@ -35,12 +36,16 @@ class RunNowView(WorkspaceAPIView):
     )
     def post(self, request, automation_id: str):
         body = parse_optional_body(RunNowInputSerializer, request)
-        automation = selectors.automation_get(request.actor, automation_id)
-        run = services.run_start(
-            actor=request.actor, automation=automation, inputs=body.get("inputs")
-        )
-        run = selectors.run_get(request.actor, run.run_id)
-        return Response({"ok": True, "run": run_json(run)}, status=status.HTTP_201_CREATED)
+
+        def start() -> Response:
+            automation = selectors.automation_get(request.actor, automation_id)
+            run = services.run_start(
+                actor=request.actor, automation=automation, inputs=body.get("inputs")
+            )
+            run = selectors.run_get(request.actor, run.run_id)
+            return Response({"ok": True, "run": run_json(run)}, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, start)
 
 
 class RunDetailView(WorkspaceAPIView):

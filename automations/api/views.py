@@ -21,6 +21,7 @@ from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import keyset_page
 from governance.errors import InvalidRequest
+from governance.idempotency import idempotent
 from governance.policy import Action
 
 
@@ -58,9 +59,13 @@ class AutomationListView(WorkspaceAPIView):
     )
     def post(self, request):
         data = parse_input(AutomationInputSerializer, request.data)
-        automation = services.automation_create(actor=request.actor, data=data)
-        automation = selectors.automation_get(request.actor, automation.automation_id)
-        return Response(_with_warnings(automation), status=status.HTTP_201_CREATED)
+
+        def create() -> Response:
+            automation = services.automation_create(actor=request.actor, data=data)
+            automation = selectors.automation_get(request.actor, automation.automation_id)
+            return Response(_with_warnings(automation), status=status.HTTP_201_CREATED)
+
+        return idempotent(request, create)
 
 
 class AutomationDetailView(WorkspaceAPIView):

@@ -254,6 +254,8 @@ FLOWGATE_HTTP_ALLOWED_HOSTS = env.list("FLOWGATE_HTTP_ALLOWED_HOSTS", default=[]
 FLOWGATE_STALE_AFTER_S = env.int("FLOWGATE_STALE_AFTER_S", default=600)
 FLOWGATE_SWEEP_INTERVAL_S = env.int("FLOWGATE_SWEEP_INTERVAL_S", default=30)
 FLOWGATE_GATE_DEFAULT_EXPIRY_S = env.int("FLOWGATE_GATE_DEFAULT_EXPIRY_S", default=604800)
+# How long a stored first response answers retries with the same Idempotency-Key (24 h).
+FLOWGATE_IDEMPOTENCY_RETENTION_S = env.int("FLOWGATE_IDEMPOTENCY_RETENTION_S", default=86400)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
 # Flow size limits, checked at save before the entries they bound (automations.flow.nodes).
 FLOWGATE_FLOW_MAX_NODES = env.int("FLOWGATE_FLOW_MAX_NODES", default=500)
