@@ -7,7 +7,8 @@ response; a retry with the same body gets that stored response, a retry with a d
 (or on another operation) 409 `IDEMPOTENCY_KEY_REUSED`. A retry arriving while the first is still
 being answered waits for it (up to `WAIT_S`), then 409 `IDEMPOTENCY_REQUEST_IN_PROGRESS`. An error
 response is not stored (the claim is released) so the client can fix and retry with the key.
-Records older than `FLOWGATE_IDEMPOTENCY_RETENTION_S` no longer count.
+Records older than `FLOWGATE_IDEMPOTENCY_RETENTION_S` no longer count, and beat deletes them
+(`governance.forget_idempotency_records`).
 """
 
 from __future__ import annotations
@@ -38,14 +39,21 @@ def _digest(request) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _cutoff():
+    """Records created before this have outlived the retention window."""
+    return timezone.now() - timedelta(seconds=settings.FLOWGATE_IDEMPOTENCY_RETENTION_S)
+
+
 def _live(actor, key: str):
-    retention = timedelta(seconds=settings.FLOWGATE_IDEMPOTENCY_RETENTION_S)
     return IdempotencyRecord.objects.filter(
-        workspace=actor.workspace,
-        principal=actor.actor_id,
-        key=key,
-        created_at__gte=timezone.now() - retention,
+        workspace=actor.workspace, principal=actor.actor_id, key=key, created_at__gte=_cutoff()
     )
+
+
+def forget_expired() -> int:
+    """Delete the records past the retention window; returns how many."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=_cutoff()).delete()
+    return deleted
 
 
 def _claim(actor, key: str, digest: str) -> IdempotencyRecord | None:
@@ -62,12 +70,11 @@ def _claim(actor, key: str, digest: str) -> IdempotencyRecord | None:
         except IntegrityError:
             if _live(actor, key).exists():
                 return None
-            retention = timedelta(seconds=settings.FLOWGATE_IDEMPOTENCY_RETENTION_S)
             IdempotencyRecord.objects.filter(
                 workspace=actor.workspace,
                 principal=actor.actor_id,
                 key=key,
-                created_at__lt=timezone.now() - retention,
+                created_at__lt=_cutoff(),
             ).delete()
     return None
 

@@ -337,6 +337,12 @@ CELERY_BEAT_SCHEDULE["sync-overdue-cards"] = {
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }
+CELERY_BEAT_SCHEDULE["forget-idempotency-records"] = {
+    # Stored first responses of Idempotency-Key requests past FLOWGATE_IDEMPOTENCY_RETENTION_S.
+    "task": "governance.forget_idempotency_records",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}
 CELERY_BEAT_SCHEDULE["forget-interaction-receipts"] = {
     # Chat delivery receipts older than any platform redelivers or accepts a replay are deleted.
     "task": "channels.forget_receipts",

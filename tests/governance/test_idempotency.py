@@ -4,11 +4,15 @@ with the same key is a 409; two racing requests with the same key act once."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from automations.models import Automation, Run
+from governance.models import IdempotencyRecord
+from governance.tasks import forget_idempotency_records
 from tests.factories import simple_agents, simple_flow
 
 URL = "/api/automations/v2"
@@ -99,3 +103,29 @@ def test_two_racing_requests_with_one_key_create_one_run(operator):
     assert [r.status_code for r in results] == [201, 201]
     assert results[0].json()["run"]["run_id"] == results[1].json()["run"]["run_id"]
     assert Run.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_key_past_the_retention_window_acts_anew_and_is_forgotten(operator, settings):
+    create(operator)
+    client = operator.client()
+    first = run_now(client, "old")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(days=2))
+    settings.FLOWGATE_IDEMPOTENCY_RETENTION_S = 86400
+    again = run_now(client, "old")
+    assert again.status_code == 201
+    assert again.json()["run"]["run_id"] != first.json()["run"]["run_id"]
+    run_now(client, "other")
+    IdempotencyRecord.objects.filter(key="other").update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    assert forget_idempotency_records() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["old"]
+
+
+@pytest.mark.django_db
+def test_an_overlong_key_is_a_400(operator):
+    create(operator)
+    response = run_now(operator.client(), "k" * 256)
+    assert response.status_code == 400
+    assert not Run.objects.exists()
