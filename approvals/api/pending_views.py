@@ -21,6 +21,7 @@ from automations.api.serializers import to_ms
 from governance.actors import Actor
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -103,6 +104,7 @@ class PendingApprovalsView(WorkspaceAPIView):
         parameters=[PendingQuerySerializer],
         responses=PendingApprovalListSerializer,
         operation_id="approvals_pending",
+        extensions=error_codes(),
     )
     def get(self, request):
         query = parse_input(PendingQuerySerializer, request.query_params)

@@ -11,19 +11,37 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from approvals.decisions import Outcome, gate_decide
+from approvals.decisions import EXPIRED, GUARD_DENIED, NOT_AWAITING, Outcome, gate_decide
 from approvals.models import Surface
+from approvals.policy import MESSAGES
 from approvals.selectors import run_to_decide
+from automations.api import error_codes as codes
 from automations.api.run_control_views import MAX_REASON, StrictInputSerializer
 from automations.api.run_json import run_json
 from automations.api.run_schema import run_schema_field
 from automations.models import Run
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
+from governance.api.schema import IDEMPOTENCY_ERROR_CODES, error_codes
 from governance.errors import InvalidRequest
 from governance.idempotency import idempotent
 
 MAX_GATE_ID = 200
+# Everything a decision may answer: the run and gate lookups, the decision service's refusals
+# (`approvals.decisions`, `approvals.policy`) and the idempotency store.
+GATE_ERROR_CODES = (
+    *codes.ACCESS,
+    *codes.RUN_READ,
+    "AUTOMATION_V2_GATE_REQUIRES_HUMAN",
+    "AUTOMATION_V2_RUN_GATE_MISSING",
+    "AUTOMATION_V2_GATE_INVALID_DECISION",
+    "AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED",
+    *MESSAGES,
+    EXPIRED,
+    NOT_AWAITING,
+    GUARD_DENIED,
+    *IDEMPOTENCY_ERROR_CODES,
+)
 
 
 class GateDecisionInputSerializer(StrictInputSerializer):
@@ -67,6 +85,7 @@ class RunGateView(WorkspaceAPIView):
             "RunGateDecisionResult", {"ok": serializers.BooleanField(), "run": run_schema_field()}
         ),
         operation_id="automation_runs_gate",
+        extensions=error_codes(*GATE_ERROR_CODES),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(GateDecisionInputSerializer, request)

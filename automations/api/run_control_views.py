@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from automations import selectors
+from automations.api import error_codes as codes
 from automations.api.run_json import run_json
 from automations.api.run_schema import node_ids, run_schema_field
 from automations.api.serializers import AutomationSerializer, automation_json
@@ -21,6 +22,7 @@ from automations.flow import MAX_ID_LENGTH
 from automations.runs import control, repair
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
+from governance.api.schema import error_codes
 
 MAX_REASON = 2000
 
@@ -76,6 +78,7 @@ class RunPauseView(WorkspaceAPIView):
         request=RunReasonInputSerializer,
         responses=RUN_RESULT,
         operation_id="automation_runs_pause",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -91,6 +94,7 @@ class RunResumeView(WorkspaceAPIView):
         request=RunReasonInputSerializer,
         responses=RUN_RESULT,
         operation_id="automation_runs_resume",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -111,6 +115,7 @@ class RunCancelView(WorkspaceAPIView):
             ),
         ),
         operation_id="automation_runs_cancel",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -128,6 +133,7 @@ class RunRecoverView(WorkspaceAPIView):
         request=RunReasonInputSerializer,
         responses=RUN_RESULT,
         operation_id="automation_runs_recover",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -144,6 +150,7 @@ class RunRepairView(WorkspaceAPIView):
         request=RunRepairInputSerializer,
         responses=_result("RunRepairResult", automation=AutomationSerializer()),
         operation_id="automation_runs_repair",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunRepairInputSerializer, request)
@@ -196,6 +203,7 @@ class RunTaskRetryView(_TaskView):
         request=RunReasonInputSerializer,
         responses=TASK_RESET_RESULT,
         operation_id="automation_run_tasks_retry",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str, node_id: str):
         return super().post(request, run_id, node_id)
@@ -210,6 +218,7 @@ class RunTaskRequeueView(_TaskView):
         request=RunReasonInputSerializer,
         responses=TASK_RESET_RESULT,
         operation_id="automation_run_tasks_requeue",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str, node_id: str):
         return super().post(request, run_id, node_id)
@@ -226,6 +235,7 @@ class RunTaskContinueView(_TaskView):
             "RunTaskContinueResult", node_id=serializers.CharField(), reset_nodes=node_ids()
         ),
         operation_id="automation_run_tasks_continue",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str, node_id: str):
         return super().post(request, run_id, node_id)
@@ -252,6 +262,7 @@ class RunTaskResetPreviewView(WorkspaceAPIView):
             },
         ),
         operation_id="automation_run_tasks_reset_preview",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def get(self, request, run_id: str, node_id: str):
         node_id = control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")

@@ -14,12 +14,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from automations import selectors
+from automations.api import error_codes as codes
 from automations.api.run_json import runs_page_json
 from automations.api.run_schema import run_schema_field
 from automations.ids import AUTOMATION_ID_PATTERN
 from automations.models import RunStatus
 from governance.api.base import WorkspaceAPIView
 from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -82,6 +84,7 @@ class AutomationRunListView(WorkspaceAPIView):
         parameters=[AutomationRunsQuerySerializer],
         responses=AutomationRunListSerializer,
         operation_id="automation_runs_list",
+        extensions=error_codes(*codes.ACCESS),
     )
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
@@ -108,6 +111,7 @@ class RunListView(WorkspaceAPIView):
         parameters=[RunListQuerySerializer],
         responses=RunListSerializer,
         operation_id="runs_list",
+        extensions=error_codes(),
     )
     def get(self, request):
         query = _query(RunListQuerySerializer, request)

@@ -7,10 +7,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from automations import selectors, services
+from automations.api import error_codes as codes
 from automations.api.run_control_views import StrictInputSerializer
 from automations.api.run_json import run_json
 from automations.api.run_schema import run_schema_field
 from governance.api.base import WorkspaceAPIView, parse_optional_body
+from governance.api.schema import error_codes
 from governance.idempotency import idempotent
 
 
@@ -33,6 +35,7 @@ class RunNowView(WorkspaceAPIView):
             )
         },
         operation_id="automations_run_now",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_START),
     )
     def post(self, request, automation_id: str):
         body = parse_optional_body(RunNowInputSerializer, request)
@@ -52,6 +55,7 @@ class RunDetailView(WorkspaceAPIView):
     @extend_schema(
         responses=inline_serializer("RunEnvelope", {"run": run_schema_field()}),
         operation_id="automation_runs_retrieve",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_READ),
     )
     def get(self, request, run_id: str):
         return Response({"run": run_json(selectors.run_get(request.actor, run_id))})

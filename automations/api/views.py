@@ -7,6 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from automations import selectors, services
+from automations.api import error_codes as codes
 from automations.api.serializers import (
     AutomationInputSerializer,
     AutomationListQuerySerializer,
@@ -20,6 +21,7 @@ from automations.api.serializers import (
 from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import keyset_page
+from governance.api.schema import error_codes
 from governance.errors import InvalidRequest
 from governance.idempotency import idempotent
 from governance.policy import Action
@@ -37,6 +39,7 @@ class AutomationListView(WorkspaceAPIView):
         parameters=[AutomationListQuerySerializer],
         responses=AutomationListSerializer,
         operation_id="automations_list",
+        extensions=error_codes(),
     )
     def get(self, request):
         query = parse_input(AutomationListQuerySerializer, request.query_params)
@@ -56,6 +59,7 @@ class AutomationListView(WorkspaceAPIView):
         request=AutomationInputSerializer,
         responses={201: AutomationSerializer},
         operation_id="automations_create",
+        extensions=error_codes(*codes.ACCESS, *codes.SPEC, *codes.IDEMPOTENCY_ERROR_CODES),
     )
     def post(self, request):
         data = parse_input(AutomationInputSerializer, request.data)
@@ -71,7 +75,11 @@ class AutomationListView(WorkspaceAPIView):
 class AutomationDetailView(WorkspaceAPIView):
     """Read, update (validated, versioned) and delete one automation."""
 
-    @extend_schema(responses=AutomationSerializer, operation_id="automations_retrieve")
+    @extend_schema(
+        responses=AutomationSerializer,
+        operation_id="automations_retrieve",
+        extensions=error_codes(*codes.ACCESS),
+    )
     def get(self, request, automation_id: str):
         return Response(_with_warnings(selectors.automation_get(request.actor, automation_id)))
 
@@ -79,6 +87,7 @@ class AutomationDetailView(WorkspaceAPIView):
         request=AutomationInputSerializer,
         responses=AutomationSerializer,
         operation_id="automations_update",
+        extensions=error_codes(*codes.ACCESS, *codes.SPEC),
     )
     def patch(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
@@ -90,7 +99,11 @@ class AutomationDetailView(WorkspaceAPIView):
         updated = services.automation_update(actor=request.actor, automation=automation, data=data)
         return Response(_with_warnings(updated))
 
-    @extend_schema(responses={204: None}, operation_id="automations_delete")
+    @extend_schema(
+        responses={204: None},
+        operation_id="automations_delete",
+        extensions=error_codes(*codes.ACCESS),
+    )
     def delete(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
         services.automation_delete(actor=request.actor, automation=automation)

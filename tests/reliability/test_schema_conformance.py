@@ -7,6 +7,9 @@ response on the way is held to the schema (tests/support/schema_conformance.py).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from automations.models import Run, RunStatus
@@ -138,3 +141,28 @@ def test_operation_texts_hold_no_internal_references(viewer):
     text = viewer.client().get(f"{API}/schema/", {"format": "json"}).content.decode()
     assert "SPEC §" not in text
     assert "reference notes" not in text
+
+
+# Codes answered only by operations that keep the generic `Error` (grants).
+UNLISTED_CODES = {"AUTOMATION_V2_GRANT_FORBIDDEN"}
+CODE_LITERAL = re.compile(r"\"((?:AUTOMATION_V2|RUN_INPUTS|IDEMPOTENCY)_[A-Z0-9_]+)\"")
+
+
+def test_every_run_and_gate_error_code_is_in_an_operation_enum(conformance):
+    """A generated client parses an error's `code` into its enum: a code the server can send
+    but no enum lists would break it. Every such literal in the app code must be listed."""
+    listed: set[str] = set()
+    for name, schema in conformance.schema["components"]["schemas"].items():
+        if name.endswith("Error") and "enum" in schema["properties"]["code"]:
+            listed |= set(schema["properties"]["code"]["enum"])
+    root = Path(__file__).resolve().parents[2]
+    raised = {
+        code
+        for app in ("governance", "automations", "approvals")
+        for path in (root / app).rglob("*.py")
+        if "migrations" not in path.parts
+        for code in CODE_LITERAL.findall(path.read_text())
+    }
+    assert raised - UNLISTED_CODES - listed == set()
+    gate = conformance.operation("POST", f"{RUNS}/run-1/gate")
+    assert "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN" in gate["x-error-codes"]
