@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from automations.models import Automation, AutomationStatus
 from governance.api.fields import StrictCharField
+from governance.api.pagination import cursor_field, next_cursor_field
 from governance.policy import GRANTABLE
 
 
@@ -53,7 +54,12 @@ class AutomationInputSerializer(serializers.Serializer):
 class AutomationListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AutomationStatus.choices, required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
-    cursor = serializers.CharField(required=False, max_length=200)
+    cursor = cursor_field()
+
+
+class GrantListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+    cursor = cursor_field()
 
 
 class GrantInputSerializer(serializers.Serializer):
@@ -94,7 +100,7 @@ class AutomationSerializer(serializers.Serializer):
 class AutomationListSerializer(serializers.Serializer):
     automations = AutomationSerializer(many=True)
     count = serializers.IntegerField()
-    next_cursor = serializers.CharField(allow_null=True)
+    next_cursor = next_cursor_field()
 
 
 class GrantSerializer(serializers.Serializer):
@@ -107,6 +113,7 @@ class GrantSerializer(serializers.Serializer):
 class GrantListSerializer(serializers.Serializer):
     grants = GrantSerializer(many=True)
     count = serializers.IntegerField()
+    next_cursor = next_cursor_field()
 
 
 def automation_json(automation: Automation) -> dict:

@@ -14,13 +14,14 @@ from automations.api.serializers import (
     AutomationListSerializer,
     AutomationSerializer,
     GrantInputSerializer,
+    GrantListQuerySerializer,
     GrantListSerializer,
     GrantSerializer,
     automation_json,
 )
 from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
-from governance.api.pagination import keyset_page
+from governance.api.pagination import keyset_page, sequence_page
 from governance.api.schema import error_codes
 from governance.errors import InvalidRequest
 from governance.idempotency import idempotent
@@ -110,16 +111,32 @@ class AutomationDetailView(WorkspaceAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _grant_position(grant: dict) -> list:
+    """User grants (`u<pk>`) before group grants (`g<pk>`), each by pk."""
+    grant_id = grant["grant_id"]
+    return [0 if grant_id[0] == "u" else 1, int(grant_id[1:])]
+
+
 class GrantListView(WorkspaceAPIView):
     """Per-automation grants (guardian object permissions) to users or groups."""
 
-    @extend_schema(responses=GrantListSerializer, operation_id="automation_grants_list")
+    @extend_schema(
+        parameters=[GrantListQuerySerializer],
+        responses=GrantListSerializer,
+        operation_id="automation_grants_list",
+    )
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(
             request.actor, automation_id, action=Action.MANAGE_GRANTS
         )
-        grants = selectors.automation_grants(automation)
-        return Response({"grants": grants, "count": len(grants)})
+        query = parse_input(GrantListQuerySerializer, request.query_params)
+        grants, next_cursor = sequence_page(
+            selectors.automation_grants(automation),
+            position=_grant_position,
+            limit=query["limit"],
+            cursor=query.get("cursor"),
+        )
+        return Response({"grants": grants, "count": len(grants), "next_cursor": next_cursor})
 
     @extend_schema(
         request=GrantInputSerializer,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from rest_framework import serializers
@@ -80,6 +82,39 @@ def keyset_page(
         return rows, None
     last = rows[limit - 1]
     return rows[:limit], encode_cursor(getattr(last, time_field), last.pk)
+
+
+def sequence_page(
+    rows: list, *, position: Callable[[Any], list], limit: int, cursor: str | None
+) -> tuple[list, str | None]:
+    """One page of a short, already-read list in `position` order (a list of ints and
+    strings per row), and the cursor of the next page: the same convention for lists that are
+    not a single queryset (an automation's grants). Rows removed between pages are skipped,
+    never repeated."""
+    ordered = sorted(rows, key=position)
+    if cursor:
+        after = _decode_position(cursor)
+        try:
+            ordered = [row for row in ordered if position(row) > after]
+        except TypeError as exc:
+            raise InvalidRequest("Invalid cursor", code="INVALID_REQUEST") from exc
+    if len(ordered) <= limit:
+        return ordered, None
+    raw = json.dumps(position(ordered[limit - 1])).encode()
+    return ordered[:limit], base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_position(cursor: str) -> list:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError, RecursionError, binascii.Error) as exc:
+        raise InvalidRequest("Invalid cursor", code="INVALID_REQUEST") from exc
+    if not isinstance(position, list) or not all(
+        isinstance(part, (int, str)) and not isinstance(part, bool) for part in position
+    ):
+        raise InvalidRequest("Invalid cursor", code="INVALID_REQUEST")
+    return position
 
 
 def cursor_field(**kwargs) -> serializers.CharField:

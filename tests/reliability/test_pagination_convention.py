@@ -76,3 +76,25 @@ def test_audit_events_page_by_cursor_and_keep_since_seq_as_an_alias(admin, opera
     assert "since_seq" in both.json()["fields"]
     for bad in ("0", "x", "-1", "1" * 30):
         assert client.get(f"{API}/audit/events", {"cursor": bad}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_an_automations_grants_page_by_cursor(operator, admin, make_member):
+    create(operator)
+    granted = []
+    for n in range(5):
+        member = make_member(operator.workspace.path, f"grantee{n}", role="viewer")
+        response = admin.client().post(
+            f"{URL}/weekly/grants",
+            {"user": member.user.username, "permission": "review"},
+            format="json",
+        )
+        assert response.status_code == 201, response.json()
+        granted.append(response.json()["grant_id"])
+    client = operator.client()
+    listed = pages(client, f"{URL}/weekly/grants", "grants", limit=2)
+    assert [len(page) for page in listed] == [2, 2, 1]
+    assert [grant["grant_id"] for page in listed for grant in page] == granted
+    for bad in ("x", "WyJhIl0", "eyJhIjogMX0"):  # not base64 JSON; ["a"] vs ints; an object
+        response = client.get(f"{URL}/weekly/grants", {"cursor": bad})
+        assert response.status_code == 400, (bad, response.json())
