@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -30,6 +31,8 @@ from governance.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 WAIT_S = 10.0
+# A claim without a stored response after this long belongs to a request that died.
+CLAIM_LEASE_S = 120.0
 POLL_S = 0.05
 
 
@@ -57,7 +60,8 @@ def forget_expired() -> int:
 
 
 def _claim(actor, key: str, digest: str) -> IdempotencyRecord | None:
-    """Our new record, or None when a live one holds the key (an expired one is replaced)."""
+    """Our new record, or None when a live one holds the key. An expired record, or a claim
+    whose request never finished (its process died) within `CLAIM_LEASE_S`, is replaced."""
     for _ in range(2):
         try:
             with transaction.atomic():
@@ -68,14 +72,15 @@ def _claim(actor, key: str, digest: str) -> IdempotencyRecord | None:
                     request_digest=digest,
                 )
         except IntegrityError:
-            if _live(actor, key).exists():
-                return None
+            abandoned = timezone.now() - timedelta(seconds=CLAIM_LEASE_S)
             IdempotencyRecord.objects.filter(
+                Q(created_at__lt=_cutoff()) | Q(status_code=None, created_at__lt=abandoned),
                 workspace=actor.workspace,
                 principal=actor.actor_id,
                 key=key,
-                created_at__lt=_cutoff(),
             ).delete()
+            if _live(actor, key).exists():
+                return None
     return None
 
 

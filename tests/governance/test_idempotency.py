@@ -129,3 +129,20 @@ def test_an_overlong_key_is_a_400(operator):
     response = run_now(operator.client(), "k" * 256)
     assert response.status_code == 400
     assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_claim_whose_request_died_is_taken_over(operator):
+    create(operator)
+    IdempotencyRecord.objects.create(
+        workspace=operator.workspace,
+        principal=operator.user.username,
+        key="dead",
+        request_digest="x",
+    )
+    client = operator.client()
+    assert run_now(client, "dead").status_code == 409  # within the lease the claim holds the key
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    response = run_now(client, "dead")
+    assert response.status_code == 201
+    assert Run.objects.count() == 1
