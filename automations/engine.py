@@ -401,6 +401,7 @@ def _attempt(run: Run, spec: RunSpec, nodes: dict[str, RunNode], node_id: str, t
         attempt=nodes[node_id].attempts,
         feedback=list(nodes[node_id].feedback or []),
         workspace_root=spec.workspace_root,
+        inputs=run.inputs,
     )
     return Attempt(run_pk=run.pk, token=str(token), kind=spec.kind(node_id), ctx=ctx)
 

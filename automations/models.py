@@ -35,6 +35,8 @@ class Automation(models.Model):
     workspace_root = models.CharField(max_length=1024, blank=True)
     handoff_config = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # A JSON Schema (Draft 2020-12) the inputs of `run_now` must satisfy; null: any object.
+    input_schema = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="automations_created"
     )
@@ -162,6 +164,9 @@ class Run(models.Model):
     requester_grantors = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
     automation_snapshot = models.JSONField(default=dict)
+    # What the run was started with (`run_now {"inputs": …}`): shown to agents, HTTP nodes and
+    # reviewers.
+    inputs = models.JSONField(default=dict, blank=True)
     pause_reason = models.TextField(blank=True)
     resume_reason = models.TextField(blank=True)
     detail = models.TextField(blank=True)

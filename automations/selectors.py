@@ -157,6 +157,7 @@ RUN_ROW_COLUMNS = (
     "run_id",
     "status",
     "trigger_type",
+    "inputs",
     "created_at",
     "updated_at",
     "started_at",

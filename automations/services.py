@@ -18,6 +18,7 @@ from guardian.shortcuts import assign_perm
 from automations import scheduling
 from automations.flow import validate_automation
 from automations.ids import AUTOMATION_ID_PATTERN, RESERVED_IDS
+from automations.inputs import check_input_schema, validate_inputs
 from automations.lifecycle import lifecycle_record
 from automations.models import (
     Automation,
@@ -46,7 +47,7 @@ from governance.policy import (
 )
 
 SPEC_FIELDS = ("flow", "agents", "execution", "workspace_root", "handoff_config")
-PLAIN_FIELDS = ("name", "description", "status", "metadata")
+PLAIN_FIELDS = ("name", "description", "status", "metadata", "input_schema")
 # `grant_id` as `automations.selectors.automation_grants` renders it: `u<pk>` or `g<pk>`.
 GRANT_ID_PATTERN = re.compile(r"([ug])([0-9]{1,18})")
 # The reason (detail, `stop_reason`, `run_stopped`) of the runs an automation delete cancels.
@@ -89,6 +90,7 @@ def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
     authorize_create(actor)
     automation_id = data.get("automation_id") or f"automation-{uuid.uuid4().hex}"
     _check_automation_id(automation_id)
+    check_input_schema(data.get("input_schema"))
     spec = _validated_spec(
         {
             "flow": data.get("flow", {"nodes": []}),
@@ -106,6 +108,7 @@ def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
         description=data.get("description", ""),
         status=data.get("status", "active"),
         metadata=data.get("metadata") or {},
+        input_schema=data.get("input_schema"),
         workspace_root=data.get("workspace_root", ""),
         created_by=actor.user,
         updated_by=actor.user,
@@ -178,6 +181,8 @@ def automation_apply_change(*, locked: Automation, data: dict[str, Any], changed
     changed = [f for f in (*PLAIN_FIELDS, *SPEC_FIELDS) if f in data]
     if not changed:
         return []
+    if "input_schema" in data:
+        check_input_schema(data["input_schema"])
     if any(f in data for f in SPEC_FIELDS):
         merged = {f: data.get(f, getattr(locked, f)) for f in SPEC_FIELDS}
         spec = _validated_spec(merged, locked.workspace)
@@ -370,6 +375,7 @@ def automation_snapshot(automation: Automation) -> dict[str, Any]:
         "execution": automation.execution,
         "workspace_root": automation.workspace_root,
         "handoff_config": automation.handoff_config,
+        "input_schema": automation.input_schema,
         "created_by": automation.created_by.username,
         # The author of this version (`Automation.updated_by`), accountable for what runs.
         "changed_by_id": automation.updated_by_id,
@@ -388,12 +394,19 @@ def _grantors(actor: Actor, automation: Automation) -> list[str]:
     return sorted({str(pk) for pk in to_user.union(to_group) if pk is not None})
 
 
-def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manual") -> Run:
+def run_start(
+    *,
+    actor: Actor,
+    automation: Automation,
+    trigger_type: str = "manual",
+    inputs: dict[str, Any] | None = None,
+) -> Run:
     """Create a queued run of the automation's current spec and schedule its execution.
 
     Only `active` automations start runs: a paused or draft automation answers 409
     `AUTOMATION_V2_NOT_ACTIVE`. The automation row is locked so a concurrent automation pause
-    either sees this run (and pauses it) or makes this call fail.
+    either sees this run (and pauses it) or makes this call fail. `inputs` must satisfy the
+    locked row's `input_schema` (400 `RUN_INPUTS_INVALID`): the schema the run starts under.
     """
     authorize(actor, Action.OPERATE, automation)
     with transaction.atomic():
@@ -415,6 +428,8 @@ def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manu
                 automationID=locked.automation_id,
                 automationStatus=locked.status,
             )
+        inputs = inputs or {}
+        validate_inputs(locked.input_schema, inputs)
         run = Run.objects.create(
             run_id=f"run-{uuid.uuid4().hex}",
             workspace=actor.workspace,
@@ -423,6 +438,7 @@ def run_start(*, actor: Actor, automation: Automation, trigger_type: str = "manu
             requester_grantors=[] if actor.is_human else _grantors(actor, locked),
             trigger_type=trigger_type,
             automation_snapshot=automation_snapshot(locked),
+            inputs=inputs,
         )
         RunNode.objects.bulk_create(
             [RunNode(run=run, node_id=node["node_id"]) for node in locked.flow.get("nodes", [])]

@@ -197,3 +197,30 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_id}#{self.seq} {self.event_type}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a request sent with an `Idempotency-Key` (governance.idempotency).
+
+    One row per workspace, principal and key: the unique constraint is what makes two
+    concurrent requests with the same key produce one effect. `status_code` is null while the
+    first request is still being answered.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    principal = models.CharField(max_length=200)
+    key = models.CharField(max_length=255)
+    request_digest = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "principal", "key"], name="idempotency_key_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.principal}: {self.key}"

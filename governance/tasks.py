@@ -10,6 +10,7 @@ import logging
 
 from celery import shared_task
 
+from governance import idempotency
 from governance.audit import verify_chain
 from governance.models import AuditChainHead, Workspace
 
@@ -44,3 +45,9 @@ def audit_verify_all() -> dict[str, object]:
                 fault.reason,
             )
     return {"workspaces": verified, "broken": broken}
+
+
+@shared_task(name="governance.forget_idempotency_records", ignore_result=True)
+def forget_idempotency_records() -> int:
+    """Beat: delete stored Idempotency-Key responses past their retention window."""
+    return idempotency.forget_expired()

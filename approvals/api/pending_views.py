@@ -1,8 +1,8 @@
-"""`GET /api/approvals/pending`: the open gates the caller may decide (SPEC §6.6).
+"""`GET /api/approvals/pending`: the open gates the caller may decide.
 
-Thin: validate `?limit=`, call `approvals.selectors.gates_pending` (tenant and permissions in
-the query, before the limit), render each gate. The number of queries does not depend on how
-many gates are listed, and the list never writes.
+Thin: validate `?limit=` and `?cursor=`, call `approvals.selectors.gates_pending` (tenant and
+permissions in the query, before the page), render each gate. The number of queries does not
+depend on how many gates are listed, and the list never writes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from automations.api.run_json import approval_url
 from automations.api.serializers import to_ms
 from governance.actors import Actor
 from governance.api.base import WorkspaceAPIView, parse_input
+from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -29,6 +31,7 @@ class PendingQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
     )
+    cursor = cursor_field()
 
 
 class PendingApprovalSerializer(serializers.Serializer):
@@ -65,6 +68,7 @@ class PendingApprovalSerializer(serializers.Serializer):
 class PendingApprovalListSerializer(serializers.Serializer):
     approvals = PendingApprovalSerializer(many=True)
     count = serializers.IntegerField(help_text="Number of approvals in this response.")
+    next_cursor = next_cursor_field()
 
 
 def pending_json(gate: Gate, actor: Actor) -> dict[str, Any]:
@@ -92,17 +96,28 @@ def pending_json(gate: Gate, actor: Actor) -> dict[str, Any]:
 
 
 class PendingApprovalsView(WorkspaceAPIView):
-    """Open gates of the caller's workspace the caller may decide, newest first; `?limit=`
-    1..200, default 50. Agents get an empty list (only humans decide gates)."""
+    """Open gates of the caller's workspace the caller may decide, newest first, keyset-paginated
+    (`?limit=` 1..200, default 50; `?cursor=`). Agents get an empty list (only humans decide
+    gates)."""
 
     @extend_schema(
         parameters=[PendingQuerySerializer],
         responses=PendingApprovalListSerializer,
         operation_id="approvals_pending",
+        extensions=error_codes(),
     )
     def get(self, request):
         query = parse_input(PendingQuerySerializer, request.query_params)
-        gates = list(gates_pending(request.actor)[: query["limit"]])
+        gates, next_cursor = keyset_page(
+            gates_pending(request.actor),
+            limit=query["limit"],
+            cursor=query.get("cursor"),
+            time_field="requested_at",
+        )
         return Response(
-            {"approvals": [pending_json(g, request.actor) for g in gates], "count": len(gates)}
+            {
+                "approvals": [pending_json(g, request.actor) for g in gates],
+                "count": len(gates),
+                "next_cursor": next_cursor,
+            }
         )

@@ -11,17 +11,37 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from approvals.decisions import Outcome, gate_decide
+from approvals.decisions import EXPIRED, GUARD_DENIED, NOT_AWAITING, Outcome, gate_decide
 from approvals.models import Surface
+from approvals.policy import MESSAGES
 from approvals.selectors import run_to_decide
-from automations.api.run_control_views import MAX_REASON, RUN_SCHEMA, StrictInputSerializer
+from automations.api import error_codes as codes
+from automations.api.run_control_views import MAX_REASON, StrictInputSerializer
 from automations.api.run_json import run_json
+from automations.api.run_schema import run_schema_field
 from automations.models import Run
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
+from governance.api.schema import IDEMPOTENCY_ERROR_CODES, error_codes
 from governance.errors import InvalidRequest
+from governance.idempotency import idempotent
 
 MAX_GATE_ID = 200
+# Everything a decision may answer: the run and gate lookups, the decision service's refusals
+# (`approvals.decisions`, `approvals.policy`) and the idempotency store.
+GATE_ERROR_CODES = (
+    *codes.ACCESS,
+    *codes.RUN_READ,
+    "AUTOMATION_V2_GATE_REQUIRES_HUMAN",
+    "AUTOMATION_V2_RUN_GATE_MISSING",
+    "AUTOMATION_V2_GATE_INVALID_DECISION",
+    "AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED",
+    *MESSAGES,
+    EXPIRED,
+    NOT_AWAITING,
+    GUARD_DENIED,
+    *IDEMPOTENCY_ERROR_CODES,
+)
 
 
 class GateDecisionInputSerializer(StrictInputSerializer):
@@ -57,14 +77,15 @@ class GateDecisionInputSerializer(StrictInputSerializer):
 
 
 class RunGateView(WorkspaceAPIView):
-    """Decide the run's open approval gate (SPEC §6.3): approve, rework or cancel."""
+    """Decide the run's open approval gate: approve, rework or cancel."""
 
     @extend_schema(
         request=GateDecisionInputSerializer,
         responses=inline_serializer(
-            "RunGateDecisionResult", {"ok": serializers.BooleanField(), "run": RUN_SCHEMA}
+            "RunGateDecisionResult", {"ok": serializers.BooleanField(), "run": run_schema_field()}
         ),
         operation_id="automation_runs_gate",
+        extensions=error_codes(*GATE_ERROR_CODES),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(GateDecisionInputSerializer, request)
@@ -74,18 +95,21 @@ class RunGateView(WorkspaceAPIView):
                 "approval_request_id and its alias request_id name different gates",
                 fields={"request_id": ["Differs from approval_request_id."]},
             )
-        run = run_to_decide(request.actor, run_id)
-        outcome = gate_decide(
-            actor=request.actor,
-            run=run,
-            decision=body["decision"],
-            reason=body.get("reason"),
-            approval_request_id=body.get("approval_request_id") or body.get("request_id"),
-            transition_id=body.get("transition_id"),
-            source=Surface.API,
-            with_history=True,
-        )
-        return Response({"ok": True, "run": run_json(decided_run(outcome))})
+
+        def decide() -> Response:
+            outcome = gate_decide(
+                actor=request.actor,
+                run=run_to_decide(request.actor, run_id),
+                decision=body["decision"],
+                reason=body.get("reason"),
+                approval_request_id=body.get("approval_request_id") or body.get("request_id"),
+                transition_id=body.get("transition_id"),
+                source=Surface.API,
+                with_history=True,
+            )
+            return Response({"ok": True, "run": run_json(decided_run(outcome))})
+
+        return idempotent(request, decide)
 
 
 def decided_run(outcome: Outcome) -> Run:

@@ -77,6 +77,7 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         "workspace": run.workspace,
         "graph": _graph(gate, run, nodes, is_open),
         "outputs": _outputs(gate, nodes),
+        "inputs": json.dumps(run.inputs, indent=2, sort_keys=True) if run.inputs else None,
         "plan": [_planned(step) for step in (gate.reviewed or {}).get("downstream_plan") or []],
         "policy": GatePolicy.of(gate.policy),
         "on_expiry": (gate.expiry_policy or {}).get("on_expiry") or "cancel",

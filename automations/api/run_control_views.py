@@ -14,17 +14,17 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from automations import selectors
+from automations.api import error_codes as codes
 from automations.api.run_json import run_json
-from automations.api.run_schema import run_schema_field
+from automations.api.run_schema import node_ids, run_schema_field
 from automations.api.serializers import AutomationSerializer, automation_json
 from automations.flow import MAX_ID_LENGTH
 from automations.runs import control, repair
 from governance.api.base import WorkspaceAPIView, parse_optional_body
 from governance.api.fields import StrictCharField
+from governance.api.schema import error_codes
 
-RUN_SCHEMA = run_schema_field()
 MAX_REASON = 2000
-NODE_IDS = serializers.ListField(child=serializers.CharField())
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -63,7 +63,9 @@ def _respond(request, run_id: str, **extra) -> Response:
 
 
 def _result(name: str, **fields) -> serializers.Serializer:
-    return inline_serializer(name, {"ok": serializers.BooleanField(), "run": RUN_SCHEMA, **fields})
+    return inline_serializer(
+        name, {"ok": serializers.BooleanField(), "run": run_schema_field(), **fields}
+    )
 
 
 RUN_RESULT = _result("RunControlResult")
@@ -76,6 +78,7 @@ class RunPauseView(WorkspaceAPIView):
         request=RunReasonInputSerializer,
         responses=RUN_RESULT,
         operation_id="automation_runs_pause",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -91,6 +94,7 @@ class RunResumeView(WorkspaceAPIView):
         request=RunReasonInputSerializer,
         responses=RUN_RESULT,
         operation_id="automation_runs_resume",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -111,6 +115,7 @@ class RunCancelView(WorkspaceAPIView):
             ),
         ),
         operation_id="automation_runs_cancel",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -122,12 +127,13 @@ class RunCancelView(WorkspaceAPIView):
 
 class RunRecoverView(WorkspaceAPIView):
     """Failed, paused, blocked (or completed with blocked nodes) → `queued`, resetting the
-    affected subtree (reference notes §6.1)."""
+    affected subtree."""
 
     @extend_schema(
         request=RunReasonInputSerializer,
         responses=RUN_RESULT,
         operation_id="automation_runs_recover",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunReasonInputSerializer, request)
@@ -144,6 +150,7 @@ class RunRepairView(WorkspaceAPIView):
         request=RunRepairInputSerializer,
         responses=_result("RunRepairResult", automation=AutomationSerializer()),
         operation_id="automation_runs_repair",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str):
         body = parse_optional_body(RunRepairInputSerializer, request)
@@ -182,8 +189,8 @@ class _TaskView(WorkspaceAPIView):
 TASK_RESET_RESULT = _result(
     "RunTaskResetResult",
     node_id=serializers.CharField(),
-    reset_nodes=NODE_IDS,
-    cleared_outputs=NODE_IDS,
+    reset_nodes=node_ids(),
+    cleared_outputs=node_ids(),
 )
 
 
@@ -196,6 +203,7 @@ class RunTaskRetryView(_TaskView):
         request=RunReasonInputSerializer,
         responses=TASK_RESET_RESULT,
         operation_id="automation_run_tasks_retry",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str, node_id: str):
         return super().post(request, run_id, node_id)
@@ -210,6 +218,7 @@ class RunTaskRequeueView(_TaskView):
         request=RunReasonInputSerializer,
         responses=TASK_RESET_RESULT,
         operation_id="automation_run_tasks_requeue",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str, node_id: str):
         return super().post(request, run_id, node_id)
@@ -223,9 +232,10 @@ class RunTaskContinueView(_TaskView):
     @extend_schema(
         request=RunReasonInputSerializer,
         responses=_result(
-            "RunTaskContinueResult", node_id=serializers.CharField(), reset_nodes=NODE_IDS
+            "RunTaskContinueResult", node_id=serializers.CharField(), reset_nodes=node_ids()
         ),
         operation_id="automation_run_tasks_continue",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def post(self, request, run_id: str, node_id: str):
         return super().post(request, run_id, node_id)
@@ -244,14 +254,15 @@ class RunTaskResetPreviewView(WorkspaceAPIView):
                     {
                         "run_id": serializers.CharField(),
                         "node_id": serializers.CharField(),
-                        "reset_nodes": NODE_IDS,
-                        "cleared_outputs": NODE_IDS,
+                        "reset_nodes": node_ids(),
+                        "cleared_outputs": node_ids(),
                         "preserves_upstream_outputs": serializers.BooleanField(),
                     },
                 ),
             },
         ),
         operation_id="automation_run_tasks_reset_preview",
+        extensions=error_codes(*codes.ACCESS, *codes.RUN_CONTROL),
     )
     def get(self, request, run_id: str, node_id: str):
         node_id = control.require_node_id(node_id, code="AUTOMATION_V2_TASK_NODE_REQUIRED")

@@ -1,4 +1,4 @@
-"""The run JSON of SPEC §4 (the original's field names), composed from prefetched rows.
+"""The run JSON (the original's field names), composed from prefetched rows.
 
 `run_json` renders a run from `selectors.runs_with_state` (no further queries);
 `selectors.runs_page_json` renders a page of runs from plain rows through the same
@@ -199,6 +199,7 @@ def render_run(
         "workspace": workspace,
         "status": run.status,
         "trigger_type": run.trigger_type,
+        "inputs": run.inputs,
         "requested_by": requested_by,
         "created_at_ms": to_ms(run.created_at),
         "updated_at_ms": to_ms(run.updated_at),

@@ -3,8 +3,7 @@
 Thin: validate the query strictly (400 `INVALID_REQUEST` naming the parameter), call
 `selectors.runs_list` (tenant and filters in the query, before the limit), render the page
 with `run_json.runs_page_json`. The number of queries of a page does not depend on how many
-runs it holds, and a list never writes (the original synced a blackboard per listed run;
-SPEC §10.11).
+runs it holds, and a list never writes (the original synced a blackboard per listed run).
 """
 
 from __future__ import annotations
@@ -15,11 +14,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from automations import selectors
+from automations.api import error_codes as codes
 from automations.api.run_json import runs_page_json
+from automations.api.run_schema import run_schema_field
 from automations.ids import AUTOMATION_ID_PATTERN
 from automations.models import RunStatus
 from governance.api.base import WorkspaceAPIView
-from governance.api.pagination import keyset_page
+from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -32,6 +34,7 @@ class AutomationRunsQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
     )
+    cursor = cursor_field()
 
 
 class RunListQuerySerializer(AutomationRunsQuerySerializer):
@@ -46,9 +49,6 @@ class RunListQuerySerializer(AutomationRunsQuerySerializer):
         ],
         help_text="Only runs of the automation with this id (also runs of a deleted one).",
     )
-    cursor = serializers.CharField(
-        required=False, max_length=200, help_text="`next_cursor` of the previous page."
-    )
 
 
 def _query(serializer_class, request) -> dict:
@@ -60,48 +60,46 @@ def _query(serializer_class, request) -> dict:
 # --- Output (documents the JSON for the schema) --------------------------------------------
 
 
-def _run_schema() -> serializers.DictField:
-    return serializers.DictField(help_text="The run JSON (SPEC §4), as `GET …/runs/{run_id}`.")
-
-
-class AutomationRunListSerializer(serializers.Serializer):
-    automationID = serializers.CharField()  # the original's key
-    runs = serializers.ListField(child=_run_schema())
-    count = serializers.IntegerField(help_text="Number of runs in this response.")
-
-
 class RunListSerializer(serializers.Serializer):
-    runs = serializers.ListField(child=_run_schema())
+    runs = run_schema_field(many=True)
     count = serializers.IntegerField(help_text="Number of runs in this response.")
-    next_cursor = serializers.CharField(
-        allow_null=True, help_text="Pass back as `cursor` for the next page; null on the last."
-    )
+    next_cursor = next_cursor_field()
+
+
+class AutomationRunListSerializer(RunListSerializer):
+    automationID = serializers.CharField()  # the original's key
 
 
 # --- Views ---------------------------------------------------------------------------------
 
 
 class AutomationRunListView(WorkspaceAPIView):
-    """The newest runs of one automation (view permission): `?limit=` 1..200, default 50.
+    """The runs of one automation (view permission), newest first, keyset-paginated:
+    `?limit=` 1..200 (default 50), `?cursor=` the previous page's `next_cursor`.
 
-    404 `AUTOMATION_V2_NOT_FOUND` for an automation the caller cannot see. Page through older
-    runs with `GET …/runs?automation_id=<id>&cursor=…`.
+    404 `AUTOMATION_V2_NOT_FOUND` for an automation the caller cannot see.
     """
 
     @extend_schema(
         parameters=[AutomationRunsQuerySerializer],
         responses=AutomationRunListSerializer,
         operation_id="automation_runs_list",
+        extensions=error_codes(*codes.ACCESS),
     )
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
         query = _query(AutomationRunsQuerySerializer, request)
-        runs = list(selectors.runs_list(request.actor, automation=automation)[: query["limit"]])
+        runs, next_cursor = keyset_page(
+            selectors.runs_list(request.actor, automation=automation),
+            limit=query["limit"],
+            cursor=query.get("cursor"),
+        )
         return Response(
             {
                 "automationID": automation.automation_id,
                 "runs": runs_page_json(runs, workspace=request.actor.workspace.path),
                 "count": len(runs),
+                "next_cursor": next_cursor,
             }
         )
 
@@ -113,6 +111,7 @@ class RunListView(WorkspaceAPIView):
         parameters=[RunListQuerySerializer],
         responses=RunListSerializer,
         operation_id="runs_list",
+        extensions=error_codes(),
     )
     def get(self, request):
         query = _query(RunListQuerySerializer, request)

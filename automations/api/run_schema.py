@@ -1,4 +1,4 @@
-"""The run JSON of SPEC §4 written down as serializers, for the OpenAPI schema only.
+"""The run JSON written down as serializers, for the OpenAPI schema only.
 
 `automations.api.run_json.run_json` produces the JSON; these classes never render anything.
 They exist so clients (and the schemathesis suite in tests/reliability) can hold every run
@@ -13,7 +13,11 @@ from rest_framework import serializers
 
 from automations.models import RunStatus
 
-NODE_IDS = serializers.ListField(child=serializers.CharField())
+
+def node_ids(**kwargs) -> serializers.ListField:
+    """A list of node ids. A new field per use: DRF binds a field instance to one name, so a
+    shared instance would be documented under one name only (and with the wrong title)."""
+    return serializers.ListField(child=serializers.CharField(), **kwargs)
 
 
 def _nullable_ms() -> serializers.IntegerField:
@@ -55,8 +59,8 @@ class AwaitingGateSchema(serializers.Serializer):
     title = serializers.CharField()
     instructions = serializers.CharField()
     decisions = serializers.ListField(child=serializers.CharField())
-    rework_targets = NODE_IDS
-    upstream_node_ids = NODE_IDS
+    rework_targets = node_ids()
+    upstream_node_ids = node_ids()
     policy = serializers.DictField()
     expiry_policy = serializers.DictField()
     reviewed_digest = serializers.CharField()
@@ -74,11 +78,11 @@ class LifecycleEventSchema(serializers.Serializer):
 
 
 class CheckpointSchema(serializers.Serializer):
-    completed_nodes = NODE_IDS
-    pending_nodes = NODE_IDS
-    running_nodes = NODE_IDS
-    failed_nodes = NODE_IDS
-    blocked_nodes = NODE_IDS
+    completed_nodes = node_ids()
+    pending_nodes = node_ids()
+    running_nodes = node_ids()
+    failed_nodes = node_ids()
+    blocked_nodes = node_ids()
     node_outputs = serializers.DictField(child=serializers.JSONField())
     node_attempts = serializers.DictField(child=serializers.IntegerField())
     # Reviewer feedback of the reworks that sent a node back (gate, round, reason, decider).
@@ -99,6 +103,9 @@ class RunSchema(serializers.Serializer):
     workspace = serializers.CharField(help_text="`<org>/<workspace>`")
     status = serializers.ChoiceField(choices=RunStatus.choices)
     trigger_type = serializers.CharField()
+    inputs = serializers.DictField(
+        child=serializers.JSONField(), help_text="What the run was started with (`run_now`)."
+    )
     requested_by = _nullable_text()
     created_at_ms = serializers.IntegerField()
     updated_at_ms = serializers.IntegerField()
@@ -112,9 +119,9 @@ class RunSchema(serializers.Serializer):
     version = serializers.IntegerField()
     automation_version = serializers.IntegerField(allow_null=True)
     checkpoint = CheckpointSchema()
-    blockedNodeIDs = NODE_IDS  # the original's key
+    blockedNodeIDs = node_ids()  # the original's key
 
 
 def run_schema_field(**kwargs) -> RunSchema:
     """A `run` field for response serializers (each use needs its own field instance)."""
-    return RunSchema(help_text="The run JSON (SPEC §4).", **kwargs)
+    return RunSchema(help_text="The run JSON.", **kwargs)

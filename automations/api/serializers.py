@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from automations.models import Automation, AutomationStatus
 from governance.api.fields import StrictCharField
+from governance.api.pagination import cursor_field, next_cursor_field
 from governance.policy import GRANTABLE
 
 
@@ -28,6 +29,11 @@ class AutomationInputSerializer(serializers.Serializer):
     workspace_root = StrictCharField(required=False, allow_blank=True, max_length=1024)
     handoff_config = serializers.DictField(required=False, allow_null=True)
     metadata = serializers.DictField(required=False)
+    input_schema = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="A JSON Schema (Draft 2020-12) the `inputs` of `run_now` must satisfy.",
+    )
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="PATCH precondition: the version you last read."
     )
@@ -48,7 +54,12 @@ class AutomationInputSerializer(serializers.Serializer):
 class AutomationListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AutomationStatus.choices, required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
-    cursor = serializers.CharField(required=False, max_length=200)
+    cursor = cursor_field()
+
+
+class GrantListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+    cursor = cursor_field()
 
 
 class GrantInputSerializer(serializers.Serializer):
@@ -71,6 +82,7 @@ class AutomationSerializer(serializers.Serializer):
     workspace_root = serializers.CharField()
     handoff_config = serializers.DictField(allow_null=True)
     metadata = serializers.DictField()
+    input_schema = serializers.DictField(allow_null=True)
     created_by = serializers.CharField()
     version = serializers.IntegerField()
     created_at_ms = serializers.IntegerField()
@@ -88,7 +100,7 @@ class AutomationSerializer(serializers.Serializer):
 class AutomationListSerializer(serializers.Serializer):
     automations = AutomationSerializer(many=True)
     count = serializers.IntegerField()
-    next_cursor = serializers.CharField(allow_null=True)
+    next_cursor = next_cursor_field()
 
 
 class GrantSerializer(serializers.Serializer):
@@ -101,6 +113,7 @@ class GrantSerializer(serializers.Serializer):
 class GrantListSerializer(serializers.Serializer):
     grants = GrantSerializer(many=True)
     count = serializers.IntegerField()
+    next_cursor = next_cursor_field()
 
 
 def automation_json(automation: Automation) -> dict:
@@ -116,6 +129,7 @@ def automation_json(automation: Automation) -> dict:
         "workspace_root": automation.workspace_root,
         "handoff_config": automation.handoff_config,
         "metadata": automation.metadata,
+        "input_schema": automation.input_schema,
         "created_by": automation.created_by.username,
         "version": automation.version,
         "created_at_ms": to_ms(automation.created_at),

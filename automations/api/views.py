@@ -7,20 +7,24 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from automations import selectors, services
+from automations.api import error_codes as codes
 from automations.api.serializers import (
     AutomationInputSerializer,
     AutomationListQuerySerializer,
     AutomationListSerializer,
     AutomationSerializer,
     GrantInputSerializer,
+    GrantListQuerySerializer,
     GrantListSerializer,
     GrantSerializer,
     automation_json,
 )
 from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
-from governance.api.pagination import keyset_page
+from governance.api.pagination import keyset_page, sequence_page
+from governance.api.schema import error_codes
 from governance.errors import InvalidRequest
+from governance.idempotency import idempotent
 from governance.policy import Action
 
 
@@ -36,6 +40,7 @@ class AutomationListView(WorkspaceAPIView):
         parameters=[AutomationListQuerySerializer],
         responses=AutomationListSerializer,
         operation_id="automations_list",
+        extensions=error_codes(),
     )
     def get(self, request):
         query = parse_input(AutomationListQuerySerializer, request.query_params)
@@ -55,18 +60,27 @@ class AutomationListView(WorkspaceAPIView):
         request=AutomationInputSerializer,
         responses={201: AutomationSerializer},
         operation_id="automations_create",
+        extensions=error_codes(*codes.ACCESS, *codes.SPEC, *codes.IDEMPOTENCY_ERROR_CODES),
     )
     def post(self, request):
         data = parse_input(AutomationInputSerializer, request.data)
-        automation = services.automation_create(actor=request.actor, data=data)
-        automation = selectors.automation_get(request.actor, automation.automation_id)
-        return Response(_with_warnings(automation), status=status.HTTP_201_CREATED)
+
+        def create() -> Response:
+            automation = services.automation_create(actor=request.actor, data=data)
+            automation = selectors.automation_get(request.actor, automation.automation_id)
+            return Response(_with_warnings(automation), status=status.HTTP_201_CREATED)
+
+        return idempotent(request, create)
 
 
 class AutomationDetailView(WorkspaceAPIView):
     """Read, update (validated, versioned) and delete one automation."""
 
-    @extend_schema(responses=AutomationSerializer, operation_id="automations_retrieve")
+    @extend_schema(
+        responses=AutomationSerializer,
+        operation_id="automations_retrieve",
+        extensions=error_codes(*codes.ACCESS),
+    )
     def get(self, request, automation_id: str):
         return Response(_with_warnings(selectors.automation_get(request.actor, automation_id)))
 
@@ -74,6 +88,7 @@ class AutomationDetailView(WorkspaceAPIView):
         request=AutomationInputSerializer,
         responses=AutomationSerializer,
         operation_id="automations_update",
+        extensions=error_codes(*codes.ACCESS, *codes.SPEC),
     )
     def patch(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
@@ -85,23 +100,43 @@ class AutomationDetailView(WorkspaceAPIView):
         updated = services.automation_update(actor=request.actor, automation=automation, data=data)
         return Response(_with_warnings(updated))
 
-    @extend_schema(responses={204: None}, operation_id="automations_delete")
+    @extend_schema(
+        responses={204: None},
+        operation_id="automations_delete",
+        extensions=error_codes(*codes.ACCESS),
+    )
     def delete(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
         services.automation_delete(actor=request.actor, automation=automation)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _grant_position(grant: dict) -> list:
+    """User grants (`u<pk>`) before group grants (`g<pk>`), each by pk."""
+    grant_id = grant["grant_id"]
+    return [0 if grant_id[0] == "u" else 1, int(grant_id[1:])]
+
+
 class GrantListView(WorkspaceAPIView):
     """Per-automation grants (guardian object permissions) to users or groups."""
 
-    @extend_schema(responses=GrantListSerializer, operation_id="automation_grants_list")
+    @extend_schema(
+        parameters=[GrantListQuerySerializer],
+        responses=GrantListSerializer,
+        operation_id="automation_grants_list",
+    )
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(
             request.actor, automation_id, action=Action.MANAGE_GRANTS
         )
-        grants = selectors.automation_grants(automation)
-        return Response({"grants": grants, "count": len(grants)})
+        query = parse_input(GrantListQuerySerializer, request.query_params)
+        grants, next_cursor = sequence_page(
+            selectors.automation_grants(automation),
+            position=_grant_position,
+            limit=query["limit"],
+            cursor=query.get("cursor"),
+        )
+        return Response({"grants": grants, "count": len(grants), "next_cursor": next_cursor})
 
     @extend_schema(
         request=GrantInputSerializer,

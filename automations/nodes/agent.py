@@ -2,8 +2,9 @@
 
 The prompt is `metadata.builder.prompt`, else `objective` (repair edits the former). It is
 rendered into two messages: a system message naming the agent's template, and a user message
-with the prompt and the upstream outputs as JSON. `prompt_digest` is the sha256 of exactly that
-text (system, a blank line, user), so two outputs with the same digest saw the same input.
+with the prompt, the run's inputs and the upstream outputs as JSON. `prompt_digest` is the
+sha256 of exactly that text (system, a blank line, user), so two outputs with the same digest
+saw the same input.
 
 The agent's `model_policy` picks the provider: `{"provider": "echo"|"openai", "model": ...}`, or
 the original's `{"default_model": {"provider_id", "model_id"}}`; with neither, `echo`.
@@ -69,7 +70,7 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
     feedback = tuple(
         str(entry.get("reason")) for entry in ctx.feedback if isinstance(entry, Mapping)
     )
-    rendered = render_prompt(prompt, template_id, ctx.upstream_outputs, feedback)
+    rendered = render_prompt(prompt, template_id, ctx.upstream_outputs, ctx.inputs, feedback)
     completion = provider(choice.provider)(
         CompletionRequest(
             provider=choice.provider,
@@ -81,6 +82,7 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
             upstream_outputs=ctx.upstream_outputs,
             timeout_s=_timeout(ctx.node),
             feedback=feedback,
+            inputs=ctx.inputs,
         )
     )
     return {
@@ -112,13 +114,17 @@ def render_prompt(
     prompt: str,
     template_id: str | None,
     upstream_outputs: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
     feedback: tuple[str, ...] = (),
 ) -> RenderedPrompt:
-    """The system and user messages every provider receives; reviewers' rework reasons, when a
-    gate sent this node back, come last so the model answers them."""
+    """The system and user messages every provider receives: the run's inputs, when it has any,
+    before the upstream outputs; reviewers' rework reasons, when a gate sent this node back,
+    last so the model answers them."""
     template = f"template {template_id!r}" if template_id else "no template"
     system = f"You are a Flowgate agent running {template}."
     user = prompt
+    if inputs:
+        user += f"\n\nRun inputs (JSON):\n{canonical_json(dict(inputs))}"
     if upstream_outputs:
         user += f"\n\nUpstream outputs (JSON):\n{canonical_json(dict(upstream_outputs))}"
     if feedback:

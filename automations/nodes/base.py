@@ -24,6 +24,7 @@ class NodeContext:
     upstream_outputs: dict[str, Any] = field(default_factory=dict)  # node_id -> output
     attempt: int = 1
     workspace_root: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)  # the run's inputs (`run_now`)
     # Reviewer feedback from reworks that sent this node back (`RunNode.feedback`).
     feedback: list[dict[str, Any]] = field(default_factory=list)
 

@@ -42,7 +42,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def execute(ctx: NodeContext) -> dict[str, Any]:
-    """POST `{run_id, node_id, upstream_outputs}`; returns the status and (truncated) body."""
+    """POST `{run_id, node_id, inputs, upstream_outputs}`; returns the status and the
+    (truncated) body."""
     spec = ctx.node.get("http")
     if not isinstance(spec, Mapping):
         raise NodeFailure(
@@ -52,7 +53,12 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
     shown = str(target.copy_with(username=None, password=None))  # never echo credentials
     timeout = _timeout(spec.get("timeout_s"))
     addresses = allowed_addresses(target, HostAllowlist.from_settings())
-    body = {"run_id": ctx.run_id, "node_id": ctx.node_id, "upstream_outputs": ctx.upstream_outputs}
+    body = {
+        "run_id": ctx.run_id,
+        "node_id": ctx.node_id,
+        "inputs": ctx.inputs,
+        "upstream_outputs": ctx.upstream_outputs,
+    }
     status_code, content = _post(target, addresses, body, timeout, shown)
     if not 200 <= status_code < 300:
         excerpt = (

@@ -43,6 +43,7 @@ class CompletionRequest:
     upstream_outputs: Mapping[str, Any]
     timeout_s: float
     feedback: tuple[str, ...] = ()  # reviewers' rework reasons, oldest first (also in `user`)
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # the run's inputs
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,19 @@ Provider = Callable[[CompletionRequest], Completion]
 
 
 def echo(request: CompletionRequest) -> Completion:
-    """Answer with the inputs themselves: prompt, template, model and an upstream digest."""
+    """Answer with what it was given: prompt, template, model, an upstream digest and the
+    run's inputs (a line only when the run has inputs)."""
     model = request.model or ECHO_DEFAULT_MODEL
-    text = "\n".join(
-        (
-            f"prompt: {request.prompt}",
-            f"template: {request.template_id or '-'}",
-            f"model: {model}",
-            f"upstream: {upstream_digest(request.upstream_outputs)}",
-            *(f"feedback: {reason}" for reason in request.feedback),
-        )
-    )
+    lines = [
+        f"prompt: {request.prompt}",
+        f"template: {request.template_id or '-'}",
+        f"model: {model}",
+        f"upstream: {upstream_digest(request.upstream_outputs)}",
+    ]
+    if request.inputs:
+        lines.append(f"inputs: {canonical_json(dict(request.inputs))}")
+    lines += [f"feedback: {reason}" for reason in request.feedback]
+    text = "\n".join(lines)
     return Completion(text=text, model=model)
 
 

@@ -277,6 +277,8 @@ FLOWGATE_READY_SWEEP_MAX_AGE_S = env.int(
 # The bearer token /metrics asks for (config/metrics.py); unset, /metrics refuses everyone.
 FLOWGATE_METRICS_TOKEN = env.str("FLOWGATE_METRICS_TOKEN", default="")
 FLOWGATE_GATE_DEFAULT_EXPIRY_S = env.int("FLOWGATE_GATE_DEFAULT_EXPIRY_S", default=604800)
+# How long a stored first response answers retries with the same Idempotency-Key (24 h).
+FLOWGATE_IDEMPOTENCY_RETENTION_S = env.int("FLOWGATE_IDEMPOTENCY_RETENTION_S", default=86400)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
 # Flow size limits, checked at save before the entries they bound (automations.flow.nodes).
 FLOWGATE_FLOW_MAX_NODES = env.int("FLOWGATE_FLOW_MAX_NODES", default=500)
@@ -369,6 +371,12 @@ CELERY_BEAT_SCHEDULE["sync-overdue-cards"] = {
     "task": "channels.sync_overdue_cards",
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["forget-idempotency-records"] = {
+    # Stored first responses of Idempotency-Key requests past FLOWGATE_IDEMPOTENCY_RETENTION_S.
+    "task": "governance.forget_idempotency_records",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
 }
 CELERY_BEAT_SCHEDULE["forget-interaction-receipts"] = {
     # Chat delivery receipts older than any platform redelivers or accepts a replay are deleted.

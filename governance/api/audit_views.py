@@ -13,12 +13,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from governance.api.base import WorkspaceAPIView
+from governance.api.pagination import next_cursor_field
 from governance.audit import verify_chain
 from governance.models import AuditEvent
 from governance.policy import WorkspaceAction, authorize_workspace
 from governance.selectors import audit_events_page
 
 MAX_LIMIT = 500
+MAX_SEQ = 2**63 - 1
 DEFAULT_LIMIT = 100
 
 
@@ -28,14 +30,28 @@ DEFAULT_LIMIT = 100
 class AuditEventsQuerySerializer(serializers.Serializer):
     event_type = serializers.CharField(required=False, max_length=100)
     actor_id = serializers.CharField(required=False, max_length=200)
+    cursor = serializers.RegexField(
+        r"^[1-9][0-9]{0,18}\Z",
+        required=False,
+        help_text="`next_cursor` of the previous page.",
+    )
     since_seq = serializers.IntegerField(
         required=False,
         min_value=1,
-        help_text="Only events with seq >= this; pass the previous page's `next_cursor`.",
+        max_value=MAX_SEQ,
+        help_text="Alias of `cursor` (kept for older clients): only events with seq >= this.",
     )
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
     )
+
+    def validate(self, attrs):
+        cursor = attrs.pop("cursor", None)
+        if cursor is not None:
+            if attrs.get("since_seq", int(cursor)) != int(cursor):
+                raise serializers.ValidationError({"since_seq": ["Differs from cursor."]})
+            attrs["since_seq"] = int(cursor)
+        return attrs
 
 
 # --- Output (documents the JSON for the schema; `audit_event_json` renders it) --------------
@@ -60,9 +76,7 @@ class AuditEventSerializer(serializers.Serializer):
 class AuditEventListSerializer(serializers.Serializer):
     events = AuditEventSerializer(many=True)
     count = serializers.IntegerField(help_text="Number of events in this response.")
-    next_cursor = serializers.IntegerField(
-        allow_null=True, help_text="`since_seq` of the next page; null on the last page."
-    )
+    next_cursor = next_cursor_field()
 
 
 class AuditChainHeadSerializer(serializers.Serializer):
@@ -131,7 +145,7 @@ class AuditEventListView(WorkspaceAPIView):
             {
                 "events": [audit_event_json(event) for event in events],
                 "count": len(events),
-                "next_cursor": next_cursor,
+                "next_cursor": None if next_cursor is None else str(next_cursor),
             }
         )
 

@@ -53,19 +53,69 @@ WRITE_ERRORS = {
 }
 
 
+# --- Error codes per operation ---------------------------------------------------------------
+
+# Codes any /api operation may answer, whatever it does: request shape, workspace selection,
+# credentials, the generic refusals of the exception handler, size and media type.
+COMMON_ERROR_CODES = (
+    "INVALID_REQUEST",
+    "WORKSPACE_REQUIRED",
+    "INVALID_WORKSPACE",
+    "WORKSPACE_NOT_FOUND",
+    "AUTHENTICATION_REQUIRED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "CONFLICT",
+    "METHOD_NOT_ALLOWED",
+    "NOT_ACCEPTABLE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "RATE_LIMITED",
+    "PAYLOAD_TOO_LARGE",
+    "DATABASE_UNAVAILABLE",
+)
+ERROR_CODES_EXTENSION = "x-error-codes"
+IDEMPOTENCY_ERROR_CODES = ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS")
+
+
+def error_codes(*codes: str) -> dict[str, list[str]]:
+    """`extend_schema(extensions=error_codes(...))`: the codes this operation answers besides
+    `COMMON_ERROR_CODES`. They become an enum on the operation's error `code`; an enum too wide
+    is harmless to a generated client, one too narrow breaks it, so list generously."""
+    return {ERROR_CODES_EXTENSION: sorted(set(codes))}
+
+
+def _error_component(result, operation) -> dict[str, str]:
+    """The `$ref` of the operation's error shape: its own component with a `code` enum when it
+    declares its codes (`error_codes`), else the generic `Error`."""
+    codes = operation.get(ERROR_CODES_EXTENSION)
+    if codes is None:
+        return {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    name = "".join(part.capitalize() for part in operation["operationId"].split("_")) + "Error"
+    schema = {
+        **ERROR_SCHEMA,
+        "properties": {
+            **ERROR_SCHEMA["properties"],
+            "code": {"type": "string", "enum": sorted({*COMMON_ERROR_CODES, *codes})},
+        },
+    }
+    result["components"]["schemas"][name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def add_error_responses(result, generator, request, public):
     """drf-spectacular postprocessing hook: document the JSON error shape on every /api operation.
 
     The exception handler (governance/api/errors.py) answers every failure with the same body,
     so it is declared once here instead of on each view. An operation that documents its own
-    error responses (audit, handoffs) keeps exactly those.
+    error responses (audit, handoffs) keeps exactly those; one that lists its codes
+    (`error_codes`) gets them as an enum.
     """
     result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
-    ref = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/"):
             continue
         for method, operation in operations.items():
+            ref = _error_component(result, operation)
             errors = READ_ERRORS if method in ("get", "head") else WRITE_ERRORS
             responses = operation.setdefault("responses", {})
             if any(status.startswith("4") for status in responses):

@@ -74,7 +74,7 @@ class TestAutomationRuns:
         response = viewer.client().get(f"{URL}/weekly/runs")
         assert response.status_code == 200, response.json()
         body = response.json()
-        assert set(body) == {"automationID", "runs", "count"}
+        assert set(body) == {"automationID", "runs", "count", "next_cursor"}
         assert body["automationID"] == "weekly"
         assert ids(body) == started[::-1]
         assert body["count"] == 3

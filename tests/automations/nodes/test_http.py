@@ -79,7 +79,12 @@ def test_posts_run_node_and_upstream_outputs_to_an_allowlisted_server(stand_in):
     [request] = stand_in.requests
     assert (request.method, request.path) == ("POST", "/hooks/x?via=test")
     assert request.headers["content-type"] == "application/json"
-    assert request.json() == {"run_id": "run-1", "node_id": "notify", "upstream_outputs": UPSTREAM}
+    assert request.json() == {
+        "run_id": "run-1",
+        "node_id": "notify",
+        "inputs": {},
+        "upstream_outputs": UPSTREAM,
+    }
     assert output == {
         "status": "completed",
         "summary": f"POST {url} → 200",

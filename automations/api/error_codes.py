@@ -1,0 +1,46 @@
+"""The error codes of the automation and run endpoints, by what raises them, for the `code`
+enum of each operation's error response (`governance.api.schema.error_codes`)."""
+
+from __future__ import annotations
+
+from governance.api.schema import IDEMPOTENCY_ERROR_CODES
+
+# `governance.policy.authorize` and the automation lookup.
+ACCESS = (
+    "AUTOMATION_V2_ACCESS_DENIED",
+    "AUTOMATION_V2_MODIFY_FORBIDDEN",
+    "AUTOMATION_V2_NOT_FOUND",
+)
+# Saving a spec (`automations.flow`, `automations.workspace_files`, `automations.inputs`).
+SPEC = (
+    "AUTOMATION_V2_INVALID_FLOW",
+    "AUTOMATION_V2_HANDOFF_DIR_UNSAFE",
+    "AUTOMATION_V2_ALREADY_EXISTS",
+    "AUTOMATION_V2_VERSION_CONFLICT",
+)
+RUN_START = ("AUTOMATION_V2_NOT_ACTIVE", "RUN_INPUTS_INVALID", *IDEMPOTENCY_ERROR_CODES)
+RUN_READ = ("AUTOMATION_V2_RUN_NOT_FOUND",)
+# `automations.runs.control`, `.repair` and the transition table.
+RUN_CONTROL = (
+    *RUN_READ,
+    "AUTOMATION_V2_RUN_BLOCKED_CONTEXT_MISSING",
+    "AUTOMATION_V2_RUN_FAILURE_CONTEXT_MISSING",
+    "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL",
+    "AUTOMATION_V2_RUN_NOT_PAUSABLE",
+    "AUTOMATION_V2_RUN_NOT_PAUSED",
+    "AUTOMATION_V2_RUN_NOT_QUEUED",
+    "AUTOMATION_V2_RUN_NOT_RECOVERABLE",
+    "AUTOMATION_V2_RUN_NOT_REPAIRABLE",
+    "AUTOMATION_V2_RUN_NOT_RUNNING",
+    "AUTOMATION_V2_RUN_TASK_NOT_CONTINUEABLE",
+    "AUTOMATION_V2_RUN_TASK_NOT_MUTABLE",
+    "AUTOMATION_V2_RUN_TERMINAL",
+    "AUTOMATION_V2_TASK_NODE_NOT_FOUND",
+    "AUTOMATION_V2_TASK_NODE_REQUIRED",
+    "AUTOMATION_V2_TASK_NOT_BLOCKED",
+    "AUTOMATION_V2_REPAIR_AGENT_NOT_FOUND",
+    "AUTOMATION_V2_REPAIR_METADATA_INVALID",
+    "AUTOMATION_V2_REPAIR_NODE_NOT_FOUND",
+    "AUTOMATION_V2_REPAIR_NODE_REQUIRED",
+    *SPEC,
+)
