@@ -58,6 +58,8 @@ client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
 created = client.post("/api/automations/v2", FLOW, content_type="application/json")
 assert created.status_code == 201, created.content
 for _ in range(RUNS):
-    response = client.post("/api/automations/v2/embedded-fanout/run_now")
+    response = client.post(
+        "/api/automations/v2/embedded-fanout/run_now", content_type="application/json"
+    )
     assert response.status_code in {200, 201}, response.content
     print(response.json()["run"]["run_id"])
