@@ -86,6 +86,11 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         "record": record,
         "outcome": OUTCOME_LABELS.get(record.decision, record.decision) if record else None,
         "newer_gate": newer,
+        "rounds": list(
+            Gate.objects.filter(run=run, node_id=gate.node_id)
+            .order_by("round")
+            .only("id", "round", "status")
+        ),
     }
 
 
