@@ -466,3 +466,8 @@ def test_the_status_endpoint_follows_the_gate(outsider, make_member, reviewer, r
     Gate.objects.filter(pk=expiring.pk).update(expires_at=expiring.requested_at)
     status = client.get(reverse("approval_pages:gate_status", args=[expiring.pk])).json()
     assert status["state"] == "expired"
+    Gate.objects.filter(pk=expiring.pk).update(
+        status=GateStatus.SUPERSEDED, expires_at=gate.expires_at
+    )
+    status = client.get(reverse("approval_pages:gate_status", args=[expiring.pk])).json()
+    assert status["state"] == "superseded" and "a newer round replaced it" in status["message"]

@@ -65,7 +65,7 @@ def test_reviewer_signs_in_from_a_card_link_reviews_and_approves(
     expect(output).to_contain_text("Drafted the issue")
     expect(output).to_contain_text("Draft text for review")
     expect(page.get_by_text("Check the tone before it goes out")).to_be_visible()
-    expect(page.get_by_test_id("policy")).to_contain_text("external_send")
+    expect(page.get_by_test_id("policy")).to_contain_text("External send")
     expect(page.get_by_test_id("eligibility")).to_contain_text("You may decide this gate.")
 
     page.get_by_label("Reason").fill("Tone is right, sources check out")
