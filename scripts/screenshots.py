@@ -7,9 +7,8 @@ The pictures come from the tests that check the pages, so they show what the sui
 the pending list and the approval page at desktop width and at 390 px
 (tests/browser/test_approval_pages.py, the test that checks they fit a phone), the cancel
 confirmation and a live update on a phone (tests/browser/test_approval_page_review.py), and
-the admin
-run page of a run with a gate history (tests/browser/test_admin_console.py). The tests write
-them only when FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
+the admin run page of a run with a gate history (tests/browser/test_admin_console.py). The
+tests write them only when FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
 """
 
 from __future__ import annotations

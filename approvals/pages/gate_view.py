@@ -76,6 +76,7 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         "automation": run.automation,
         "workspace": run.workspace,
         "graph": _graph(gate, run, nodes, is_open),
+        "graph_tall": _graph(gate, run, nodes, is_open, vertical=True),
         "outputs": _outputs(gate, nodes),
         "plan": [_planned(step) for step in (gate.reviewed or {}).get("downstream_plan") or []],
         "policy": GatePolicy.of(gate.policy),
@@ -94,11 +95,16 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
     }
 
 
-def _graph(gate: Gate, run, nodes: dict[str, RunNode], is_open: bool) -> SafeString:
+def _graph(
+    gate: Gate, run, nodes: dict[str, RunNode], is_open: bool, *, vertical: bool = False
+) -> SafeString:
+    """The run's graph; the page shows the `vertical` drawing on narrow screens."""
     states = {node_id: node.state for node_id, node in nodes.items()}
     if is_open:
         states[gate.node_id] = "awaiting_approval"
-    return flow_graph_svg(run.automation_snapshot or {}, states, highlight=gate.node_id)
+    return flow_graph_svg(
+        run.automation_snapshot or {}, states, highlight=gate.node_id, vertical=vertical
+    )
 
 
 def _outputs(gate: Gate, nodes: dict[str, RunNode]) -> list[UpstreamOutput]:
