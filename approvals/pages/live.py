@@ -24,7 +24,14 @@ def live_status(gate: Gate) -> dict[str, Any]:
         and gate.run.status == RunStatus.AWAITING_APPROVAL
         and not expired
     )
-    state = "open" if is_open else ("expired" if expired else gate.status)
+    if is_open:
+        state = "open"
+    elif expired:
+        state = "expired"
+    elif gate.status == GateStatus.OPEN:  # the run moved on (paused, cancelled by an operator)
+        state = f"run-{gate.run.status}"
+    else:
+        state = gate.status
     return {"state": state, "gate_status": gate.status, "message": _message(gate, state)}
 
 
@@ -33,6 +40,8 @@ def _message(gate: Gate, state: str) -> str:
         return ""
     if state == "expired":
         return "This gate expired before a decision was made."
+    if state.startswith("run-"):
+        return f"The run is now {gate.run.get_status_display().lower()}: no decision for now."
     if state == GateStatus.SUPERSEDED:
         return "This gate was superseded: a newer round replaced it."
     record = (

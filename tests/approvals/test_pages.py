@@ -471,3 +471,9 @@ def test_the_status_endpoint_follows_the_gate(outsider, make_member, reviewer, r
     )
     status = client.get(reverse("approval_pages:gate_status", args=[expiring.pk])).json()
     assert status["state"] == "superseded" and "a newer round replaced it" in status["message"]
+    paused = review_gate(requester, automation_id="weekly")
+    Run.objects.filter(pk=paused.run.pk).update(status=RunStatus.PAUSED)
+    paused_url = reverse("approval_pages:gate_status", args=[paused.pk])
+    assert client.get(paused_url).json()["state"] == "run-paused"
+    # The page renders the same state, so an unchanged gate never shows a live notice.
+    assert 'data-state="run-paused"' in client.get(gate_url(paused)).content.decode()
