@@ -4,6 +4,8 @@ Used by the approval pages and the admin console, so a reviewer and an operator 
 picture. The layout is deterministic and needs no JavaScript: a node's column is its depth (the
 longest dependency chain leading to it), rows within a column follow the average row of the
 node's dependencies (fewer crossing edges), ties broken by the node's position in the flow.
+`vertical=True` draws the same layout turned a quarter: depth runs down the page, for narrow
+screens where a wide graph would be scrolled or shrunk.
 
 Colours are SVG presentation attributes, so the graph reads correctly on a page with no
 stylesheet (and under a content security policy that forbids inline styles); every element also
@@ -48,13 +50,15 @@ def flow_graph_svg(
     node_states: Mapping[str, str] | None = None,
     *,
     highlight: str | None = None,
+    vertical: bool = False,
 ) -> SafeString:
     """An inline `<svg>` of the automation spec's (or run snapshot's) flow.
 
     `node_states` maps node ids to a state shown under the node (nodes missing from it show
     none); `highlight` names a node drawn with a thicker outline (the gate under review).
     Dependencies on unknown nodes are ignored and nodes on a dependency cycle (only possible
-    in an unvalidated spec) are put in a last column, so any spec can be drawn.
+    in an unvalidated spec) are put in a last column, so any spec can be drawn. `vertical`
+    puts the columns one under the other (see the module docstring).
     """
     nodes = _nodes(spec)
     states = node_states or {}
@@ -72,12 +76,16 @@ def flow_graph_svg(
     rows = max(row for _, row in positions.values()) + 1
     width = 2 * MARGIN + columns * BOX_WIDTH + (columns - 1) * COLUMN_GAP
     height = 2 * MARGIN + rows * BOX_HEIGHT + (rows - 1) * ROW_GAP
+    if vertical:
+        width = 2 * MARGIN + rows * BOX_WIDTH + (rows - 1) * ROW_GAP
+        height = 2 * MARGIN + columns * BOX_HEIGHT + (columns - 1) * COLUMN_GAP
+    marker = "fg-arrow-v" if vertical else "fg-arrow"  # two graphs may share one page
 
     edges = format_html_join(
         "",
         "{}",
         (
-            (_edge(positions[dep], positions[node["node_id"]], dep, node["node_id"]),)
+            (_edge(positions[dep], positions[node["node_id"]], dep, node["node_id"], vertical),)
             for node in nodes
             for dep in _dependencies(node, positions)
         ),
@@ -86,7 +94,15 @@ def flow_graph_svg(
         "",
         "{}",
         (
-            (_box(node, positions[node["node_id"]], states.get(node["node_id"]), highlight),)
+            (
+                _box(
+                    node,
+                    positions[node["node_id"]],
+                    states.get(node["node_id"]),
+                    highlight,
+                    vertical,
+                ),
+            )
             for node in nodes
         ),
     )
@@ -95,12 +111,13 @@ def flow_graph_svg(
         ' width="{w}" height="{h}" font-family="system-ui, sans-serif" role="img"'
         ' aria-label="{label}">'
         "<title>{label}</title>"
-        '<defs><marker id="fg-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7"'
+        '<defs><marker id="{marker}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7"'
         ' markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"'
         ' fill="#71717a"/></marker></defs>'
         "{edges}{boxes}</svg>",
         w=width,
         h=height,
+        marker=marker,
         label=f"Flow graph of {len(nodes)} node{'s' if len(nodes) != 1 else ''}",
         edges=edges,
         boxes=boxes,
@@ -167,26 +184,47 @@ def _layout(nodes: list[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
     return positions
 
 
-def _origin(position: tuple[int, int]) -> tuple[int, int]:
+def _origin(position: tuple[int, int], vertical: bool = False) -> tuple[int, int]:
     column, row = position
+    if vertical:
+        return (
+            MARGIN + row * (BOX_WIDTH + ROW_GAP),
+            MARGIN + column * (BOX_HEIGHT + COLUMN_GAP),
+        )
     return (
         MARGIN + column * (BOX_WIDTH + COLUMN_GAP),
         MARGIN + row * (BOX_HEIGHT + ROW_GAP),
     )
 
 
-def _edge(source: tuple[int, int], target: tuple[int, int], dep: str, node_id: str) -> SafeString:
-    """An arrow from the dependency's right side to the dependant's left side.
+def _edge(
+    source: tuple[int, int], target: tuple[int, int], dep: str, node_id: str, vertical: bool
+) -> SafeString:
+    """An arrow from the dependency's right side to the dependant's left side (vertical: from
+    its bottom to the dependant's top).
 
     Between adjacent columns a curve; an edge that skips columns (or, on a cycle, goes back)
-    runs along the gap above the higher of the two rows, where no box can be, so it never
-    passes behind an unrelated box and reads as a dependency it is not.
+    runs along the gap above the higher of the two rows (vertical: left of the leftmost), where
+    no box can be, so it never passes behind an unrelated box and reads as a dependency it is
+    not.
     """
-    sx, sy = _origin(source)
-    tx, ty = _origin(target)
+    sx, sy = _origin(source, vertical)
+    tx, ty = _origin(target, vertical)
+    half = COLUMN_GAP // 2
+    if vertical:
+        x1, y1 = sx + BOX_WIDTH // 2, sy + BOX_HEIGHT
+        x2, y2 = tx + BOX_WIDTH // 2, ty
+        if target[0] == source[0] + 1:
+            d = f"M {x1} {y1} C {x1} {y1 + half}, {x2} {y2 - half}, {x2} {y2}"
+        else:
+            lane = min(sx, tx) - ROW_GAP // 2
+            d = (
+                f"M {x1} {y1} L {x1} {y1 + half} L {lane} {y1 + half} L {lane} {y2 - half}"
+                f" L {x2} {y2 - half} L {x2} {y2}"
+            )
+        return _path(d, dep, node_id, "fg-arrow-v")
     x1, y1 = sx + BOX_WIDTH, sy + BOX_HEIGHT // 2
     x2, y2 = tx, ty + BOX_HEIGHT // 2
-    half = COLUMN_GAP // 2
     if target[0] == source[0] + 1:
         d = f"M {x1} {y1} C {x1 + half} {y1}, {x2 - half} {y2}, {x2} {y2}"
     else:
@@ -195,12 +233,17 @@ def _edge(source: tuple[int, int], target: tuple[int, int], dep: str, node_id: s
             f"M {x1} {y1} L {x1 + half} {y1} L {x1 + half} {lane} L {x2 - half} {lane}"
             f" L {x2 - half} {y2} L {x2} {y2}"
         )
+    return _path(d, dep, node_id, "fg-arrow")
+
+
+def _path(d: str, dep: str, node_id: str, marker: str) -> SafeString:
     return format_html(
         '<path class="fg-edge" data-from="{}" data-to="{}" d="{}" fill="none" stroke="#a1a1aa"'
-        ' stroke-width="1.5" stroke-linejoin="round" marker-end="url(#fg-arrow)"/>',
+        ' stroke-width="1.5" stroke-linejoin="round" marker-end="url(#{})"/>',
         dep,
         node_id,
         d,
+        marker,
     )
 
 
@@ -209,11 +252,12 @@ def _box(
     position: tuple[int, int],
     state: str | None,
     highlight: str | None,
+    vertical: bool = False,
 ) -> SafeString:
     node_id = node["node_id"]
     kind = "approval" if is_approval_node(node) else str(node.get("kind") or "agent")
     fill, stroke = STATE_COLOURS.get(state or "", NO_STATE_COLOURS)
-    x, y = _origin(position)
+    x, y = _origin(position, vertical)
     classes = ["fg-node", f"fg-kind-{_class_token(kind)}"]
     classes.append(f"fg-state-{_class_token(state)}" if state else "fg-state-none")
     highlighted = node_id == highlight

@@ -12,13 +12,18 @@ DECISION_LABELS = {
 }
 MAX_REASON_CHARS = 2000
 REASON_REQUIRED = "A reason is required to send work back for rework."
+CONFIRM_CANCEL = (
+    "Cancelling ends the run and cannot be undone: tick the confirmation box, "
+    "then press Cancel the run again."
+)
 
 
 class DecisionForm(forms.Form):
     """`approval_request_id` names the opening the reader saw (the service refuses it if the
     gate has moved on); `decision` comes from the clicked button and must be one the gate
     offers; a rework needs a reason (SPEC §9), checked here so the page refuses it before the
-    service is asked."""
+    service is asked. Cancelling cannot be undone, so it also needs `confirm_cancel` ticked:
+    the first press without it comes back asking for it (server-side, so it needs no script)."""
 
     approval_request_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
     decision = forms.ChoiceField(choices=())
@@ -28,6 +33,9 @@ class DecisionForm(forms.Form):
         strip=True,
         widget=forms.Textarea(attrs={"rows": 3, "maxlength": MAX_REASON_CHARS}),
         help_text="Required when sending work back for rework.",
+    )
+    confirm_cancel = forms.BooleanField(
+        required=False, label="I understand that cancelling ends the run and cannot be undone."
     )
 
     def __init__(self, *args, decisions: list[str], **kwargs):
@@ -41,4 +49,6 @@ class DecisionForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("decision") == "rework" and not cleaned.get("reason"):
             self.add_error("reason", REASON_REQUIRED)
+        if cleaned.get("decision") == "cancel" and not cleaned.get("confirm_cancel"):
+            self.add_error("confirm_cancel", CONFIRM_CANCEL)
         return cleaned

@@ -76,6 +76,7 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         "automation": run.automation,
         "workspace": run.workspace,
         "graph": _graph(gate, run, nodes, is_open),
+        "graph_tall": _graph(gate, run, nodes, is_open, vertical=True),
         "outputs": _outputs(gate, nodes),
         "inputs": json.dumps(run.inputs, indent=2, sort_keys=True) if run.inputs else None,
         "plan": [_planned(step) for step in (gate.reviewed or {}).get("downstream_plan") or []],
@@ -87,14 +88,24 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         "record": record,
         "outcome": OUTCOME_LABELS.get(record.decision, record.decision) if record else None,
         "newer_gate": newer,
+        "rounds": list(
+            Gate.objects.filter(run=run, node_id=gate.node_id)
+            .order_by("round")
+            .only("id", "round", "status")
+        ),
     }
 
 
-def _graph(gate: Gate, run, nodes: dict[str, RunNode], is_open: bool) -> SafeString:
+def _graph(
+    gate: Gate, run, nodes: dict[str, RunNode], is_open: bool, *, vertical: bool = False
+) -> SafeString:
+    """The run's graph; the page shows the `vertical` drawing on narrow screens."""
     states = {node_id: node.state for node_id, node in nodes.items()}
     if is_open:
         states[gate.node_id] = "awaiting_approval"
-    return flow_graph_svg(run.automation_snapshot or {}, states, highlight=gate.node_id)
+    return flow_graph_svg(
+        run.automation_snapshot or {}, states, highlight=gate.node_id, vertical=vertical
+    )
 
 
 def _outputs(gate: Gate, nodes: dict[str, RunNode]) -> list[UpstreamOutput]:

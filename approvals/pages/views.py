@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -17,6 +17,7 @@ from approvals.eligibility import gate_eligibility
 from approvals.models import Gate
 from approvals.pages.forms import DecisionForm
 from approvals.pages.gate_view import gate_view
+from approvals.pages.live import live_status
 from approvals.pages.pending import PAGE_SIZE, pending_for_user
 from approvals.policy import GatePolicy, approval_barred_by
 from governance.actors import Actor
@@ -25,6 +26,12 @@ from governance.models import Membership
 from governance.policy import Action, authorize
 
 OUTCOME_VERBS = {"approve": "approved", "rework": "sent back for rework", "cancel": "cancelled"}
+# Whole sentences (not "You {verb} this gate.", which read "You sent back for rework this gate.").
+DECIDED_MESSAGES = {
+    "approve": "You approved this gate.",
+    "rework": "You sent this gate back for rework.",
+    "cancel": "You cancelled the run at this gate.",
+}
 
 
 @login_required
@@ -65,11 +72,26 @@ def gate_page(request: HttpRequest, gate_id: str) -> HttpResponse:
                 # Re-read: a lost race or an expiry changed the gate, and the page shows it.
                 gate, actor = _visible_gate(request, gate_id)
                 return _render(request, gate, actor, form, error=error, status=error.status)
-            verb = OUTCOME_VERBS[outcome.decision]
-            messages.success(request, f"You {verb} this gate.")
+            messages.success(request, DECIDED_MESSAGES[outcome.decision])
             return redirect("approval_pages:gate", gate_id=gate.pk)
         return _render(request, gate, actor, form, status=400)
     return _render(request, gate, actor, form)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def gate_status(request: HttpRequest, gate_id: str) -> JsonResponse:
+    """The gate's live status for the open page's poller (`approvals.pages.live`); the same
+    404 as the page for a gate the reader may not see."""
+    gate, _ = _visible_gate(request, gate_id)
+    response = JsonResponse(live_status(gate))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _next_pending(request: HttpRequest, gate: Gate) -> Gate | None:
+    """The newest other gate the reader may decide, offered once this one is closed."""
+    return pending_for_user(request.user).exclude(pk=gate.pk).first()
 
 
 def _visible_gate(request: HttpRequest, gate_id: str) -> tuple[Gate, Actor]:
@@ -113,8 +135,10 @@ def _render(
 ) -> HttpResponse:
     if form is None:
         form = DecisionForm(initial={"approval_request_id": gate.pk}, decisions=gate.decisions)
+    view = gate_view(gate, actor)
     context = {
-        **gate_view(gate, actor),
+        **view,
+        "next_pending": None if view["is_open"] else _next_pending(request, gate),
         "eligibility": gate_eligibility(actor=actor, gate=gate, run=gate.run),
         "form": form,
         "error": error,

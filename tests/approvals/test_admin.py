@@ -244,7 +244,7 @@ def test_a_viewer_sees_why_not_and_is_refused(viewer, requester):
     gate = review_gate(requester)
     client = console(viewer)
     assert "your role (viewer) does not include review" in page_text(client.get(change_url(gate)))
-    refused = decide(client, gate, "cancel", "no")
+    refused = decide(client, gate, "rework", "no")
     assert messages_of(refused)[0].startswith(f"Gate {gate}: ")
     assert is_open(gate)
     assert [d.payload["code"] for d in denials(gate)] == ["AUTOMATION_V2_ACCESS_DENIED"]
@@ -397,3 +397,18 @@ def test_a_stale_opening_is_refused_and_links_to_the_reopened_gate(operator, rev
     html = stale.content.decode()
     assert f'href="{change_url(second)}"' in html and "decide round 2" in html
     assert decide_url(first) not in html
+
+
+def test_cancel_from_the_admin_needs_the_confirmation(reviewer, requester):
+    """Cancelling cannot be undone: without the box ticked nothing is decided; with it, the run
+    is cancelled through the decision service."""
+    gate = review_gate(requester)
+    client = console(reviewer)
+    assert 'name="confirm_cancel"' in client.get(change_url(gate)).content.decode()
+    decide(client, gate, "cancel", "wrong target")
+    assert is_open(gate)
+    client.post(
+        decide_url(gate),
+        {"decision": "cancel", "reason": "wrong target", "confirm_cancel": "on"},
+    )
+    assert GateDecision.objects.get(gate=gate, settles=True).decision == "cancel"

@@ -152,8 +152,8 @@ def test_gate_page_shows_run_graph_outputs_instructions_policy_and_form(make_mem
     assert "Drafted the issue" in text and "Draft text for review" in text
     assert "Found three sources" not in text  # research is not a direct upstream of the gate
     assert "Check tone and the three sources" in text
-    assert "Risk tier external_send" in text and "Data classes internal" in text
-    assert "Reviewer eligibility none" in text
+    assert "Risk tier External send" in text and "Data classes Internal" in text
+    assert "Reviewer eligibility None" in text
     assert "(in 6 days, 23 hours); then: cancel" in text
     # The form offers exactly the gate's decisions, and names the opening it decides.
     assert re.findall(r'name="decision" value="(\w+)"', html) == ["approve", "rework"]
@@ -178,10 +178,15 @@ def test_pages_carry_a_content_security_policy_and_no_inline_script_or_style(rev
         assert "script-src 'self'" in policy and "style-src 'self'" in policy
         assert "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
         html = response.content.decode()
-        assert "<script" not in html and "<style" not in html and " style=" not in html
+        assert "<style" not in html and " style=" not in html
+        # Scripts only as files of this site (the gate page's live status poller).
+        assert re.findall(r"<script[^>]*>", html) in (
+            [],
+            ['<script src="/static/flowgate/gate-live.js" defer>'],
+        )
 
 
-def test_every_page_has_the_policy_the_self_hosted_api_docs_included(reviewer):
+def test_every_page_carries_the_policy_the_api_docs_too(reviewer):
     client = signed_in(reviewer)
     assert "script-src 'self'" in client.get("/api/docs/")["Content-Security-Policy"]
     assert "script-src 'self'" in client.get("/admin/login/")["Content-Security-Policy"]
@@ -373,3 +378,102 @@ def test_an_expired_gate_takes_no_decision(reviewer, requester):
     response = decide(client, gate, "approve", "late")
     assert response.status_code == 409
     assert "AUTOMATION_V2_GATE_EXPIRED" in page_text(response)
+
+
+# --- decision first, cancel confirmation, decided gates, live status (issue 16) -------------
+
+
+def test_what_to_judge_and_the_decision_come_before_the_run_metadata(reviewer, requester):
+    gate = review_gate(requester, instructions="Check the tone")
+    html = signed_in(reviewer).get(gate_url(gate)).content.decode()
+    order = [
+        html.index("Check the tone"),
+        html.index('data-testid="under-review"'),
+        html.index('data-testid="downstream-plan"'),
+        html.index('data-testid="decision"'),
+        html.index("About this run"),
+        html.index('data-testid="flow-graph"'),
+        html.index('data-testid="policy"'),
+    ]
+    assert order == sorted(order)
+
+
+def test_cancel_needs_a_confirmation_checked_by_the_server(reviewer, requester):
+    gate = review_gate(requester, decisions=["approve", "rework", "cancel"])
+    client = signed_in(reviewer)
+    audit = AuditEvent.objects.count()
+    first = decide(client, gate, "cancel", "duplicate")
+    assert first.status_code == 400
+    assert "Cancelling ends the run and cannot be undone" in page_text(first)
+    assert not GateDecision.objects.filter(gate=gate).exists()
+    assert AuditEvent.objects.count() == audit
+    assert Run.objects.get(pk=gate.run.pk).status == RunStatus.AWAITING_APPROVAL
+
+    confirmed = client.post(
+        gate_url(gate),
+        {
+            "approval_request_id": gate.pk,
+            "decision": "cancel",
+            "reason": "duplicate",
+            "confirm_cancel": "on",
+        },
+    )
+    assert confirmed.status_code == 302
+    assert GateDecision.objects.get(gate=gate, settles=True).decision == "cancel"
+    assert "You cancelled the run at this gate." in page_text(client.get(gate_url(gate)))
+
+
+def test_a_decided_gate_shows_the_outcome_not_a_countdown(make_member, reviewer, requester):
+    gate = review_gate(requester, policy={"risk_tier": "external_send"})
+    waiting = review_gate(requester, automation_id="digest")
+    client = signed_in(reviewer)
+    assert decide(client, gate, "rework", "Too long").status_code == 302
+    page = client.get(gate_url(gate))
+    text, html = page_text(page), page.content.decode()
+    assert "You sent this gate back for rework." in text
+    assert "Waiting since" not in text and "Expires in" not in text and "(in 6 days" not in text
+    assert "What was reviewed in round 1" in text and "Draft text for review" in text
+    assert "Risk tier External send" in text and "external_send" not in text.replace("title", "")
+    assert f'href="{gate_url(waiting)}"' in html and "Next pending gate" in text
+
+
+def test_every_round_of_a_gate_links_to_the_others(reviewer, requester):
+    gate = review_gate(requester)
+    client = signed_in(reviewer)
+    assert decide(client, gate, "rework", "Too long").status_code == 302
+    make_run_reach_gate_again(Run.objects.get(pk=gate.run.pk))
+    newer = Gate.objects.get(run=gate.run, status=GateStatus.OPEN)
+    first, second = client.get(gate_url(gate)), client.get(gate_url(newer))
+    assert f'href="{gate_url(newer)}">round 2 (open)' in first.content.decode()
+    assert f'href="{gate_url(gate)}">round 1 (decided)' in second.content.decode()
+    assert "Draft text for review" in page_text(first)  # the snapshot of round 1
+
+
+def test_the_status_endpoint_follows_the_gate(outsider, make_member, reviewer, requester):
+    gate = review_gate(requester)
+    url = reverse("approval_pages:gate_status", args=[gate.pk])
+    client = signed_in(reviewer)
+    assert client.get(url).json() == {"state": "open", "gate_status": "open", "message": ""}
+    assert signed_in(outsider).get(url).status_code == 404
+    other = make_member("acme/ops", "ron-reviewer", role=Role.REVIEWER)
+    gate_decide(actor=actor_for(other), run=gate.run, decision="approve", reason="ok", source="api")
+    assert client.get(url).json() == {
+        "state": "decided",
+        "gate_status": "decided",
+        "message": "Approved by ron-reviewer.",
+    }
+    expiring = review_gate(requester, automation_id="digest")
+    Gate.objects.filter(pk=expiring.pk).update(expires_at=expiring.requested_at)
+    status = client.get(reverse("approval_pages:gate_status", args=[expiring.pk])).json()
+    assert status["state"] == "expired"
+    Gate.objects.filter(pk=expiring.pk).update(
+        status=GateStatus.SUPERSEDED, expires_at=gate.expires_at
+    )
+    status = client.get(reverse("approval_pages:gate_status", args=[expiring.pk])).json()
+    assert status["state"] == "superseded" and "a newer round replaced it" in status["message"]
+    paused = review_gate(requester, automation_id="weekly")
+    Run.objects.filter(pk=paused.run.pk).update(status=RunStatus.PAUSED)
+    paused_url = reverse("approval_pages:gate_status", args=[paused.pk])
+    assert client.get(paused_url).json()["state"] == "run-paused"
+    # The page renders the same state, so an unchanged gate never shows a live notice.
+    assert 'data-state="run-paused"' in client.get(gate_url(paused)).content.decode()

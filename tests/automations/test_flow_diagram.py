@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from automations.flow_diagram import BOX_WIDTH, COLUMN_GAP, MARGIN, flow_graph_svg
+from automations.flow_diagram import BOX_WIDTH, COLUMN_GAP, MARGIN, ROW_GAP, flow_graph_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -143,3 +143,25 @@ def test_the_same_spec_always_draws_the_same_svg():
     assert flow_graph_svg(DIAMOND, reordered_states) == flow_graph_svg(
         DIAMOND, {"draft": "running", "fetch": "completed"}
     )
+
+
+def test_the_vertical_drawing_puts_each_depth_below_the_last_and_fits_a_phone():
+    svg = flow_graph_svg(DIAMOND, vertical=True)
+    found = {node_id: rect_xy(g) for node_id, g in boxes(svg).items()}
+    depth_y = [found["fetch"][1], found["draft"][1], found["review"][1], found["send"][1]]
+    assert depth_y == sorted(set(depth_y))  # one level per depth, top-down
+    assert found["draft"][1] == found["check"][1] and found["draft"][0] != found["check"][0]
+    root = parse(svg)
+    assert int(root.get("width")) == 2 * MARGIN + 2 * BOX_WIDTH + ROW_GAP  # two boxes wide
+    # Its own arrow marker, so a page can hold both drawings and hide either one.
+    assert root.find(f"{SVG}defs/{SVG}marker").get("id") == "fg-arrow-v"
+    assert all(edge.get("marker-end") == "url(#fg-arrow-v)" for edge in edges(svg))
+    assert len(edges(svg)) == len(edges(flow_graph_svg(DIAMOND)))
+
+
+def test_a_vertical_edge_that_skips_a_level_runs_left_of_the_boxes():
+    skipping = spec(node("a"), node("b", "agent", "a"), node("c", "agent", "a", "b"))
+    svg = flow_graph_svg(skipping, vertical=True)
+    long_edge = next(e for e in edges(svg) if (e.get("data-from"), e.get("data-to")) == ("a", "c"))
+    xs = [float(v) for v in re.findall(r"L (\S+) ", long_edge.get("d"))]
+    assert min(xs) < MARGIN  # the lane left of every box

@@ -55,7 +55,7 @@ def test_reviewer_signs_in_from_a_card_link_reviews_and_approves(
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(approval_url(gate.pk))
 
-    graph = page.get_by_test_id("flow-graph").locator("svg")
+    graph = page.get_by_test_id("flow-graph").locator("svg:visible")
     expect(graph).to_be_visible()
     expect(graph.locator('g[data-node-id="review"]')).to_have_attribute(
         "data-state", "awaiting_approval"
@@ -65,7 +65,7 @@ def test_reviewer_signs_in_from_a_card_link_reviews_and_approves(
     expect(output).to_contain_text("Drafted the issue")
     expect(output).to_contain_text("Draft text for review")
     expect(page.get_by_text("Check the tone before it goes out")).to_be_visible()
-    expect(page.get_by_test_id("policy")).to_contain_text("external_send")
+    expect(page.get_by_test_id("policy")).to_contain_text("External send")
     expect(page.get_by_test_id("eligibility")).to_contain_text("You may decide this gate.")
 
     page.get_by_label("Reason").fill("Tone is right, sources check out")
@@ -180,7 +180,7 @@ def test_pages_fit_a_phone_and_the_pending_list_links_to_the_gate(
     screenshot(desktop, "pending-list.png")
     desktop.get_by_role("link", name=re.compile("Newsletter: Approve")).click()
     expect(desktop).to_have_url(approval_url(gate.pk))
-    expect(desktop.get_by_test_id("flow-graph").locator("svg")).to_be_visible()
+    expect(desktop.get_by_test_id("flow-graph").locator("svg:visible")).to_be_visible()
     desktop.get_by_label("Reason").fill("Tone is right")
     screenshot(desktop, "approval-page-desktop.png")
 
