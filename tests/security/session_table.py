@@ -139,6 +139,14 @@ SESSION_ROUTES: list[SessionRoute] = [
     ),
     SessionRoute("gate page", "GET", GATE_PAGE, members_see(), run="gate", scoped="gate_id"),
     SessionRoute(
+        "gate status (the page's live updates)",
+        "GET",
+        GATE_PAGE + "status/",
+        members_see(),
+        run="gate",
+        scoped="gate_id",
+    ),
+    SessionRoute(
         "decide on the gate page (approve)",
         "POST",
         GATE_PAGE,
