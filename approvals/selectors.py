@@ -17,10 +17,10 @@ it; `approve_refusal` says so per row, from the same rule table the decision ser
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from approvals.models import Gate, GateStatus
+from approvals.models import Gate, GateDecision, GateStatus
 from approvals.policy import AUTHORITY_RULES, escalated_to_condition
 from automations.ids import is_run_id
 from automations.models import (
@@ -29,6 +29,7 @@ from automations.models import (
     Run,
     RunStatus,
 )
+from automations.selectors import of_runs
 from governance.actors import Actor
 from governance.errors import NotFound
 from governance.policy import REVIEW, ROLE_PERMISSIONS
@@ -98,3 +99,57 @@ def gates_pending(actor: Actor) -> QuerySet[Gate]:
     return queryset.select_related("run__automation", "requested_by").order_by(
         "-requested_at", "-pk"
     )
+
+
+class ApprovalGateReader:
+    """The gates of runs for the run JSON, run lists and admin run page of `automations`
+    (`automations.run_gates.GateReader`, registered in `ApprovalsConfig.ready()`)."""
+
+    def run_prefetches(self) -> list[Prefetch]:
+        return [
+            Prefetch("gates", queryset=Gate.objects.filter(status=GateStatus.OPEN), to_attr="open"),
+            Prefetch(
+                "gate_decisions",
+                queryset=GateDecision.objects.select_related("decided_by", "gate").order_by(
+                    "decided_at", "id"
+                ),
+            ),
+        ]
+
+    def history(self, run: Run) -> list[Gate]:
+        return list(
+            Gate.objects.filter(run=run)
+            .order_by("requested_at", "round")
+            .prefetch_related(
+                Prefetch(
+                    "decision_records",
+                    queryset=GateDecision.objects.select_related("decided_by").order_by(
+                        "decided_at", "id"
+                    ),
+                )
+            )
+        )
+
+    def open_gates(self, run_pks: list[int]) -> QuerySet[Gate]:
+        return of_runs(Gate.objects.filter(status=GateStatus.OPEN), run_pks)
+
+    def decision_rows(self, run_pks: list[int]) -> QuerySet:
+        return (
+            of_runs(GateDecision.objects, run_pks)
+            .annotate(round=F("gate__round"), decider=F("decided_by__username"))
+            .order_by("decided_at", "id")
+            .values_list(
+                "run_id",
+                "node_id",
+                "gate_id",
+                "decision",
+                "reason",
+                "decided_at",
+                "decider_kind",
+                "source",
+                "reviewed_digest",
+                "round",
+                "decider",
+                named=True,
+            )
+        )

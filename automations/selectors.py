@@ -1,21 +1,20 @@
 """Scoped reads of automations: tenant filtering happens in the query, before any limit.
 
-The run JSON, run lists and the admin's run page show a run's gates and decisions, so this
-module (and only it) reads `approvals.models`: the one read-only exception to the app layers,
-written down in the import-linter contract (pyproject.toml).
+A run's gates and decisions (shown by the run JSON, run lists and the admin's run page) are read
+through the gate reader the approvals app registers (`automations.run_gates`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection
-from django.db.models import BigIntegerField, BooleanField, F, Func, Prefetch, QuerySet, Value
+from django.db.models import BigIntegerField, BooleanField, F, Func, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
 
-from approvals.models import Gate, GateDecision, GateStatus
 from automations.ids import is_automation_id, is_run_id
 from automations.models import (
     ATTENTION_STATUSES,
@@ -26,6 +25,7 @@ from automations.models import (
     RunNode,
     RunStatus,
 )
+from automations.run_gates import gate_reader
 from governance.actors import Actor
 from governance.errors import AutomationNotFound, NotFound
 from governance.policy import GRANTABLE, Action, authorize
@@ -90,33 +90,16 @@ def runs_with_state(queryset):
     ).prefetch_related(
         "nodes",
         "lifecycle_events",
-        Prefetch("gates", queryset=Gate.objects.filter(status=GateStatus.OPEN), to_attr="open"),
-        Prefetch(
-            "gate_decisions",
-            queryset=GateDecision.objects.select_related("decided_by", "gate").order_by(
-                "decided_at", "id"
-            ),
-        ),
+        *gate_reader().run_prefetches(),
     )
 
 
-def run_gate_history(run: Run) -> tuple[list[Gate], Gate | None]:
+def run_gate_history(run: Run) -> tuple[list[Any], Any | None]:
     """Every opening of the run's gates, oldest first, with their decisions (two queries), and
     the opening the run waits on now (None unless it is awaiting approval)."""
-    gates = list(
-        Gate.objects.filter(run=run)
-        .order_by("requested_at", "round")
-        .prefetch_related(
-            Prefetch(
-                "decision_records",
-                queryset=GateDecision.objects.select_related("decided_by").order_by(
-                    "decided_at", "id"
-                ),
-            )
-        )
-    )
+    gates = gate_reader().history(run)
     waiting = run.status == RunStatus.AWAITING_APPROVAL
-    open_gate = next((g for g in gates if waiting and g.status == GateStatus.OPEN), None)
+    open_gate = next((g for g in gates if waiting and g.closed_at is None), None)
     return gates, open_gate
 
 
@@ -184,7 +167,7 @@ class RunRelations:
     """The rows a page of runs renders besides its own, grouped by run pk."""
 
     nodes: dict[int, list] = field(default_factory=lambda: defaultdict(list))
-    open_gates: dict[int, Gate] = field(default_factory=dict)
+    open_gates: dict[int, Any] = field(default_factory=dict)
     decisions: dict[int, list] = field(default_factory=lambda: defaultdict(list))
 
 
@@ -217,27 +200,10 @@ def run_relations(run_pks: list[int]) -> RunRelations:
         "run_id", "node_id", "state", "attempts", "output", "feedback", named=True
     ):
         related.nodes[row.run_id].append(row)
-    for gate in of_runs(Gate.objects.filter(status=GateStatus.OPEN), run_pks):
+    reader = gate_reader()
+    for gate in reader.open_gates(run_pks):
         related.open_gates.setdefault(gate.run_id, gate)
-    for row in (
-        of_runs(GateDecision.objects, run_pks)
-        .annotate(round=F("gate__round"), decider=F("decided_by__username"))
-        .order_by("decided_at", "id")
-        .values_list(
-            "run_id",
-            "node_id",
-            "gate_id",
-            "decision",
-            "reason",
-            "decided_at",
-            "decider_kind",
-            "source",
-            "reviewed_digest",
-            "round",
-            "decider",
-            named=True,
-        )
-    ):
+    for row in reader.decision_rows(run_pks):
         related.decisions[row.run_id].append(row)
     return related
 
