@@ -110,6 +110,11 @@ HISTORY_COLUMNS = (
 NOT_AWAITING = "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL"
 GUARD_DENIED = "AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED"
 EXPIRED = "AUTOMATION_V2_GATE_EXPIRED"
+ASSURANCE_INSUFFICIENT = "AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT"
+ASSURANCE_MESSAGE = (
+    "This chat connection's requests are verified with a secret a workspace admin holds: "
+    "approve this consequential action on the approval page"
+)
 
 
 @dataclass(frozen=True)
@@ -141,18 +146,24 @@ def gate_decide(
     approval_request_id: str | None = None,
     transition_id: str | None = None,
     source: str = "api",
+    assured: bool = True,
     with_history: bool = False,
 ) -> Outcome:
     """Decide the open gate of `run` as `actor` (see the module docstring for the checks).
 
     `run` is the caller's run in the caller's workspace; it is re-read under the lock, so only
-    its key matters. `source` is the surface (`decided_by.source`). Raises typed errors
+    its key matters. `source` is the surface (`decided_by.source`). `assured` is False when
+    the surface cannot prove who clicked (a chat connection verified with a secret a workspace
+    admin holds): such an *approve* of a consequential gate is refused with 403
+    `AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT` (audited; the surface points the user to
+    the approval page); rework and cancel are not. Raises typed errors
     (`Forbidden`, `Conflict`, `InvalidRequest`, `NotFound`) mapped to the JSON error shape.
     """
     context = _Context(
         actor=actor,
         run=run,
         source=source,
+        assured=assured,
         submitted=(decision if isinstance(decision, str) else "").strip().lower(),
         reason=(reason or "").strip() or None,
         request_id=(approval_request_id or "").strip() or None,
@@ -191,6 +202,7 @@ class _Context:
     actor: Actor
     run: Run
     source: str
+    assured: bool
     submitted: str
     reason: str | None
     request_id: str | None
@@ -304,6 +316,8 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
     now = timezone.now()
     if gate_expired(gate, now):
         return _expired(context)
+    if not context.assured and chosen == "approve" and policy.consequential:
+        return Forbidden(ASSURANCE_MESSAGE, code=ASSURANCE_INSUFFICIENT, **context.ids())
     cleared = frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
     rule = separation_refusal(actor=actor, run=run, policy=policy, decision=chosen)
     if rule is not None:

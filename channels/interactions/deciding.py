@@ -22,9 +22,9 @@ Both:
 4. weigh the click's assurance: the link counts through the connection it was proven through,
    and a `workspace`-assured one (a Slack signing secret or Telegram webhook secret a workspace
    admin entered, so that admin could forge the click) may not *approve* a consequential gate
-   (`approvals.policy.GatePolicy.consequential`): nothing is decided, the refusal is audited
-   (`AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT`) and the user is sent the approval page
-   link privately, to sign in and decide there. Rework, cancel, and any decision of a gate that
+   (`approvals.policy.GatePolicy.consequential`): the decision service refuses it (`assured`
+   False; audited `AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT`), nothing is decided, and
+   the user is sent the approval page link privately, to sign in and decide there. Rework, cancel, and any decision of a gate that
    is not consequential go on;
 5. call the one decision service, `approvals.decisions.gate_decide`, with the button's gate id as
    `approval_request_id` and the platform as source, so every policy rule applies (self-approval,
@@ -43,14 +43,14 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from approvals.decisions import gate_decide
+from approvals.decisions import ASSURANCE_INSUFFICIENT, gate_decide
 from approvals.models import Gate
-from approvals.policy import AUTHORITY_REQUIRED, MESSAGES, GatePolicy
+from approvals.policy import AUTHORITY_REQUIRED, MESSAGES
 from channels.actions import CardAction
 from channels.cards import approval_url
 from channels.interactions import words
 from channels.linking import ChatAccount, link_url
-from channels.models import Assurance, ChannelConnection, ChatIdentity, InteractionReceipt
+from channels.models import Assurance, ChannelConnection, InteractionReceipt
 from channels.selectors import ChatActor, proven_identity
 from governance.actors import Actor
 from governance.audit import audit_record
@@ -62,11 +62,6 @@ MAX_DELIVERY_KEY = InteractionReceipt._meta.get_field("delivery_key").max_length
 # refuse signatures older than 5 minutes; Telegram redelivers an unacknowledged update for up to
 # 24 hours (it keeps none longer). Two days leaves a margin for clock skew and a late beat.
 RECEIPT_RETENTION = timedelta(days=2)
-ASSURANCE_INSUFFICIENT = "AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT"
-ASSURANCE_MESSAGE = (
-    "This chat connection's requests are verified with a secret a workspace admin holds: "
-    "approve this consequential action on the approval page"
-)
 
 
 @dataclass(frozen=True)
@@ -97,8 +92,6 @@ def chat_decide(
         if isinstance(found, Answer):
             return found
         gate, connection, actor, identity = found
-        if _needs_page(gate, identity, action):
-            return _send_to_page(gate, connection, actor, identity, action)
         try:
             outcome = gate_decide(
                 actor=actor,
@@ -107,9 +100,15 @@ def chat_decide(
                 reason=reason,
                 approval_request_id=gate.pk,
                 source=account.kind,
+                assured=identity.connection.assurance == Assurance.PLATFORM,
             )
         except FlowgateError as exc:
             # The refusal (audited by the service) commits with the receipt.
+            if exc.code == ASSURANCE_INSUFFICIENT:  # decide on the page, signed in
+                url = approval_url(gate.pk)
+                return Answer(
+                    words.sign_in_to_approve(url), connection, link=url, sign_in=True, gate=gate
+                )
             return Answer(words.refusal(exc, gate), connection, gate=gate)
     return Answer(words.decided(outcome.decision, gate), connection, ok=True, gate=gate)
 
@@ -193,42 +192,6 @@ def _find(verified, account: ChatAccount, action: CardAction, delivery_key: str)
             return Answer(words.unlinked(account, link), connection, link=link, gate=gate)
         return Answer(words.not_member(identity.user, gate.workspace), connection, gate=gate)
     return gate, connection, ChatActor.through(identity, membership), identity
-
-
-def _needs_page(gate: Gate, identity: ChatIdentity, action: CardAction) -> bool:
-    """An approve of a consequential gate through a link proven on a `workspace`-assured
-    connection: someone other than the user (that workspace's admin) could have signed it."""
-    return (
-        action.decision == "approve"
-        and identity.connection.assurance != Assurance.PLATFORM
-        and GatePolicy.of(gate.policy).consequential
-    )
-
-
-def _send_to_page(
-    gate: Gate, connection: ChannelConnection, actor: Actor, identity, action: CardAction
-) -> Answer:
-    """Decide nothing; tell the clicking account privately where to sign in and decide (or
-    that the gate is closed). The refusal is audited like the decision service's."""
-    state = words.gate_state(gate)
-    if state is not None:
-        return Answer(state, connection, gate=gate)
-    url = approval_url(gate.pk)
-    audit_record(
-        workspace=gate.workspace,
-        event_type="automation.governance.gate_decision_denied",
-        actor=actor,
-        payload={
-            **_gate_fields(gate, action),
-            "code": ASSURANCE_INSUFFICIENT,
-            "status": 403,
-            "error": ASSURANCE_MESSAGE,
-            "connectionID": identity.connection_id,
-            "assurance": identity.connection.assurance,
-            "decidedBy": actor.describe(),
-        },
-    )
-    return Answer(words.sign_in_to_approve(url), connection, link=url, sign_in=True, gate=gate)
 
 
 def _audit_unmapped(gate: Gate, account: ChatAccount, action: CardAction) -> None:
