@@ -24,8 +24,8 @@ Both:
    admin entered, so that admin could forge the click) may not *approve* a consequential gate
    (`approvals.policy.GatePolicy.consequential`): the decision service refuses it (`assured`
    False; audited `AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT`), nothing is decided, and
-   the user is sent the approval page link privately, to sign in and decide there. Rework, cancel, and any decision of a gate that
-   is not consequential go on;
+   the user is sent the approval page link privately, to sign in and decide there. Rework,
+   cancel, and any decision of a gate that is not consequential go on;
 5. call the one decision service, `approvals.decisions.gate_decide`, with the button's gate id as
    `approval_request_id` and the platform as source, so every policy rule applies (self-approval,
    reviewer authority, humans only, the transition guard for stale cards, expiry).
