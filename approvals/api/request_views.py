@@ -44,17 +44,28 @@ DECIDE_ERROR_CODES = (
 )
 
 
-class LinkSerializer(StrictInputSerializer):
+class StrictNestedSerializer(serializers.Serializer):
+    """A nested object of a body that refuses keys it does not declare."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields), key=str)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class LinkSerializer(StrictNestedSerializer):
     title = StrictCharField(max_length=200)
     url = serializers.URLField(max_length=2000)
 
 
-class ContextSerializer(StrictInputSerializer):
+class ContextSerializer(StrictNestedSerializer):
     text = StrictCharField(required=False, allow_blank=True, max_length=5000)
     links = LinkSerializer(many=True, required=False, max_length=20)
 
 
-class EditableSerializer(StrictInputSerializer):
+class EditableSerializer(StrictNestedSerializer):
     paths = serializers.ListField(
         child=StrictCharField(max_length=200), min_length=1, max_length=100
     )
