@@ -15,7 +15,9 @@ lock (so nothing checked can change before the decision commits):
    `AUTOMATION_V2_GATE_EXPIRED` even after the sweep cancelled the run (SPEC §14);
 5. the decision is approve / rework / cancel, trimmed and case-insensitive (400
    `AUTOMATION_V2_GATE_INVALID_DECISION`) and offered by this gate (400
-   `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`);
+   `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`); on an approval request's gate, an approval's
+   edits and response fit the request (400, `approvals.request_answers`), and the policy of
+   the approved arguments replaces the gate's for the checks below;
 6. `approval_request_id` / `transition_id`, when given, name the open gate (409
    `AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED`; a `guard_denied` record that settles nothing,
    lifecycle `approval_gate_transition_guard_denied`);
@@ -474,6 +476,7 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     """Write the decision and its effects; the locks are held and every check passed."""
     actor, run, gate, decision = context.actor, context.run, context.gate, context.decision
     answer = context.answer
+    bound = answer.metadata(gate) if answer is not None else None
     lifecycle, history = [], []
     if context.with_history:  # read before the writes, which then extend them in memory
         lifecycle = list(LifecycleEvent.objects.filter(run=run))
@@ -500,7 +503,7 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
             "approval_request_id": gate.pk,
             "transition_id": gate.transition_id,
             "round": gate.round,
-            **({"request": answer.metadata(gate)} if answer is not None else {}),
+            **({"request": bound} if bound is not None else {}),
         },
     )
     source_status = run.status
@@ -547,7 +550,7 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
             "fromStatus": source_status,
             "toStatus": run.status,
             **change.audit,
-            **({"approvalRequest": answer.metadata(gate)} if answer is not None else {}),
+            **({"approvalRequest": bound} if bound is not None else {}),
         },
     )
     if run.status == RunStatus.QUEUED:
