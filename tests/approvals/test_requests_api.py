@@ -15,6 +15,7 @@ from automations.models import Automation, Run, RunStatus
 from automations.services import grant_add
 from governance.models import AuditEvent, PrincipalKind, Role
 from tests.factories import REQUESTS_URL, actor_for, ask, new_automation, request_body
+from tests.support.schema_conformance import SchemaConformance
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
@@ -358,3 +359,27 @@ def test_the_list_costs_a_fixed_number_of_queries(
     with django_assert_num_queries(LIST_QUERIES):
         body = client.get(REQUESTS_URL).json()
     assert body["count"] == count
+
+
+def test_every_request_response_conforms_to_the_schema(agent, reviewer, viewer):
+    conformance = SchemaConformance(viewer.client().get("/api/schema/", {"format": "json"}).json())
+
+    def check(method, path, response, status):
+        assert response.status_code == status, response.content[:300]
+        conformance.check(method, path, response)
+
+    asked = agent.client().post(REQUESTS_URL, request_body(), format="json")
+    check("POST", REQUESTS_URL, asked, 201)
+    rid = asked.json()["request_id"]
+    path = f"{REQUESTS_URL}/{rid}"
+    check("GET", path, agent.client().get(path), 200)
+    check("GET", REQUESTS_URL, agent.client().get(REQUESTS_URL), 200)
+    bad = decide(reviewer, rid, {"decision": "approve", "arguments": {"amount": 0}})
+    check("POST", f"{path}/decide", bad, 400)
+    ok = decide(reviewer, rid, {"decision": "approve", "arguments": {"amount": 9}})
+    check("POST", f"{path}/decide", ok, 200)
+    check("GET", path, agent.client().get(path), 200)
+    check(
+        "POST", REQUESTS_URL, viewer.client().post(REQUESTS_URL, request_body(), format="json"), 403
+    )
+    assert conformance.problems == []
