@@ -138,17 +138,21 @@ class TestVisibilityAndAudit:
 
 
 @pytest.mark.django_db
+# What operators do in a workspace, agents included: create automations, ask for approvals.
+ASKING = (WorkspaceAction.CREATE_AUTOMATION, WorkspaceAction.REQUEST_APPROVAL)
+
+
 class TestWorkspaceActions:
     @pytest.mark.parametrize(
         "role,kind,expected",
         [
             (Role.VIEWER, PrincipalKind.HUMAN, set()),
             (Role.REVIEWER, PrincipalKind.HUMAN, set()),
-            (Role.OPERATOR, PrincipalKind.HUMAN, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.OPERATOR, PrincipalKind.HUMAN, {*ASKING}),
             (Role.ADMIN, PrincipalKind.HUMAN, set(WorkspaceAction)),
-            (Role.OPERATOR, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.OPERATOR, PrincipalKind.AGENT, {*ASKING}),
             # An agent holding the admin role is no workspace admin: no audit trail.
-            (Role.ADMIN, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.ADMIN, PrincipalKind.AGENT, {*ASKING}),
         ],
     )
     def test_table(self, make_member, role, kind, expected):
