@@ -137,11 +137,11 @@ class TestVisibilityAndAudit:
         assert not AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
 
 
-@pytest.mark.django_db
 # What operators do in a workspace, agents included: create automations, ask for approvals.
 ASKING = (WorkspaceAction.CREATE_AUTOMATION, WorkspaceAction.REQUEST_APPROVAL)
 
 
+@pytest.mark.django_db
 class TestWorkspaceActions:
     @pytest.mark.parametrize(
         "role,kind,expected",
