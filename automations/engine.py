@@ -229,7 +229,7 @@ def _advance_locked(
         alone = plan.start[0] if len(plan.start) == 1 else None
         inline_ok = inline and alone is not None and spec.timeout_s(alone) is None
         # Executing inline takes one of the workspace's slots (automations.fairness).
-        claimed = alone if inline_ok and fairness.slot_claim(run.workspace_id) else None
+        claimed = alone if inline_ok and fairness.inline_slot_claim(run.workspace_id) else None
         _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
         if claimed:
             return _attempt(run, spec, nodes, claimed, nodes[claimed].attempt_token)

@@ -50,7 +50,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from automations import scheduling
-from automations.models import NodeState, RunNode
+from automations.models import NodeState, Run, RunNode, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -81,12 +81,27 @@ def _admitted(workspace_id: int) -> int:
     return RunNode.objects.filter(ADMITTED, run__workspace_id=workspace_id).count()
 
 
-def slot_claim(workspace_id: int) -> bool:
-    """Whether the caller may take a slot of the workspace now, for an attempt it marks
-    admitted in its own (run-locked) transaction: the engine executing a run's next node inline.
-    The admission lock is held until that transaction ends, so the count stays true."""
+def inline_slot_claim(workspace_id: int) -> bool:
+    """Whether the worker holding a run's lock may execute the run's next node itself (the
+    engine's inline continuation) instead of publishing it, taking a slot of the workspace.
+
+    Only while no other workspace has work waiting for a worker process (a queued run, or an
+    admitted attempt nobody picked up yet): a chain of one workspace continuing inline would
+    otherwise keep the process from them for the whole inline budget. And only into a free
+    slot: the admission lock is held until the caller's transaction ends, so the count stays
+    true."""
+    if _others_waiting(workspace_id):
+        return False
     _lock(workspace_id)
     return _admitted(workspace_id) < cap()
+
+
+def _others_waiting(workspace_id: int) -> bool:
+    queued = Run.objects.filter(status=RunStatus.QUEUED).exclude(workspace_id=workspace_id)
+    unclaimed = RunNode.objects.filter(ADMITTED, started_at__isnull=True).exclude(
+        run__workspace_id=workspace_id
+    )
+    return queued.exists() or unclaimed.exists()
 
 
 def admit(workspace_id: int) -> int:

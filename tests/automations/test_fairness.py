@@ -1,0 +1,208 @@
+"""Fairness between workspaces (automations/fairness.py) against a real worker and PostgreSQL.
+
+Issue 15: while one workspace ran a 3,000-node flow another workspace's 1-node run did not
+finish within 40 s, and cancelling the big run did not stop the work already queued. Here a
+workspace floods the engine and another one's 1-node run still finishes while the flood has
+barely started; the cap holds with several worker processes and concurrent admissions; a
+cancelled or paused 300-node run starts nothing after the action commits and has no node
+executing once the ones already running end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from automations import fairness
+from automations.models import NodeState, Run, RunNode, RunStatus
+from governance.policy import Role
+from tests.factories import actor_for, make_run
+from tests.support.engine import AGENTS, finished
+from tests.support.nodekinds import WORKER_ENV, executions, most_at_once
+from tests.support.wait import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("node_kinds")]
+
+API = "/api/automations/v2"
+
+
+def traced(node_id, trace_dir, *, seconds):
+    return {
+        "node_id": node_id,
+        "kind": "traced",
+        "metadata": {"sleep_s": seconds, "trace_dir": str(trace_dir)},
+    }
+
+
+def wide(trace_dir, width, *, seconds):
+    return [traced(f"n{i:03d}", trace_dir, seconds=seconds) for i in range(width)]
+
+
+def create(member, automation_id, nodes, *, max_parallel=16):
+    body = {
+        "automation_id": automation_id,
+        "name": automation_id,
+        "agents": AGENTS,
+        "flow": {"nodes": nodes},
+        "execution": {"max_parallel": max_parallel},
+    }
+    created = member.client().post(API, body, format="json")
+    assert created.status_code == 201, created.json()
+
+
+def run_now(member, automation_id) -> Run:
+    started = member.client().post(f"{API}/{automation_id}/run_now")
+    assert started.status_code == 201, started.json()
+    return Run.objects.get(run_id=started.json()["run"]["run_id"])
+
+
+def cap(settings, value: int) -> dict[str, str]:
+    """The cap in this process (which fences and admits after an operator action) and in the
+    environment of the workers the test starts."""
+    settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = value
+    return {**WORKER_ENV, "FLOWGATE_WORKSPACE_MAX_RUNNING_NODES": str(value)}
+
+
+@pytest.fixture
+def neighbour(make_member):
+    return make_member("initech/ops", "nina-operator", role=Role.OPERATOR)
+
+
+def test_a_flooding_workspace_does_not_delay_another_workspaces_one_node_run(
+    operator, neighbour, celery_worker_factory, settings, tmp_path
+):
+    celery_worker_factory(concurrency=2, env=cap(settings, 2))
+    create(operator, "flood", wide(tmp_path, 40, seconds=0.3))
+    create(neighbour, "single", [traced("only", tmp_path, seconds=0.0)])
+    floods = [run_now(operator, "flood") for _ in range(5)]  # 200 nodes, 80 startable at once
+    wait_for(
+        lambda: (
+            Run.objects.filter(pk__in=[r.pk for r in floods], status=RunStatus.RUNNING).count() == 5
+        ),
+        timeout=30,
+        message="the flood to start",
+    )
+
+    flood_nodes = RunNode.objects.filter(run__in=floods, state=NodeState.COMPLETED)
+    done_before = flood_nodes.count()
+
+    single = finished(run_now(neighbour, "single"), timeout=30)
+
+    assert single.status == RunStatus.COMPLETED, single.detail
+    # Before the cap, the single run's message waited behind the 80 node messages the flood
+    # had published (about 12 s of work for two processes); now it waits for the flood's 2
+    # admitted attempts at most, and the flood's chains stop continuing inline while it waits.
+    waited_for = flood_nodes.count() - done_before
+    assert waited_for <= 10, f"the 1-node run waited for {waited_for} nodes of the flood"
+    spans = executions(tmp_path)
+    flood_spans = [s for s in spans if s["workspace"] == operator.workspace.path]
+    assert most_at_once(flood_spans) <= 2
+
+
+def test_the_cap_holds_with_several_worker_processes_and_held_nodes_run_without_a_sweep(
+    operator, neighbour, celery_worker_factory, settings, tmp_path
+):
+    env = cap(settings, 3)
+    # Two workers of three processes each; no beat, so nothing is admitted by a sweep.
+    celery_worker_factory(concurrency=3, env=env)
+    celery_worker_factory(concurrency=3, env=env)
+    create(operator, "wide", wide(tmp_path, 12, seconds=0.2))
+    create(neighbour, "wide", wide(tmp_path, 12, seconds=0.2))
+    runs = [run_now(member, "wide") for member in (operator, neighbour) for _ in range(2)]
+
+    for run in runs:
+        assert finished(run, timeout=60).status == RunStatus.COMPLETED
+
+    spans = executions(tmp_path)
+    assert len(spans) == 48
+    by_workspace = {
+        path: [s for s in spans if s["workspace"] == path]
+        for path in (operator.workspace.path, neighbour.workspace.path)
+    }
+    assert [most_at_once(group) for group in by_workspace.values()] == [3, 3]
+    # The cap is per workspace: the two workspaces ran side by side.
+    assert most_at_once(spans) > 3
+
+
+def test_concurrent_admissions_never_hand_out_more_than_the_cap(operator, settings, monkeypatch):
+    """Eight threads, each with its own PostgreSQL connection, admit the same workspace's 30
+    held attempts at once: exactly the cap is admitted and published, each attempt once."""
+    settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = 5
+    published: list[str] = []
+    monkeypatch.setattr(
+        "automations.scheduling.dispatch_now", lambda dispatch: published.append(dispatch[2])
+    )
+    actor = actor_for(operator)
+    for _ in range(10):
+        run = make_run(actor, status=RunStatus.RUNNING)
+        RunNode.objects.filter(run=run).update(
+            state=NodeState.RUNNING, attempts=1, task_id="t", admitted_at=None
+        )
+        for node in RunNode.objects.filter(run=run):
+            RunNode.objects.filter(pk=node.pk).update(attempt_token=uuid.uuid4())
+    assert RunNode.objects.filter(fairness.HELD).count() == 30
+    barrier = threading.Barrier(8)
+
+    def admit():
+        try:
+            barrier.wait()
+            fairness.admit(operator.workspace.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=admit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    admitted = RunNode.objects.filter(fairness.ADMITTED)
+    assert admitted.count() == 5
+    assert sorted(published) == sorted(
+        str(t) for t in admitted.values_list("attempt_token", flat=True)
+    )
+    # The oldest attempts first: the first five node rows.
+    oldest = RunNode.objects.filter(fairness.LIVE).order_by("pk").values_list("pk", flat=True)[:5]
+    assert set(admitted.values_list("pk", flat=True)) == set(oldest)
+
+    # An attempt ending frees its slot for the next held one.
+    RunNode.objects.filter(pk=oldest[0]).update(
+        state=NodeState.COMPLETED, finished_at=timezone.now()
+    )
+    assert fairness.admit(operator.workspace.pk) == 1
+    assert RunNode.objects.filter(fairness.ADMITTED).count() == 5
+
+
+@pytest.mark.parametrize("action", ["cancel", "pause"])
+def test_stopping_a_300_node_run_stops_its_queued_and_running_work(
+    action, operator, celery_worker_factory, settings, tmp_path
+):
+    celery_worker_factory(concurrency=2, env=cap(settings, 8))
+    create(operator, "big", wide(tmp_path, 300, seconds=0.3))
+    run = run_now(operator, "big")
+    wait_for(lambda: len(executions(tmp_path)) >= 4, timeout=30, message="nodes to execute")
+
+    response = operator.client().post(f"{API}/runs/{run.run_id}/{action}")
+    assert response.status_code == 200, response.json()
+    committed = time.time()
+
+    # The nodes executing when the action committed end (their results are discarded), and
+    # nothing else of the run starts: a bounded time after, no node code of it is executing.
+    wait_for(
+        lambda: all(span["ended"] for span in executions(tmp_path)),
+        timeout=10,
+        message="the executing nodes to end",
+    )
+    time.sleep(2.0)  # time for any queued message the action failed to stop to execute
+    spans = executions(tmp_path)
+    assert all(span["ended"] for span in spans)
+    assert [span for span in spans if span["started"] > committed] == []
+    assert len(spans) <= 8 + 2  # the admitted attempts at most, never the 300
+    run.refresh_from_db()
+    assert run.status == {"cancel": RunStatus.CANCELLED, "pause": RunStatus.PAUSED}[action]
+    assert not RunNode.objects.filter(run=run, state=NodeState.RUNNING).exists()
