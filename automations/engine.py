@@ -215,7 +215,14 @@ def _hold_for_automation_pause(run: Run, now) -> None:
 
 
 def _advance_locked(
-    run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, events, *, inline: bool = False
+    run: Run,
+    nodes: dict[str, RunNode],
+    spec: RunSpec,
+    now,
+    events,
+    *,
+    inline: bool = False,
+    continuing: bool = False,
 ) -> Attempt | None:
     """Apply the plan to a running run whose row and node rows this transaction has locked.
 
@@ -229,7 +236,11 @@ def _advance_locked(
         alone = plan.start[0] if len(plan.start) == 1 else None
         inline_ok = inline and alone is not None and spec.timeout_s(alone) is None
         # Executing inline takes one of the workspace's slots (automations.fairness).
-        claimed = alone if inline_ok and fairness.inline_slot_claim(run.workspace_id) else None
+        claimed = (
+            alone
+            if inline_ok and fairness.inline_slot_claim(run.workspace_id, continuing=continuing)
+            else None
+        )
         _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
         if claimed:
             return _attempt(run, spec, nodes, claimed, nodes[claimed].attempt_token)
@@ -571,7 +582,7 @@ def _accept(
         )
         fairness.admit_after_commit(run.workspace_id)  # the attempt's slot is free again
         # Advance in the same transaction: the next nodes start without another task hop.
-        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
+        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline, continuing=True)
         state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return True, attempt

@@ -84,16 +84,18 @@ def _admitted(workspace_id: int) -> int:
     return RunNode.objects.filter(ADMITTED, run__workspace_id=workspace_id).count()
 
 
-def inline_slot_claim(workspace_id: int) -> bool:
-    """Whether the worker holding a run's lock may execute the run's next node itself (the
-    engine's inline continuation) instead of publishing it, taking a slot of the workspace.
+def inline_slot_claim(workspace_id: int, *, continuing: bool) -> bool:
+    """Whether the worker holding a run's lock may execute the run's next node itself instead
+    of publishing it, taking a slot of the workspace.
 
-    Only while no other workspace has work waiting for a worker process (a queued run, or an
-    admitted attempt nobody picked up yet): a chain of one workspace continuing inline would
+    A task's first node (`continuing` false: the advance task of a run) may, as the node task
+    it replaces would have had its turn then. Continuing after a node (the engine's inline
+    continuation) only while no other workspace has work waiting for a worker process (a
+    queued run, or an admitted attempt nobody picked up yet): a chain of one workspace would
     otherwise keep the process from them for the whole inline budget. And only into a free
     slot: the admission lock is held until the caller's transaction ends, so the count stays
     true."""
-    if _others_waiting(workspace_id):
+    if continuing and _others_waiting(workspace_id):
         return False
     _lock(workspace_id)
     return _admitted(workspace_id) < cap()
