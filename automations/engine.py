@@ -376,6 +376,7 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
         )
     }
     run = rows[node_id].run
+    fairness.admit_logged(run.workspace_id)  # the claimed message leaves room in the broker
     spec = RunSpec.from_snapshot(run.automation_snapshot)
     _execute(_attempt(run, spec, rows, node_id, token), inline=spec.timeout_s(node_id) is None)
     return True

@@ -8,14 +8,16 @@ workspace's attempts ends.
 
 Why this interleaves workspaces: the broker's queue is first in, first out, so without a cap a
 workspace that starts 3,000 nodes puts 3,000 messages ahead of every other workspace's next
-node. With it, each workspace has at most `cap` node messages queued or executing, so another
-workspace's node waits behind at most `cap` messages of each busy workspace, whatever the size
-of their floods; a flooding workspace's own held attempts wait for its own slots only. Within a
-workspace attempts are admitted in the order they were created (node row order), so no run of
-it starves either. A worker that would go on executing a run's next node itself (the engine's
-inline continuation, up to `engine.INLINE_BUDGET_S`) does so only while no other workspace has
-work waiting for a worker process; otherwise it sends the node through admission like any
-other, so the process goes to the work that waited.
+node. With it, each workspace has at most `cap` node messages queued or executing, and of
+those at most `BROKER_BACKLOG` waiting in the broker (the next one is admitted when a worker
+claims one), so another workspace's run waits behind at most `BROKER_BACKLOG` messages of each
+busy workspace, whatever the size of their floods: the broker's queue holds the workspaces'
+next attempts in turn. A flooding workspace's own held attempts wait for its own slots only.
+Within a workspace attempts are admitted in the order they were created (node row order), so
+no run of it starves either. A worker that would go on executing a run's next node itself
+(the engine's inline continuation, up to `engine.INLINE_BUDGET_S`) does so only while no other
+workspace has work waiting for a worker process; otherwise it sends the node through admission
+like any other, so the process goes to the work that waited.
 
 Why the slot is a column of the node row (not a Redis token bucket or a counter row): the node
 rows already say which attempts are live, and every way an attempt ends (result accepted or
@@ -38,8 +40,11 @@ run is admitted again after its own transaction commits.
 
 When capacity frees: every transaction that starts or ends attempts (the engine's advance and
 accept, pause, cancel, the stale reaper) admits its workspace's held attempts right after it
-commits (`admit_after_commit`); the beat sweep also admits every workspace with held attempts
-(`admit_waiting`), as a backstop for a process that died between its commit and the admission.
+commits (`admit_after_commit`), and so does a worker that claims an admitted attempt; the beat
+sweep also admits every workspace with held attempts (`admit_waiting`), as a backstop for a
+process that died between its commit and the admission. A message the broker lost keeps its
+slot until the stale sweep sends its attempt again (`FLOWGATE_STALE_AFTER_S` after the run's
+last sign of life).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from automations import scheduling
@@ -60,6 +65,9 @@ logger = logging.getLogger(__name__)
 # First key of the two-key advisory lock (`pg_advisory_xact_lock(int, int)`); the second is
 # the workspace id. "Flow" in ASCII, so the lock is recognisable in `pg_locks`.
 ADMISSION_LOCK = 0x466C6F77
+# Admitted attempts of one workspace that may wait in the broker at once (published, not yet
+# claimed by a worker process); the next is admitted when a worker claims one.
+BROKER_BACKLOG = 2
 
 LIVE = Q(state=NodeState.RUNNING, attempt_token__isnull=False)
 HELD = LIVE & Q(admitted_at__isnull=True)
@@ -82,6 +90,15 @@ def _lock(workspace_id: int) -> None:
 
 def _admitted(workspace_id: int) -> int:
     return RunNode.objects.filter(ADMITTED, run__workspace_id=workspace_id).count()
+
+
+def _free(workspace_id: int) -> int:
+    """How many more attempts the workspace may have admitted now: within its cap, and with
+    at most `BROKER_BACKLOG` of them waiting in the broker (admitted, not yet claimed)."""
+    counts = RunNode.objects.filter(ADMITTED, run__workspace_id=workspace_id).aggregate(
+        admitted=Count("pk"), waiting=Count("pk", filter=Q(started_at__isnull=True))
+    )
+    return min(cap() - counts["admitted"], BROKER_BACKLOG - counts["waiting"])
 
 
 def inline_slot_claim(workspace_id: int, *, continuing: bool) -> bool:
@@ -116,7 +133,7 @@ def admit(workspace_id: int) -> int:
         return 0  # the common case, without a lock: a hold committed later admits itself
     with transaction.atomic():
         _lock(workspace_id)
-        free = cap() - _admitted(workspace_id)
+        free = _free(workspace_id)
         if free <= 0:
             return 0
         held = list(
@@ -135,7 +152,8 @@ def admit(workspace_id: int) -> int:
     return len(held)
 
 
-def _admit_logged(workspace_id: int) -> None:
+def admit_logged(workspace_id: int) -> None:
+    """`admit`, logging instead of raising (a worker about to execute a node it claimed)."""
     try:
         admit(workspace_id)
     except Exception:  # the beat sweep admits what this missed
@@ -144,7 +162,7 @@ def _admit_logged(workspace_id: int) -> None:
 
 def admit_after_commit(workspace_id: int) -> None:
     """`admit` once this transaction commits (robust: a failure is logged, the sweep retries)."""
-    transaction.on_commit(partial(_admit_logged, workspace_id), robust=True)
+    transaction.on_commit(partial(admit_logged, workspace_id), robust=True)
 
 
 def admit_waiting() -> int:

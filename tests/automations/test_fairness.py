@@ -129,53 +129,87 @@ def test_the_cap_holds_with_several_worker_processes_and_held_nodes_run_without_
     assert most_at_once(spans) > 3
 
 
-def test_concurrent_admissions_never_hand_out_more_than_the_cap(operator, settings, monkeypatch):
-    """Eight threads, each with its own PostgreSQL connection, admit the same workspace's 30
-    held attempts at once: exactly the cap is admitted and published, each attempt once."""
-    settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = 5
-    published: list[str] = []
-    monkeypatch.setattr(
-        "automations.scheduling.dispatch_now", lambda dispatch: published.append(dispatch[2])
-    )
-    actor = actor_for(operator)
-    for _ in range(10):
+def held_attempts(member, runs: int) -> None:
+    """`runs` runs of the workspace with their three nodes started and held by the cap."""
+    actor = actor_for(member)
+    for _ in range(runs):
         run = make_run(actor, status=RunStatus.RUNNING)
-        RunNode.objects.filter(run=run).update(
-            state=NodeState.RUNNING, attempts=1, task_id="t", admitted_at=None
-        )
         for node in RunNode.objects.filter(run=run):
-            RunNode.objects.filter(pk=node.pk).update(attempt_token=uuid.uuid4())
-    assert RunNode.objects.filter(fairness.HELD).count() == 30
-    barrier = threading.Barrier(8)
+            RunNode.objects.filter(pk=node.pk).update(
+                state=NodeState.RUNNING, attempts=1, task_id="t", attempt_token=uuid.uuid4()
+            )
+
+
+def admit_from_threads(workspace_id: int, threads: int) -> None:
+    """`fairness.admit` from `threads` threads at once, each on its own PostgreSQL connection."""
+    barrier = threading.Barrier(threads)
 
     def admit():
         try:
             barrier.wait()
-            fairness.admit(operator.workspace.pk)
+            fairness.admit(workspace_id)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=admit) for _ in range(8)]
-    for thread in threads:
+    started = [threading.Thread(target=admit) for _ in range(threads)]
+    for thread in started:
         thread.start()
-    for thread in threads:
+    for thread in started:
         thread.join()
+
+
+@pytest.fixture
+def published(monkeypatch) -> list[str]:
+    """The attempt tokens admission publishes (kept out of the broker)."""
+    tokens: list[str] = []
+    monkeypatch.setattr(
+        "automations.scheduling.dispatch_now", lambda dispatch: tokens.append(dispatch[2])
+    )
+    return tokens
+
+
+def test_concurrent_admissions_never_hand_out_more_than_the_cap(
+    operator, settings, monkeypatch, published
+):
+    """Eight threads admit the same workspace's 30 held attempts at once: exactly the cap is
+    admitted and published, each attempt once, the oldest first."""
+    settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = 5
+    monkeypatch.setattr(fairness, "BROKER_BACKLOG", 100)
+    held_attempts(operator, 10)
+    assert RunNode.objects.filter(fairness.HELD).count() == 30
+
+    admit_from_threads(operator.workspace.pk, 8)
 
     admitted = RunNode.objects.filter(fairness.ADMITTED)
     assert admitted.count() == 5
-    assert sorted(published) == sorted(
-        str(t) for t in admitted.values_list("attempt_token", flat=True)
-    )
-    # The oldest attempts first: the first five node rows.
-    oldest = RunNode.objects.filter(fairness.LIVE).order_by("pk").values_list("pk", flat=True)[:5]
-    assert set(admitted.values_list("pk", flat=True)) == set(oldest)
+    tokens = admitted.values_list("attempt_token", flat=True)
+    assert sorted(published) == sorted(str(token) for token in tokens)
+    oldest = RunNode.objects.filter(fairness.LIVE).order_by("pk").values_list("pk", flat=True)
+    assert set(admitted.values_list("pk", flat=True)) == set(oldest[:5])
 
-    # An attempt ending frees its slot for the next held one.
-    RunNode.objects.filter(pk=oldest[0]).update(
-        state=NodeState.COMPLETED, finished_at=timezone.now()
-    )
-    assert fairness.admit(operator.workspace.pk) == 1
+    # An attempt ending frees its slot for the next held one, and only that one.
+    RunNode.objects.filter(pk=oldest[0]).update(state=NodeState.COMPLETED)
+    admit_from_threads(operator.workspace.pk, 4)
     assert RunNode.objects.filter(fairness.ADMITTED).count() == 5
+    assert len(published) == 6
+
+
+def test_at_most_the_backlog_waits_in_the_broker_and_a_claim_admits_the_next(
+    operator, settings, published
+):
+    settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = 5
+    held_attempts(operator, 3)
+
+    admit_from_threads(operator.workspace.pk, 4)
+    waiting = RunNode.objects.filter(fairness.ADMITTED, started_at__isnull=True)
+    assert waiting.count() == fairness.BROKER_BACKLOG == 2
+
+    # A worker claims one (`engine.node_execute`) and admits: one more goes to the broker.
+    RunNode.objects.filter(pk=waiting.first().pk).update(started_at=timezone.now())
+    assert fairness.admit(operator.workspace.pk) == 1
+    assert waiting.count() == 2
+    assert RunNode.objects.filter(fairness.ADMITTED).count() == 3
+    assert len(published) == 3
 
 
 @pytest.mark.parametrize("action", ["cancel", "pause"])
