@@ -88,9 +88,11 @@ def executions(trace_dir: Path) -> list[dict]:
 
 
 def most_at_once(spans: list[dict]) -> int:
-    """The largest number of `executions` spans executing at the same moment."""
+    """The largest number of `executions` spans executing at the same moment (one still
+    executing counts until now)."""
+    now = time.time()
     edges = sorted(
-        [(span["started"], 1) for span in spans] + [(span["ended"], -1) for span in spans],
+        [(span["started"], 1) for span in spans] + [(span["ended"] or now, -1) for span in spans],
         key=lambda edge: (edge[0], edge[1]),  # an end before a start at the same instant
     )
     current = peak = 0
