@@ -9,10 +9,10 @@ workspace's attempts ends.
 Why this interleaves workspaces: the broker's queue is first in, first out, so without a cap a
 workspace that starts 3,000 nodes puts 3,000 messages ahead of every other workspace's next
 node. With it, each workspace has at most `cap` node messages queued or executing, and of
-those at most `BROKER_BACKLOG` waiting in the broker (the next one is admitted when a worker
-claims one), so another workspace's run waits behind at most `BROKER_BACKLOG` messages of each
-busy workspace, whatever the size of their floods: the broker's queue holds the workspaces'
-next attempts in turn. A flooding workspace's own held attempts wait for its own slots only.
+those at most `FLOWGATE_WORKSPACE_BROKER_BACKLOG` (2) waiting in the broker (the next one is
+admitted when a worker claims one), so another workspace's run waits behind at most that
+backlog of each busy workspace, whatever the size of their floods: the broker's queue holds
+the workspaces' next attempts in turn. A flooding workspace's own held attempts wait for its own slots only.
 Within a workspace attempts are admitted in the order they were created (node row order), so
 no run of it starves either. A worker that would go on executing a run's next node itself
 (the engine's inline continuation, up to `engine.INLINE_BUDGET_S`) does so only while no other
@@ -65,9 +65,6 @@ logger = logging.getLogger(__name__)
 # First key of the two-key advisory lock (`pg_advisory_xact_lock(int, int)`); the second is
 # the workspace id. "Flow" in ASCII, so the lock is recognisable in `pg_locks`.
 ADMISSION_LOCK = 0x466C6F77
-# Admitted attempts of one workspace that may wait in the broker at once (published, not yet
-# claimed by a worker process); the next is admitted when a worker claims one.
-BROKER_BACKLOG = 2
 
 LIVE = Q(state=NodeState.RUNNING, attempt_token__isnull=False)
 HELD = LIVE & Q(admitted_at__isnull=True)
@@ -78,6 +75,10 @@ DISPATCH_COLUMNS = ("pk", "run__run_id", "node_id", "attempt_token", "task_id", 
 
 def cap() -> int:
     return max(1, settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES)
+
+
+def backlog() -> int:
+    return max(1, settings.FLOWGATE_WORKSPACE_BROKER_BACKLOG)
 
 
 def _lock(workspace_id: int) -> None:
@@ -94,11 +95,11 @@ def _admitted(workspace_id: int) -> int:
 
 def _free(workspace_id: int) -> int:
     """How many more attempts the workspace may have admitted now: within its cap, and with
-    at most `BROKER_BACKLOG` of them waiting in the broker (admitted, not yet claimed)."""
+    at most `backlog()` of them waiting in the broker (admitted, not yet claimed)."""
     counts = RunNode.objects.filter(ADMITTED, run__workspace_id=workspace_id).aggregate(
         admitted=Count("pk"), waiting=Count("pk", filter=Q(started_at__isnull=True))
     )
-    return min(cap() - counts["admitted"], BROKER_BACKLOG - counts["waiting"])
+    return min(cap() - counts["admitted"], backlog() - counts["waiting"])
 
 
 def inline_slot_claim(workspace_id: int, *, continuing: bool) -> bool:

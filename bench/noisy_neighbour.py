@@ -8,8 +8,9 @@ deployment of issue 15):
 2. `flood`: while workspace A floods the engine with `--flood-runs` wide runs of
    `--flood-width` nodes (each node waits `--node-s`, like a model or HTTP call);
 3. `flood, no cap`: the same flood with the per-workspace cap lifted
-   (FLOWGATE_WORKSPACE_MAX_RUNNING_NODES=100000 in the worker), which is how the engine
-   dispatched before the cap: every startable node of the flood goes to the broker at once.
+   (FLOWGATE_WORKSPACE_MAX_RUNNING_NODES and FLOWGATE_WORKSPACE_BROKER_BACKLOG 100000 in the
+   worker), which is how the engine dispatched before the cap: every startable node of the
+   flood goes to the broker at once.
 
 A run's latency is `finished_at - created_at` of its row (both written by the database
 side of Flowgate, so no clock of this process is involved). It prints B's p50/p99 latency of
@@ -32,7 +33,7 @@ import time
 from common import setup_django, start_workers, write_result
 
 QUEUE = "bench-noisy-neighbour"
-CAP = 8
+CAP, BACKLOG = 8, 2  # the defaults of FLOWGATE_WORKSPACE_MAX_RUNNING_NODES and _BROKER_BACKLOG
 KINDS = "wait=bench.nodekinds.wait"
 
 
@@ -96,7 +97,7 @@ def main() -> None:
         data={"automation_id": "single", "name": "Single", "flow": {"nodes": [wait_node("only")]}},
     )
 
-    def phase(name: str, *, flooding: bool, cap: int) -> dict:
+    def phase(name: str, *, flooding: bool, cap: int = CAP, backlog: int = BACKLOG) -> dict:
         app.control.purge()
         connection.close()
         workers = start_workers(
@@ -104,8 +105,12 @@ def main() -> None:
             queue=QUEUE,
             name=f"noisy-{name.replace(' ', '-').replace(',', '')}",
             concurrency=args.concurrency,
-            env={"FLOWGATE_WORKSPACE_MAX_RUNNING_NODES": str(cap)},
+            env={
+                "FLOWGATE_WORKSPACE_MAX_RUNNING_NODES": str(cap),
+                "FLOWGATE_WORKSPACE_BROKER_BACKLOG": str(backlog),
+            },
         )
+        load_before = os.getloadavg()[0]
         try:
             time.sleep(3)  # the worker is consuming
             floods = (
@@ -146,13 +151,15 @@ def main() -> None:
             "b_max_s": round(max(latencies), 3),
             "flood_node_executions": flood_nodes_done,
             "cap": cap,
+            "broker_backlog": backlog,
+            "load_average_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         }
         print(name, figures, flush=True)
         return figures
 
-    quiet = phase("quiet", flooding=False, cap=CAP)
-    flooded = phase("flood", flooding=True, cap=CAP)
-    uncapped = phase("flood, no cap", flooding=True, cap=100000)
+    quiet = phase("quiet", flooding=False)
+    flooded = phase("flood", flooding=True)
+    uncapped = phase("flood, no cap", flooding=True, cap=100000, backlog=100000)
     write_result(
         "noisy_neighbour",
         {

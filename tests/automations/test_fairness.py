@@ -168,13 +168,11 @@ def published(monkeypatch) -> list[str]:
     return tokens
 
 
-def test_concurrent_admissions_never_hand_out_more_than_the_cap(
-    operator, settings, monkeypatch, published
-):
+def test_concurrent_admissions_never_hand_out_more_than_the_cap(operator, settings, published):
     """Eight threads admit the same workspace's 30 held attempts at once: exactly the cap is
     admitted and published, each attempt once, the oldest first."""
     settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = 5
-    monkeypatch.setattr(fairness, "BROKER_BACKLOG", 100)
+    settings.FLOWGATE_WORKSPACE_BROKER_BACKLOG = 100
     held_attempts(operator, 10)
     assert RunNode.objects.filter(fairness.HELD).count() == 30
 
@@ -202,7 +200,7 @@ def test_at_most_the_backlog_waits_in_the_broker_and_a_claim_admits_the_next(
 
     admit_from_threads(operator.workspace.pk, 4)
     waiting = RunNode.objects.filter(fairness.ADMITTED, started_at__isnull=True)
-    assert waiting.count() == fairness.BROKER_BACKLOG == 2
+    assert waiting.count() == settings.FLOWGATE_WORKSPACE_BROKER_BACKLOG == 2
 
     # A worker claims one (`engine.node_execute`) and admits: one more goes to the broker.
     RunNode.objects.filter(pk=waiting.first().pk).update(started_at=timezone.now())
