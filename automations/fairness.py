@@ -12,12 +12,12 @@ node. With it, each workspace has at most `cap` node messages queued or executin
 those at most `FLOWGATE_WORKSPACE_BROKER_BACKLOG` (2) waiting in the broker (the next one is
 admitted when a worker claims one), so another workspace's run waits behind at most that
 backlog of each busy workspace, whatever the size of their floods: the broker's queue holds
-the workspaces' next attempts in turn. A flooding workspace's own held attempts wait for its own slots only.
-Within a workspace attempts are admitted in the order they were created (node row order), so
-no run of it starves either. A worker that would go on executing a run's next node itself
-(the engine's inline continuation, up to `engine.INLINE_BUDGET_S`) does so only while no other
-workspace has work waiting for a worker process; otherwise it sends the node through admission
-like any other, so the process goes to the work that waited.
+the workspaces' next attempts in turn. A flooding workspace's own held attempts wait for its
+own slots only. Within a workspace attempts are admitted in the order they were created (node
+row order), so no run of it starves either. A worker that would go on executing a run's next
+node itself (the engine's inline continuation, up to `engine.INLINE_BUDGET_S`) does so only
+while no other workspace has work waiting for a worker process; otherwise it sends the node
+through admission like any other, so the process goes to the work that waited.
 
 Why the slot is a column of the node row (not a Redis token bucket or a counter row): the node
 rows already say which attempts are live, and every way an attempt ends (result accepted or
