@@ -177,11 +177,11 @@ def runs_cancel(
 
 def fence_nodes(nodes: Iterable[RunNode]) -> tuple[list[str], list[str]]:
     """Send the running nodes among `nodes` (locked) back to pending without their attempt
-    token; return their node ids (changed in memory: save them) and the task ids to revoke
-    (those of admitted attempts: a held one was never published). The caller admits the
-    workspace's held attempts into the freed slots (`fairness.admit_after_commit`)."""
+    token; return their node ids (changed in memory: save them) and task ids to revoke. The
+    caller admits the workspace's held attempts into the freed slots
+    (`fairness.admit_after_commit`)."""
     fenced = [n for n in nodes if n.state == NodeState.RUNNING]
-    task_ids = [n.task_id for n in fenced if n.task_id and n.admitted_at]
+    task_ids = [n.task_id for n in fenced if n.task_id]
     for node in fenced:
         node.state = NodeState.PENDING
         node.attempt_token = None
@@ -194,16 +194,15 @@ def fence_runs(run_pks: list[int], *, now: datetime) -> tuple[dict[int, list[str
     by run and the task ids to revoke. The attempt still counts. The freed slots go to the
     workspaces' held attempts after commit."""
     running = RunNode.objects.filter(run_id__in=run_pks, state=NodeState.RUNNING)
-    fenced = list(running.values_list("run_id", "node_id", "task_id", "admitted_at"))
+    fenced = list(running.values_list("run_id", "node_id", "task_id", "run__workspace_id"))
     by_run: dict[int, list[str]] = defaultdict(list)
     for run_pk, node_id, _, _ in sorted(fenced):
         by_run[run_pk].append(node_id)
     if fenced:
         running.update(state=NodeState.PENDING, attempt_token=None, task_id="", updated_at=now)
-        workspaces = Run.objects.filter(pk__in=list(by_run)).values_list("workspace_id", flat=True)
-        for workspace_id in set(workspaces):
-            fairness.admit_after_commit(workspace_id)
-    return by_run, [task_id for _, _, task_id, admitted in fenced if task_id and admitted]
+    for workspace_id in {workspace_id for *_, workspace_id in fenced}:
+        fairness.admit_after_commit(workspace_id)
+    return by_run, [task_id for _, _, task_id, _ in fenced if task_id]
 
 
 def reset_nodes(

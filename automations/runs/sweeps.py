@@ -69,7 +69,7 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
             # the work again rather than pausing a healthy run.
             _resend(run, stuck, now)
             return True
-        task_ids = [n.task_id for n in stuck if n.task_id and n.admitted_at]
+        task_ids = [n.task_id for n in stuck if n.task_id]
         exhausted = []
         for node in stuck:
             out_of_attempts = node.attempts >= spec.max_attempts(node.node_id)
