@@ -281,9 +281,10 @@ def test_repair_edits_the_prompt_through_the_service_audited_with_the_reason(ope
         follow=True,
     )
     [message] = messages_of(response)
+    version = automation.version + 1
     assert (
         message
-        == f"Run {paused_run.run_id}: repaired review (automation version {automation.version + 1}), queued"
+        == f"Run {paused_run.run_id}: repaired review (automation version {version}), queued"
     )
     automation.refresh_from_db()
     review = next(n for n in automation.flow["nodes"] if n["node_id"] == "review")
@@ -361,14 +362,9 @@ def test_list_columns_say_where_each_run_is_how_long_and_who_asked(operator):
     make_running(running)
     Run.objects.filter(pk=running.pk).update(started_at=running.created_at)
     html = console(operator).get(reverse(RUNS)).content.decode()
-    assert (
-        f'id="fg-run-{gated.pk}-step" class="fg-step" data-live-region data-status="">gate approval<'
-        in html
-    )
-    assert (
-        f'id="fg-run-{running.pk}-step" class="fg-step" data-live-region data-status="">draft<'
-        in html
-    )
+    cell = 'class="fg-step" data-live-region data-status="">'
+    assert f'id="fg-run-{gated.pk}-step" {cell}gate approval<' in html
+    assert f'id="fg-run-{running.pk}-step" {cell}draft<' in html
     assert re.search(rf'id="fg-run-{running.pk}-duration"[^>]*>\d+s<', html)
     assert "otto-operator" in html
     for header in ("Now at", "Requested by", "Duration"):
