@@ -78,6 +78,7 @@ def run_page_context(run: Run) -> dict[str, Any]:
     if open_gate is not None:
         states[open_gate.node_id] = "awaiting_approval"
     allowed, blocked = offered_actions(run, nodes)
+    highlight = open_gate.node_id if open_gate is not None else None
 
     def node_actions(node: RunNode) -> list[tuple[str, RunAction]]:
         if node.node_id not in specs:
@@ -101,10 +102,10 @@ def run_page_context(run: Run) -> dict[str, Any]:
         if open_gate is not None
         else ", ".join(running),
         "run_duration": duration(run.started_at, run.finished_at, now=timezone.now()),
-        "flow_graph": flow_graph_svg(
-            run.automation_snapshot,
-            states,
-            highlight=open_gate.node_id if open_gate is not None else None,
+        "flow_graph": flow_graph_svg(run.automation_snapshot, states, highlight=highlight),
+        # Drawn top-down for narrow screens (admin-run.css shows one of the two).
+        "flow_graph_tall": flow_graph_svg(
+            run.automation_snapshot, states, highlight=highlight, vertical=True
         ),
         "node_rows": [
             NodeRow(

@@ -131,7 +131,7 @@ def test_admin_run_page_with_a_gate_history(operator, reviewer, signed_in_page):
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(f"/admin/automations/run/{run.pk}/change/")
-    graph = page.locator("#fg-flow-graph svg.fg-graph")
+    graph = page.locator("#fg-flow-graph .fg-graph-wide svg.fg-graph")
     expect(graph).to_be_visible()
     expect(graph.locator('g[data-node-id="approval"]')).to_have_attribute(
         "data-state", "awaiting_approval"

@@ -78,7 +78,7 @@ def test_a_decision_made_elsewhere_shows_on_the_open_run_page(
 
     expect(status).to_have_text("Queued", timeout=15_000)  # no reload: the poller saw it
     expect(page.locator('tr.fg-event[data-event="approval_gate_decided"]')).to_have_count(1)
-    expect(page.locator('#fg-flow-graph g[data-node-id="approval"]')).to_have_attribute(
+    expect(page.locator('#fg-flow-graph svg:visible g[data-node-id="approval"]')).to_have_attribute(
         "data-state", "completed"
     )
     expect(page.locator('#fg-gate-history [data-decision="approve"]')).to_contain_text("Fine")
