@@ -320,8 +320,8 @@ class RunAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
-        if str(object_id).isdigit():
-            return HttpResponsePermanentRedirect(run_change_url(run))
+        if str(object_id).isdigit() and request.method in ("GET", "HEAD"):
+            return HttpResponsePermanentRedirect(run_change_url(run))  # an older integer URL
         if not self.has_view_permission(request, run):
             raise PermissionDenied
         context = {
