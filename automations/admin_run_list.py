@@ -50,8 +50,12 @@ def current_steps(runs: Iterable[Run]) -> dict[int, str]:
 
 
 def run_id_search(queryset, term: str):
-    """Runs whose id starts with `term`, with or without the `run-` prefix (an index range
-    scan: the unique index of `run_id` serves `LIKE 'prefix%'`)."""
+    """Runs whose id starts with `term`, with or without the `run-` prefix.
+
+    `LIKE 'prefix%'` (wildcards in `term` escaped) is an index range scan on PostgreSQL: Django
+    gives the unique `run_id` column a `varchar_pattern_ops` index too. Text no run id could
+    have finds nothing without a query.
+    """
     term = term.strip()
     if not term or not is_run_id(term):
         return queryset.none() if term else queryset

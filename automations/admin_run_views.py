@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -28,6 +29,7 @@ from governance.admin_actions import MAX_REASON, admin_call
 from governance.errors import Conflict, FlowgateError
 
 CONFIRMED = "yes"
+BULK_LISTED = 100  # runs named on the bulk confirmation page; it says when there are more
 
 
 class RunActionForm(forms.Form):
@@ -188,13 +190,18 @@ def confirmed_bulk_action(name: str, run_action: RunAction, *, inputs_of):
     answers a page listing the runs and asking to confirm (like Django's delete action)."""
 
     def run(model_admin, request, queryset):
-        runs = list(queryset.select_related("automation", "workspace__organization"))
+        runs = queryset.select_related("automation", "workspace__organization")
         if run_action.confirm and request.POST.get("confirmed") != CONFIRMED:
+            shown = list(runs[: BULK_LISTED + 1])
             context = {
                 **model_admin.admin_site.each_context(request),
                 "opts": model_admin.model._meta,
-                "title": f"{run_action.label} {len(runs)} run(s)?",
-                "runs": runs,
+                "title": f"{run_action.label} the selected runs?",
+                "runs": shown[:BULK_LISTED],
+                "more": len(shown) > BULK_LISTED,
+                # The same selection again: the ticked rows, or every run of the filtered list.
+                "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
                 "name": name,
                 "action": run_action,
                 "reason": request.POST.get("reason", ""),

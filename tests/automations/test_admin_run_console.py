@@ -325,6 +325,9 @@ def test_timeline_rows_name_their_node_and_times_have_seconds(operator):
     assert b'data-event="run_queued" data-node-id=""' in html
     assert len(SECONDS.findall(html)) >= 4
     assert b"Close</a>" not in html  # no stray button under the read-only fields
+    events = console(operator).get(reverse("admin:automations_lifecycleevent_changelist"))
+    assert b'<td class="field-node">approval</td>' in events.content
+    assert SECONDS.search(events.content)
 
 
 # --- Live fragments -------------------------------------------------------------------------------
