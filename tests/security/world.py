@@ -105,6 +105,7 @@ class World:
             ),
             "gate_id": Gate.objects.get(run=gate, status=GateStatus.OPEN).pk if gate else "",
             **{f"{state}_run_pk": str(run.pk) for state, run in self.runs.items()},
+            **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
 
