@@ -210,7 +210,9 @@ class Delegation(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["workspace", "delegate", "ends_at"], name="delegation_ws_delegate"),
+            models.Index(
+                fields=["workspace", "delegate", "ends_at"], name="delegation_ws_delegate"
+            ),
             models.Index(fields=["ends_at", "expiry_audited_at"], name="delegation_expiry"),
         ]
         ordering = ["-created_at", "-id"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q, TextField
@@ -69,7 +69,7 @@ class GatePolicy:
     data_classes: tuple[str, ...] = ()
     # How many distinct people (and from which groups) must approve (`approvals.quorum`); the
     # gate's property, so it applies wherever the gate is decided.
-    quorum: Quorum = Quorum()
+    quorum: Quorum = field(default_factory=Quorum)
 
     @classmethod
     def of(cls, policy: dict[str, Any] | None) -> GatePolicy:

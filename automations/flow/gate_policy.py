@@ -132,9 +132,7 @@ def _quorum_groups(value: Any, path: str, report: Report) -> list[JSON] | None:
             report(f"{where}.group", f"must be a group name of 1 to {MAX_GROUP_NAME} characters")
             return None
         if not in_range(approvals, low=1, high=MAX_REQUIRED_APPROVALS, integer=True):
-            report(
-                f"{where}.approvals", f"must be an integer from 1 to {MAX_REQUIRED_APPROVALS}"
-            )
+            report(f"{where}.approvals", f"must be an integer from 1 to {MAX_REQUIRED_APPROVALS}")
             return None
         if any(g["group"] == name.strip() for g in groups):
             report(f"{where}.group", f"names {name.strip()!r} twice")
