@@ -164,6 +164,14 @@ def progress_text(progress: dict[str, Any] | None) -> str:
     return f"{text}; approved by {', '.join(names)}" if names else text
 
 
+def recorded_message(progress: dict[str, Any] | None) -> str:
+    """What the approver is told when their approval counted but did not settle the gate."""
+    return (
+        f"Your approval is recorded: {(progress or {}).get('summary', '')}. The gate settles "
+        "when the remaining approvals are given."
+    )
+
+
 def approved_by(progress: dict[str, Any] | None, username: str) -> bool:
     """Whether `username` approved this opening, themselves or for someone."""
     return any(

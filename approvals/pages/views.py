@@ -20,6 +20,7 @@ from approvals.pages.gate_view import gate_view
 from approvals.pages.live import live_status
 from approvals.pages.pending import PAGE_SIZE, pending_for_user
 from approvals.policy import GatePolicy, approval_barred_by
+from approvals.quorum import recorded_message
 from governance.actors import Actor
 from governance.errors import FlowgateError, Forbidden, NotFound
 from governance.models import Membership
@@ -72,7 +73,12 @@ def gate_page(request: HttpRequest, gate_id: str) -> HttpResponse:
                 # Re-read: a lost race or an expiry changed the gate, and the page shows it.
                 gate, actor = _visible_gate(request, gate_id)
                 return _render(request, gate, actor, form, error=error, status=error.status)
-            messages.success(request, DECIDED_MESSAGES[outcome.decision])
+            messages.success(
+                request,
+                DECIDED_MESSAGES[outcome.decision]
+                if outcome.settled
+                else recorded_message(outcome.gate.quorum),
+            )
             return redirect("approval_pages:gate", gate_id=gate.pk)
         return _render(request, gate, actor, form, status=400)
     return _render(request, gate, actor, form)
