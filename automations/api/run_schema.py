@@ -48,7 +48,7 @@ class GateDecisionSchema(serializers.Serializer):
     decided_by = DecidedBySchema()
     on_behalf_of = serializers.CharField(
         allow_null=True,
-        help_text="The delegator whose review authority the decider used (a delegation), else null.",
+        help_text="The delegator whose review authority the decider used, else null.",
     )
     settles = serializers.BooleanField(
         help_text=(
