@@ -20,7 +20,7 @@ from approvals.pages.gate_view import gate_view
 from approvals.pages.live import live_status
 from approvals.pages.pending import PAGE_SIZE, pending_for_user
 from approvals.policy import GatePolicy, approval_barred_by
-from approvals.quorum import recorded_message
+from approvals.quorum import approved_by, recorded_message
 from governance.actors import Actor
 from governance.errors import FlowgateError, Forbidden, NotFound
 from governance.models import Membership
@@ -44,6 +44,7 @@ def pending_list(request: HttpRequest) -> HttpResponse:
         gate.approve_barred = approval_barred_by(
             request.user, run=gate.run, policy=GatePolicy.of(gate.policy)
         )
+        gate.you_approved = approved_by(gate.quorum, request.user.username)
     return render(
         request,
         "approvals/pending.html",
