@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
+from approvals.quorum import progress_text
 from automations.models import RunNode
 from channels.actions import CardAction
 
@@ -67,6 +68,14 @@ class CardFacts:
     upstream: tuple[tuple[str, str], ...]  # (node id, summary)
     url: str
     notice: str = ""  # reminder / escalation banner of a re-post
+    # A quorum gate's approvals so far ("1 of 2 approvals (finance: 0 of 1); approved by
+    # alice"), `approvals.quorum.progress_text`; "" without a quorum.
+    progress: str = ""
+
+    @property
+    def lead(self) -> str:
+        """The banner above an open card: the notice, then the quorum progress."""
+        return "\n".join(part for part in (self.notice, self.progress) if part)
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,15 @@ def card_facts(gate: Gate, *, purpose: str = "card") -> CardFacts:
         upstream=tuple(upstream),
         url=approval_url(gate.pk),
         notice=_notice(gate, purpose),
+        progress=progress_text(gate.quorum),
     )
+
+
+def progress_key(gate: Gate) -> str:
+    """What an open card records as rendered once it shows the gate's quorum progress ("" when
+    there is nothing to show): a card is edited again only when the count changed."""
+    count = (gate.quorum or {}).get("approvals") or 0
+    return f"progress:{count}" if count else ""
 
 
 def _notice(gate: Gate, purpose: str) -> str:
@@ -250,7 +267,7 @@ def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
 
 
 def slack_open(facts: CardFacts) -> dict[str, Any]:
-    lead = f":bell: {_mrkdwn(facts.notice)}" if facts.notice else ""
+    lead = f":bell: {_mrkdwn(facts.lead)}" if facts.lead else ""
     buttons = []
     for decision in facts.decisions:
         label, style, _ = BUTTONS[decision]
@@ -320,7 +337,7 @@ def discord_open(facts: CardFacts) -> dict[str, Any]:
         }
         for d in facts.decisions
     ]
-    lead = f"🔔 {facts.notice}" if facts.notice else ""
+    lead = f"🔔 {facts.lead}" if facts.lead else ""
     return {
         "content": "",
         "embeds": [_discord_embed(facts, lead, COLORS["open"])],
@@ -369,7 +386,7 @@ def _telegram_text(facts: CardFacts, lead: str) -> str:
 
 def telegram_open(facts: CardFacts) -> dict[str, Any]:
     content: dict[str, Any] = {
-        "text": _telegram_text(facts, f"🔔 {facts.notice}" if facts.notice else ""),
+        "text": _telegram_text(facts, f"🔔 {facts.lead}" if facts.lead else ""),
         "link_preview_options": NO_PREVIEW,
     }
     if facts.decisions:
