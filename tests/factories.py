@@ -261,7 +261,7 @@ def review_flow(**gate) -> list[dict]:
     ]
 
 
-def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None) -> list:
+def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None, policy=None) -> list:
     """draft → review → approval → publish, the flow of the chat card tests."""
     gate = {
         "decisions": list(decisions),
@@ -270,6 +270,8 @@ def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None) -> 
     }
     if expiry:
         gate["expiry"] = expiry
+    if policy:
+        gate["policy"] = policy
     node = {
         "node_id": "approval",
         "kind": "approval",
