@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.urls import path
 
 from approvals.admin_decide import decide_view, decision_context
@@ -18,7 +19,12 @@ from approvals.delegation import delegation_revoke
 from approvals.models import Delegation, Gate, GateDecision
 from governance.admin_actions import AdminAction, bulk_action
 from governance.admin_paging import LargeTableAdmin
-from governance.admin_scope import ReadOnlyAdminMixin, ScopedWorkspaceFilter, WorkspaceScopedAdmin
+from governance.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedWorkspaceFilter,
+    WorkspaceScopedAdmin,
+    admin_scope,
+)
 
 
 class GateDecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -130,6 +136,20 @@ class DelegationAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     search_fields = ("=delegator__username", "=delegate__username")
     list_select_related = ("delegator", "delegate", "workspace__organization")
     ordering = ("-created_at", "-id")
+
+    def get_queryset(self, request):
+        """As the API lists them: the delegations the staff member gave or received, and all of
+        the workspaces they administer (superusers: every one)."""
+        queryset = super().get_queryset(request)
+        scope = admin_scope(request)
+        if scope.is_everything:
+            return queryset
+        administered = [ws for ws in scope.workspace_ids if scope.administers(ws)]
+        user = request.user
+        return queryset.filter(
+            Q(workspace_id__in=administered) | Q(delegator=user) | Q(delegate=user)
+        )
+
     actions = [
         bulk_action(
             "revoke",

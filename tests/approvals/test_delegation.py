@@ -239,3 +239,24 @@ def test_ended_delegations_are_audited_once(reviewer, viewer):
     assert delegations_expire(now=timezone.now()) == 0
     (expired,) = events("automation.governance.delegation_expired")
     assert expired.payload["delegationID"] == lent.pk and expired.actor_kind == "system"
+
+
+def test_the_admin_lists_and_revokes_through_the_service(admin, reviewer, viewer, operator):
+    from django.urls import reverse
+
+    from tests.support.admin import console, messages_of
+
+    lent = lend(reviewer, viewer)
+    changelist = reverse("admin:approvals_delegation_changelist")
+    body = {"action": "revoke", "index": "0", "_selected_action": str(lent.pk)}
+    # A staff member who is neither party nor workspace admin does not see it: nothing revoked.
+    assert "rita-reviewer" not in console(operator).get(changelist).content.decode()
+    console(operator).post(changelist, body, follow=True)
+    assert Delegation.objects.get(pk=lent.pk).revoked_at is None
+    page = console(admin).get(changelist)
+    assert "rita-reviewer" in page.content.decode()
+    done = console(admin).post(changelist, body, follow=True)
+    assert any("revoked" in m for m in messages_of(done)), messages_of(done)
+    assert Delegation.objects.get(pk=lent.pk).revoked_at is not None
+    (revoked,) = events("automation.governance.delegation_revoked")
+    assert revoked.actor_id == "ada-admin" and revoked.payload["delegationID"] == lent.pk
