@@ -1,10 +1,15 @@
 """API routes of approvals: a run's gate decision (under the run's own path), the caller's
-pending approvals and delegations of review authority."""
+pending approvals, approval requests (docs/agents.md) and delegations of review authority."""
 
 from django.urls import path
 
 from approvals.api.delegation_views import DelegationDetailView, DelegationListView
 from approvals.api.pending_views import PendingApprovalsView
+from approvals.api.request_views import (
+    ApprovalRequestDecideView,
+    ApprovalRequestsView,
+    ApprovalRequestView,
+)
 from approvals.api.views import RunGateView
 from automations.api.urls import PREFIX
 
@@ -16,5 +21,16 @@ urlpatterns = [
         "approvals/delegations/<int:delegation_id>",
         DelegationDetailView.as_view(),
         name="approvals-delegation",
+    ),
+    path("approvals/requests", ApprovalRequestsView.as_view(), name="approval-requests"),
+    path(
+        "approvals/requests/<str:request_id>",
+        ApprovalRequestView.as_view(),
+        name="approval-request",
+    ),
+    path(
+        "approvals/requests/<str:request_id>/decide",
+        ApprovalRequestDecideView.as_view(),
+        name="approval-request-decide",
     ),
 ]

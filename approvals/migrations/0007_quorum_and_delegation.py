@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('approvals', '0005_gate_reviewed'),
+        ('approvals', '0006_approval_requests'),
         ('automations', '0010_run_inputs'),
         ('governance', '0005_idempotency_record'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
