@@ -111,9 +111,9 @@ class ApprovalGateReader:
             Prefetch("gates", queryset=Gate.objects.filter(status=GateStatus.OPEN), to_attr="open"),
             Prefetch(
                 "gate_decisions",
-                queryset=GateDecision.objects.select_related("decided_by", "gate").order_by(
-                    "decided_at", "id"
-                ),
+                queryset=GateDecision.objects.select_related(
+                    "decided_by", "on_behalf_of", "gate"
+                ).order_by("decided_at", "id"),
             ),
         ]
 
@@ -124,9 +124,9 @@ class ApprovalGateReader:
             .prefetch_related(
                 Prefetch(
                     "decision_records",
-                    queryset=GateDecision.objects.select_related("decided_by").order_by(
-                        "decided_at", "id"
-                    ),
+                    queryset=GateDecision.objects.select_related(
+                        "decided_by", "on_behalf_of"
+                    ).order_by("decided_at", "id"),
                 )
             )
         )
@@ -137,7 +137,11 @@ class ApprovalGateReader:
     def decision_rows(self, run_pks: list[int]) -> QuerySet:
         return (
             of_runs(GateDecision.objects, run_pks)
-            .annotate(round=F("gate__round"), decider=F("decided_by__username"))
+            .annotate(
+                round=F("gate__round"),
+                decider=F("decided_by__username"),
+                delegator=F("on_behalf_of__username"),
+            )
             .order_by("decided_at", "id")
             .values_list(
                 "run_id",
@@ -151,6 +155,8 @@ class ApprovalGateReader:
                 "reviewed_digest",
                 "round",
                 "decider",
+                "delegator",
+                "settles",
                 named=True,
             )
         )

@@ -19,6 +19,7 @@ from django.db.models import Max
 
 from approvals import signals
 from approvals.models import Gate, GateStatus
+from approvals.policy import GatePolicy
 from approvals.reviewers import gate_lacks_independent_reviewer
 from automations.models import Run
 
@@ -72,6 +73,7 @@ def gate_open(
         reviewed=reviewed,
         reviewed_digest=reviewed_digest(reviewed),
         lacks_independent_reviewer=gate_lacks_independent_reviewer(run=run, policy=gate["policy"]),
+        quorum=GatePolicy.of(gate["policy"]).quorum.initial(),
     )
     signals.send_after_commit(signals.gate_opened, gate_id=opened.id)
     return {

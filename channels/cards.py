@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
+from approvals.quorum import progress_text
 from approvals.request_answers import REQUEST_TRIGGER
 from automations.models import RunNode
 from channels.actions import CardAction
@@ -72,6 +73,14 @@ class CardFacts:
     url: str
     notice: str = ""  # reminder / escalation banner of a re-post
     upstream_label: str = "Upstream output"
+    # A quorum gate's approvals so far ("1 of 2 approvals (finance: 0 of 1); approved by
+    # alice"), `approvals.quorum.progress_text`; "" without a quorum.
+    progress: str = ""
+
+    @property
+    def lead(self) -> str:
+        """The banner above an open card: the notice, then the quorum progress."""
+        return "\n".join(part for part in (self.notice, self.progress) if part)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,7 @@ def card_facts(gate: Gate, *, purpose: str = "card") -> CardFacts:
         upstream=tuple(upstream),
         url=approval_url(gate.pk),
         notice=_notice(gate, purpose),
+        progress=progress_text(gate.quorum),
         upstream_label=REQUEST_LABEL
         if gate.run.trigger_type == REQUEST_TRIGGER
         else "Upstream output",
@@ -159,6 +169,13 @@ def _request_lines(gate: Gate) -> list[tuple[str, str]]:
         shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         lines.append((str(name), clip(shown, SUMMARY_PER_NODE)))
     return lines
+
+
+def progress_key(gate: Gate) -> str:
+    """What an open card records as rendered once it shows the gate's quorum progress ("" when
+    there is nothing to show): a card is edited again only when the count changed."""
+    count = (gate.quorum or {}).get("approvals") or 0
+    return f"progress:{count}" if count else ""
 
 
 def _notice(gate: Gate, purpose: str) -> str:
@@ -272,7 +289,7 @@ def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
 
 
 def slack_open(facts: CardFacts) -> dict[str, Any]:
-    lead = f":bell: {_mrkdwn(facts.notice)}" if facts.notice else ""
+    lead = f":bell: {_mrkdwn(facts.lead)}" if facts.lead else ""
     buttons = []
     for decision in facts.decisions:
         label, style, _ = BUTTONS[decision]
@@ -342,7 +359,7 @@ def discord_open(facts: CardFacts) -> dict[str, Any]:
         }
         for d in facts.decisions
     ]
-    lead = f"🔔 {facts.notice}" if facts.notice else ""
+    lead = f"🔔 {facts.lead}" if facts.lead else ""
     return {
         "content": "",
         "embeds": [_discord_embed(facts, lead, COLORS["open"])],
@@ -392,7 +409,7 @@ def _telegram_text(facts: CardFacts, lead: str) -> str:
 
 def telegram_open(facts: CardFacts) -> dict[str, Any]:
     content: dict[str, Any] = {
-        "text": _telegram_text(facts, f"🔔 {facts.notice}" if facts.notice else ""),
+        "text": _telegram_text(facts, f"🔔 {facts.lead}" if facts.lead else ""),
         "link_preview_options": NO_PREVIEW,
     }
     if facts.decisions:

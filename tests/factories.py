@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 
 import factory
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -23,7 +24,15 @@ from automations.services import automation_create, run_start
 from channels.models import ChannelConnection, ChatIdentity
 from governance.actors import Actor
 from governance.audit import audit_record
-from governance.models import Membership, Organization, PrincipalKind, Role, User, Workspace
+from governance.models import (
+    Membership,
+    Organization,
+    PrincipalKind,
+    Role,
+    User,
+    Workspace,
+    WorkspaceGroup,
+)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -102,6 +111,14 @@ class AutomationFactory(factory.django.DjangoModelFactory):
 
 
 # --- Actors --------------------------------------------------------------------------------------
+
+
+def add_to_group(member, name: str) -> None:
+    """Put the member in the workspace group `name` (created, and made the workspace's, if
+    missing)."""
+    group, _ = Group.objects.get_or_create(name=name)
+    WorkspaceGroup.objects.get_or_create(group=group, defaults={"workspace": member.workspace})
+    member.user.groups.add(group)
 
 
 def actor_for(member) -> Actor:
@@ -244,7 +261,7 @@ def review_flow(**gate) -> list[dict]:
     ]
 
 
-def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None) -> list:
+def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None, policy=None) -> list:
     """draft → review → approval → publish, the flow of the chat card tests."""
     gate = {
         "decisions": list(decisions),
@@ -253,6 +270,8 @@ def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None) -> 
     }
     if expiry:
         gate["expiry"] = expiry
+    if policy:
+        gate["policy"] = policy
     node = {
         "node_id": "approval",
         "kind": "approval",

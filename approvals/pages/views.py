@@ -21,6 +21,7 @@ from approvals.pages.live import live_status
 from approvals.pages.pending import PAGE_SIZE, pending_for_user
 from approvals.pages.request_form import RequestAnswerForm, request_of, request_view
 from approvals.policy import GatePolicy, approval_barred_by
+from approvals.quorum import approved_by, recorded_message
 from governance.actors import Actor
 from governance.errors import FlowgateError, Forbidden, NotFound
 from governance.models import Membership
@@ -44,6 +45,7 @@ def pending_list(request: HttpRequest) -> HttpResponse:
         gate.approve_barred = approval_barred_by(
             request.user, run=gate.run, policy=GatePolicy.of(gate.policy)
         )
+        gate.you_approved = approved_by(gate.quorum, request.user.username)
     return render(
         request,
         "approvals/pending.html",
@@ -87,7 +89,12 @@ def gate_page(request: HttpRequest, gate_id: str) -> HttpResponse:
                 return _render(
                     request, gate, actor, form, answer_form, error=error, status=error.status
                 )
-            messages.success(request, DECIDED_MESSAGES[outcome.decision])
+            messages.success(
+                request,
+                DECIDED_MESSAGES[outcome.decision]
+                if outcome.settled
+                else recorded_message(outcome.gate.quorum),
+            )
             return redirect("approval_pages:gate", gate_id=gate.pk)
         return _render(request, gate, actor, form, answer_form, status=400)
     return _render(request, gate, actor, form)

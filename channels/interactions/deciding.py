@@ -46,6 +46,7 @@ from django.db import IntegrityError, transaction
 from approvals.decisions import ASSURANCE_INSUFFICIENT, gate_decide
 from approvals.models import Gate
 from approvals.policy import AUTHORITY_REQUIRED, MESSAGES
+from approvals.quorum import recorded_message
 from approvals.request_answers import RESPONSE_INVALID
 from channels.actions import CardAction
 from channels.cards import approval_url
@@ -118,6 +119,8 @@ def chat_decide(
                     PAGE_ONLY[exc.code](url), connection, link=url, sign_in=True, gate=gate
                 )
             return Answer(words.refusal(exc, gate), connection, gate=gate)
+    if not outcome.settled:  # an approval towards a quorum: the gate stays open
+        return Answer(recorded_message(outcome.gate.quorum), connection, ok=True, gate=gate)
     return Answer(words.decided(outcome.decision, gate), connection, ok=True, gate=gate)
 
 

@@ -372,6 +372,12 @@ CELERY_BEAT_SCHEDULE["sweep-gates"] = {
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }
+CELERY_BEAT_SCHEDULE["expire-delegations"] = {
+    # Delegations of review authority whose period is over: their end is audited.
+    "task": "approvals.expire_delegations",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}
 CELERY_BEAT_SCHEDULE["sync-overdue-cards"] = {
     # Chat cards whose delivery task was lost (broker down, worker killed) are sent again.
     "task": "channels.sync_overdue_cards",

@@ -20,6 +20,7 @@ A cell is `(status, code)`; `code` is the error code of a refusal, None for a su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 ROLES = (
     "anonymous",
@@ -50,6 +51,9 @@ CODES = {
     "IDENTITY": "CHANNEL_IDENTITY_DENIED",
     "INVALID": "INVALID_REQUEST",
     "AUTH": "AUTHENTICATION_REQUIRED",
+    "DELEGATE_SELF": "APPROVALS_DELEGATION_TO_SELF",
+    "DELEGATE_INVALID": "APPROVALS_DELEGATION_DELEGATE_INVALID",
+    "DELEGATE_HUMAN": "APPROVALS_DELEGATION_REQUIRES_HUMAN",
     "MISSING": "the route's not-found code, exactly as for an id that does not exist",
 }
 UNAUTHENTICATED = (401, "AUTH")
@@ -59,6 +63,7 @@ NOT_FOUND_CODES = {
     "run_id": "AUTOMATION_V2_RUN_NOT_FOUND",
     "connection_id": "CHANNEL_CONNECTION_NOT_FOUND",
     "identity_id": "CHANNEL_IDENTITY_NOT_FOUND",
+    "delegation_id": "APPROVALS_DELEGATION_NOT_FOUND",
     "request_id": "APPROVAL_REQUEST_NOT_FOUND",
 }
 
@@ -85,7 +90,13 @@ class Route:
         """The placeholder that names an object of the workspace (for the existence check)."""
         if "_run_id}" in self.path:
             return "run_id"
-        for name in ("automation_id", "connection_id", "identity_id", "request_id"):
+        for name in (
+            "automation_id",
+            "connection_id",
+            "identity_id",
+            "request_id",
+            "delegation_id",
+        ):
             if f"{{{name}}}" in self.path:
                 return name
         return None
@@ -132,6 +143,9 @@ CONNECTIONS = "/api/channels/connections"
 IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
 REQUESTS = "/api/approvals/requests"
+DELEGATIONS = "/api/approvals/delegations"
+# A month from when the table is loaded: inside the longest period a delegation may have.
+DELEGATION_ENDS = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
 ROUTES: list[Route] = [
     # -- automations --
@@ -238,6 +252,32 @@ ROUTES: list[Route] = [
     ),
     # -- approvals and audit --
     Route("list pending approvals", "GET", "/api/approvals/pending", everyone(200)),
+    Route("list delegations", "GET", DELEGATIONS, everyone(200)),
+    Route(
+        "delegate review authority",
+        "POST",
+        DELEGATIONS,
+        {
+            **everyone(201),
+            # The other workspace's admin, in its own workspace, names nobody of theirs.
+            "other_workspace": (400, "DELEGATE_INVALID"),
+            "elevated_reviewer": (400, "DELEGATE_SELF"),  # the body names them
+            **dict.fromkeys(AGENTS, (403, "DELEGATE_HUMAN")),
+        },
+        body={"delegate": "eli-elevated", "ends_at": DELEGATION_ENDS},
+    ),
+    Route(
+        "revoke a delegation",
+        "DELETE",
+        DELEGATIONS + "/{delegation_id}",
+        {
+            # The world's delegation is the reviewer's to the viewer: they and the workspace's
+            # admins see it and may revoke it; nobody else sees it.
+            **dict.fromkeys(ROLES, (404, "MISSING")),
+            "anonymous": UNAUTHENTICATED,
+            **dict.fromkeys(("reviewer", "viewer", "admin"), (204, None)),
+        },
+    ),
     *[
         Route(
             name,

@@ -182,6 +182,9 @@ ACTIONS_ELSEWHERE = {
         "workspace admins only; tests/channels/test_channels_admin.py"
     ),
     ("axes", "accessattempt", "unlock"): "superusers only; tests/governance/test_login_lockout.py",
+    ("approvals", "delegation", "revoke"): (
+        "the delegator, the delegate or a workspace admin; tests/approvals/test_delegation.py"
+    ),
 }
 
 

@@ -5,15 +5,18 @@ Used by the authorisation matrix (tests/security) and the API fuzzing suite
 (tests/reliability), so both talk to real objects: an automation with a governed gate, a run
 parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
 the task operations all have their context), a queued run (pause), a grant to revoke, a chat
-connection and a member's proven chat link.
+connection, a member's proven chat link and a delegation (the reviewer's, to the viewer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from approvals.delegation import delegation_create
 from approvals.models import Gate, GateStatus
 from approvals.requests import request_create
 from automations.models import Automation, NodeState, Run, RunStatus
@@ -74,6 +77,7 @@ class World:
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
     request_id: str = ""
+    delegation_id: str = ""
 
     def client(self, role: str) -> APIClient:
         member = self.members.get(role)
@@ -87,6 +91,7 @@ class World:
             "connection_id": str(self.connection.pk),
             "identity_id": str(self.identity.pk),
             "request_id": self.request_id,
+            "delegation_id": self.delegation_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -144,12 +149,18 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         connection=connection,
         token="world-link-token",
     )
+    delegation = delegation_create(
+        actor=actor_for(members["reviewer"]),
+        delegate=members["viewer"].user.username,
+        ends_at=timezone.now() + timedelta(days=7),
+    )
     world = World(
         members=members,
         automation=automation,
         connection=connection,
         identity=identity,
         grant_id=grant_ids[0],
+        delegation_id=str(delegation.pk),
     )
     makers = {
         "queued": lambda: make_run(
