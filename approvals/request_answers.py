@@ -23,7 +23,7 @@ from django.db import transaction
 from approvals import request_events
 from approvals.models import ApprovalRequest, Gate, GateDecision
 from approvals.policy import GatePolicy
-from approvals.request_edits import apply_edits
+from approvals.request_edits import NOT_EDITABLE, apply_edits
 from approvals.request_policy import judged_policy
 from approvals.request_schemas import violations
 from governance.errors import InvalidRequest
@@ -116,6 +116,15 @@ def judge(
     approved, changes = apply_edits(
         proposed=request.arguments, edits=arguments, editable=request.editable
     )
+    if changes and (request.policy or {}).get("quorum"):
+        # Every approval of a quorum must be of the same arguments; an edit by one approver
+        # would be an approval nobody else gave. Send it back with the change instead.
+        raise InvalidRequest(
+            "A request that needs several approvals cannot be approved with edits: every "
+            "approver must approve the same arguments (send it back with the change instead)",
+            code=NOT_EDITABLE,
+            fields={"arguments": ["Not editable under a quorum."]},
+        )
     schema = request.response_schema
     if schema is None and response is not None:
         raise InvalidRequest(

@@ -49,8 +49,8 @@ def parse_request_policy(value: Any, report: Report) -> JSON:
     if not isinstance(value, Mapping):
         report("policy", "must be an object")
         return {}
-    reject_unknown_keys(value, {*POLICY_KEYS, "rules"}, "policy", report)
-    policy = _parse_part(value, "policy", report)
+    reject_unknown_keys(value, {*POLICY_KEYS, "quorum", "rules"}, "policy", report)
+    policy = _parse_part(value, "policy", report, keys={*POLICY_KEYS, "quorum"})
     policy["reviewer_eligibility"] = _stricter(policy["reviewer_eligibility"], MIN_ELIGIBILITY)
     rules = value.get("rules") or []
     if not isinstance(rules, list) or len(rules) > MAX_RULES:
@@ -71,9 +71,15 @@ def parse_request_policy(value: Any, report: Report) -> JSON:
     return policy
 
 
-def _parse_part(value: Mapping[str, Any], path: str, report: Report) -> JSON:
-    """The gate-policy keys of `value`, parsed as an approval node's (problems at `path.key`)."""
-    return parse_policy([(path, {k: value[k] for k in POLICY_KEYS if k in value})], report)
+def _parse_part(
+    value: Mapping[str, Any],
+    path: str,
+    report: Report,
+    keys: frozenset[str] | set[str] = POLICY_KEYS,
+) -> JSON:
+    """The gate-policy `keys` of `value`, parsed as an approval node's (problems at
+    `path.key`). A quorum belongs to the request as a whole, never to one of its rules."""
+    return parse_policy([(path, {k: value[k] for k in keys if k in value})], report)
 
 
 def effective_policy(policy: Mapping[str, Any], arguments: Any) -> JSON:
@@ -89,7 +95,14 @@ def effective_policy(policy: Mapping[str, Any], arguments: Any) -> JSON:
         eligibility = _stricter(eligibility, rule.get("reviewer_eligibility") or "none")
         risk_tier = rule.get("risk_tier") or risk_tier
         classes += [c for c in rule.get("data_classes") or () if c not in classes]
-    return {"reviewer_eligibility": eligibility, "risk_tier": risk_tier, "data_classes": classes}
+    effective: JSON = {
+        "reviewer_eligibility": eligibility,
+        "risk_tier": risk_tier,
+        "data_classes": classes,
+    }
+    if policy.get("quorum"):
+        effective["quorum"] = policy["quorum"]  # the two-person rule holds whatever the edit
+    return effective
 
 
 def tier_raised(proposed: Mapping[str, Any], approved: Mapping[str, Any]) -> bool:

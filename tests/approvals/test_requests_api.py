@@ -383,3 +383,40 @@ def test_every_request_response_conforms_to_the_schema(agent, reviewer, viewer):
         "POST", REQUESTS_URL, viewer.client().post(REQUESTS_URL, request_body(), format="json"), 403
     )
     assert conformance.problems == []
+
+
+def test_a_quorum_in_the_request_policy_needs_that_many_distinct_reviewers(
+    agent, reviewer, make_member
+):
+    """Issue 19 applies to agent requests too: 2-of-N, the same person counted once, nothing
+    approved until the second approval, and no approver can approve arguments the other did
+    not (edits are refused under a quorum, with nothing written)."""
+    second = make_member("acme/ops", "rita", role=Role.REVIEWER)
+    asked = ask(agent, policy={"quorum": {"required_approvals": 2}})
+    assert Gate.objects.get(pk=asked["gate_id"]).policy["quorum"]["required_approvals"] == 2
+
+    before = writes()
+    edit = decide(
+        reviewer, asked["request_id"], {"decision": "approve", "arguments": {"amount": 9}}
+    )
+    assert (edit.status_code, edit.json()["code"]) == (400, "APPROVAL_REQUEST_EDIT_NOT_ALLOWED")
+    assert writes() == before
+
+    first = decide(reviewer, asked["request_id"], {"decision": "approve"})
+    assert first.status_code == 200, first.json()
+    assert read(agent, asked["request_id"]).json()["status"] == "pending"
+    again = decide(reviewer, asked["request_id"], {"decision": "approve"})
+    assert (again.status_code, again.json()["code"]) == (409, "AUTOMATION_V2_GATE_ALREADY_APPROVED")
+
+    assert decide(second, asked["request_id"], {"decision": "approve"}).status_code == 200
+    got = read(agent, asked["request_id"]).json()
+    assert got["status"] == "approved"
+    assert got["approved_arguments"] == request_body()["arguments"]
+
+
+def test_a_malformed_request_quorum_is_400(agent):
+    response = agent.client().post(
+        REQUESTS_URL, request_body(policy={"quorum": {"required_approvals": 0}}), format="json"
+    )
+    assert response.status_code == 400
+    assert "policy.quorum.required_approvals" in response.json()["fields"]
