@@ -13,6 +13,11 @@ from governance.api.errors import api_not_found
 
 handler500 = "governance.api.errors.server_error"
 
+# The console is Flowgate's, not "Django administration" (templates/admin/base_site.html).
+admin.site.site_header = "Flowgate"
+admin.site.site_title = "Flowgate"
+admin.site.index_title = "Operator console"
+
 api_patterns = [
     path("", include("automations.api.urls")),
     path("", include("approvals.api.urls")),
