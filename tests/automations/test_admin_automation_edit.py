@@ -40,9 +40,9 @@ def spec_body(*, flow=FLOW, agents=AGENTS, **extra) -> dict:
 
 def audit_types(workspace) -> list[str]:
     return list(
-        AuditEvent.objects.filter(workspace=workspace).order_by("seq").values_list(
-            "event_type", flat=True
-        )
+        AuditEvent.objects.filter(workspace=workspace)
+        .order_by("seq")
+        .values_list("event_type", flat=True)
     )
 
 
@@ -158,7 +158,9 @@ def test_save_shows_the_saved_automations_warnings(operator):
     flow = {
         "nodes": [
             agent_node("draft"),
-            approval_node("approval", "draft", policy={"reviewer_eligibility": "elevated_reviewer"}),
+            approval_node(
+                "approval", "draft", policy={"reviewer_eligibility": "elevated_reviewer"}
+            ),
         ]
     }
     client = console(operator)
@@ -177,7 +179,8 @@ def test_a_viewer_is_refused_by_the_service_and_the_refusal_is_audited(viewer, o
     assert response.redirect_chain[-1][0] == reverse(
         "admin:automations_automation_change", args=[automation.pk]
     )
-    assert messages_of(response) == [f"Automation {automation.automation_id}: Automation access denied"]
+    denied = f"Automation {automation.automation_id}: Automation access denied"
+    assert messages_of(response) == [denied]
     automation.refresh_from_db()
     assert automation.name == "Weekly report"
     assert AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
