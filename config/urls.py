@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from config.api_docs import SwaggerDocsView
+from config.api_docs import RedocDocsView, SwaggerDocsView
 from config.front_door import home
 from config.health import healthz, readyz
 from config.metrics_endpoint import metrics
@@ -25,6 +25,7 @@ api_patterns = [
     path("channels/", include("channels.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", RedocDocsView.as_view(url_name="schema"), name="redoc"),
 ]
 
 urlpatterns = [
