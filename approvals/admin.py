@@ -62,6 +62,8 @@ class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
         ),
     )
     ordering = ("-requested_at", "-round")
+    # The reviewed snapshot is shown readably above the fields (under review, the plan).
+    exclude = ("reviewed",)
     inlines = [GateDecisionInline]
     change_form_template = "admin/approvals/gate/change_form.html"
 

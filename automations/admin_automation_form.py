@@ -32,6 +32,8 @@ class PrettyJSONField(forms.JSONField):
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
+        if value is None:  # an empty box, not the word null
+            return ""
         return json.dumps(value, indent=2, ensure_ascii=False)
 
     def clean(self, value):
@@ -59,7 +61,7 @@ class AutomationSpecForm(forms.Form):
         rows=8,
         required=False,
         empty=list,
-        help_text="The agents agent nodes name: a list.",
+        help_text="A list of agents; agent nodes name one by its agent_id.",
     )
     flow = PrettyJSONField(
         kind=dict,

@@ -17,6 +17,7 @@ handler500 = "governance.api.errors.server_error"
 admin.site.site_header = "Flowgate"
 admin.site.site_title = "Flowgate"
 admin.site.index_title = "Operator console"
+admin.site.enable_nav_sidebar = False  # the content gets the width; the breadcrumbs lead back
 
 api_patterns = [
     path("", include("automations.api.urls")),
