@@ -4,7 +4,9 @@ node, a valid one previews its graph and saves; the gate page shows what is unde
 the decision; the audit list filters by typed event type, run and actor and links each event
 to its objects. Every page is branded Flowgate, fits the screen and passes the CSP.
 
-Screenshots (docs/screenshots/admin-*.png) are written when $FLOWGATE_SCREENSHOTS_DIR is set.
+Screenshots (docs/screenshots/admin-index.png, admin-automation-invalid.png,
+admin-automation-preview-phone.png, admin-gate-review.png, admin-audit-list.png) are written
+when $FLOWGATE_SCREENSHOTS_DIR is set (scripts/screenshots.py).
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def test_an_operator_creates_an_automation_invalid_first_then_previewed_and_save
     expect(errors.locator('li[data-node-id="approval"]')).to_contain_text("ghost")
     expect(page.locator("#fg-flow-preview svg:visible")).to_contain_text("invalid")
     fits_the_screen(page)
-    screenshot(page, f"admin-automation-invalid-{size}.png")
+    if size == "desktop":
+        screenshot(page, "admin-automation-invalid.png")
     # Saving the same flow is refused by the service too: nothing is written.
     page.locator("#fg-save").click()
     expect(page.locator("#fg-flow-errors")).to_be_visible()
@@ -104,7 +107,8 @@ def test_an_operator_creates_an_automation_invalid_first_then_previewed_and_save
     box = graph.bounding_box()
     assert box is not None and box["width"] <= width
     fits_the_screen(page)
-    screenshot(page, f"admin-automation-preview-{size}.png")
+    if size == "phone":
+        screenshot(page, "admin-automation-preview-phone.png")
     assert not Automation.objects.filter(automation_id=f"weekly-{size}").exists()
 
     page.locator("#fg-save").click()
@@ -153,7 +157,8 @@ def test_the_admin_gate_page_shows_what_is_under_review_before_the_decision(
     decision_top = page.locator("#fg-gate-decision").bounding_box()["y"]
     assert review_top < decision_top
     fits_the_screen(page)
-    screenshot(page, f"admin-gate-review-{size}.png")
+    if size == "desktop":
+        screenshot(page, "admin-gate-review.png")
 
     page.fill("#id_reason", "Reads well")
     page.locator('button[data-decision="approve"]').click()
@@ -220,5 +225,6 @@ def test_the_console_is_branded_and_uncluttered(admin, signed_in_page, size):
     )
     assert empty == 0
     fits_the_screen(page)
-    screenshot(page, f"admin-index-{size}.png")
+    if size == "desktop":
+        screenshot(page, "admin-index.png")
     assert blocked == []
