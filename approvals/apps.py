@@ -11,6 +11,7 @@ class ApprovalsConfig(AppConfig):
         and the save-time check that warns of gates no
         independent reviewer can decide; and, with governance's audit list, the link from an
         event to the gate it names."""
+        from approvals import request_events  # noqa: F401 (connects its gate_closed receiver)
         from approvals.audit_links import gate_pages
         from approvals.reviewers import gate_warnings
         from approvals.selectors import ApprovalGateReader
