@@ -1,10 +1,12 @@
 """Gates, gate decisions and delegations in the admin, scoped to the staff user's workspaces.
 
 Their rows are never edited here: they are evidence to read, and each gate page lists its
-decision history. An open gate's page also offers its decisions (`approvals.admin_decide`),
-taken through `approvals.decisions.gate_decide` like on every other surface. Delegations are
-listed and revoked (through `approvals.delegation.delegation_revoke`, authorised and audited as
-for the API); they are created by the delegator themselves over the API.
+decision history. Each gate page shows first what is under review (the upstream outputs as the
+opening reviewed them and the downstream plan: the approval page's own include,
+`templates/approvals/under_review.html`), then, for an open gate, its decisions
+(`approvals.admin_decide`), taken through `approvals.decisions.gate_decide` like on every other
+surface. Delegations are listed and revoked (through `approvals.delegation.delegation_revoke`,
+authorised and audited as for the API); they are created by the delegator themselves over the API.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.urls import path
 from approvals.admin_decide import decide_view, decision_context
 from approvals.delegation import delegation_revoke
 from approvals.models import Delegation, Gate, GateDecision
+from approvals.pages.gate_view import reviewed_content
 from governance.admin_actions import AdminAction, bulk_action
 from governance.admin_paging import LargeTableAdmin
 from governance.admin_scope import (
@@ -77,6 +80,8 @@ class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
         ),
     )
     ordering = ("-requested_at", "-round")
+    # The reviewed snapshot is shown readably above the fields (under review, the plan).
+    exclude = ("reviewed",)
     inlines = [GateDecisionInline]
     change_form_template = "admin/approvals/gate/change_form.html"
 
@@ -102,7 +107,11 @@ class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
         gate = self.get_object(request, object_id)  # 404 outside the user's workspaces
         if not self.has_view_permission(request, gate):
             raise PermissionDenied
-        context = {**(extra_context or {}), **decision_context(request, gate)}
+        context = {
+            **(extra_context or {}),
+            **reviewed_content(gate),
+            **decision_context(request, gate),
+        }
         return super().change_view(request, object_id, form_url, context)
 
 

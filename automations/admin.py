@@ -5,8 +5,9 @@ staff user as the actor (`governance.admin_actions`): automation pause / resume 
 pause / resume / cancel / recover, and per-automation grants (guardian object permissions,
 through `services.grant_add` / `grant_revoke`, audited; guardian's own object-permission screen
 is not offered because it would grant without the audit trail). Automations are created and
-edited through the API (validated, versioned, audited), and nothing is deleted here: runs and
-their history are evidence the audit trail points at.
+edited with a preview of their flow through the API's services (`automations.admin_automation_edit`:
+validated, versioned, audited), and nothing is deleted here: runs and their history are
+evidence the audit trail points at.
 
 Staff who are not superusers see only their workspaces (`governance.admin_scope`). The run and
 lifecycle lists never count the whole table (`governance.admin_paging`).
@@ -23,6 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from automations.admin_actions import AUTOMATION_ACTIONS, RUN_PAGE_ACTIONS
+from automations.admin_automation_edit import automation_add_view, automation_edit_view
 from automations.admin_format import duration, timestamp
 from automations.admin_run_list import RunChangeList, run_change_url, run_id_search
 from automations.admin_run_page import run_page_context
@@ -45,7 +47,12 @@ from governance.admin_actions import (
     bulk_action,
 )
 from governance.admin_paging import LargeTableAdmin
-from governance.admin_scope import ReadOnlyAdminMixin, ScopedWorkspaceFilter, WorkspaceScopedAdmin
+from governance.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedWorkspaceFilter,
+    WorkspaceScopedAdmin,
+    admin_scope,
+)
 from governance.policy import GRANTABLE
 
 
@@ -123,7 +130,8 @@ class ObjectActionsMixin:
 
 @admin.register(Automation)
 class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
-    """Automations with their status and flow graph; pause, resume, run now and grants."""
+    """Automations with their status and flow graph; pause, resume, run now and grants; create
+    and edit (their own page, `automations.admin_automation_edit`)."""
 
     list_display = (
         "automation_id",
@@ -170,9 +178,25 @@ class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdm
 
     def get_urls(self):
         return [
-            *self.object_urls(("<path:object_id>/grants/", self.grants_view, "grants")),
+            *self.object_urls(
+                ("<path:object_id>/grants/", self.grants_view, "grants"),
+                ("<path:object_id>/edit/", self.edit_view, "edit"),
+            ),
             *super().get_urls(),
         ]
+
+    def has_add_permission(self, request):
+        """Staff with a workspace see the create page; the service decides who may create."""
+        scope = admin_scope(request)
+        return scope.is_everything or bool(scope.workspace_ids)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        return automation_add_view(self, request)
+
+    def edit_view(self, request, object_id):
+        return automation_edit_view(self, request, object_id)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         automation = self.get_object(request, object_id)

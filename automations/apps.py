@@ -7,13 +7,18 @@ class AutomationsConfig(AppConfig):
 
     def ready(self) -> None:
         """Tell the authorisation policy (`governance.policy`, a lower app that never imports
-        this one) where guardian keeps the grants on automations."""
+        this one) where guardian keeps the grants on automations, and the audit list how to
+        link an event to the run and automation it names."""
+        from automations.audit_links import automation_pages, run_pages
         from automations.models import (
             AutomationGroupObjectPermission,
             AutomationUserObjectPermission,
         )
+        from governance.audit_links import register_audit_link
         from governance.policy import register_automation_grant_tables
 
         register_automation_grant_tables(
             AutomationUserObjectPermission, AutomationGroupObjectPermission
         )
+        register_audit_link("runID", "run", run_pages)
+        register_audit_link("automationID", "automation", automation_pages)

@@ -73,6 +73,35 @@ def _validated_spec(values: dict[str, Any], workspace) -> dict[str, Any]:
     return validate_automation(**spec)
 
 
+# What a create stores for a spec field it was not given.
+CREATE_DEFAULTS = {
+    "flow": {"nodes": []},
+    "agents": [],
+    "execution": {},
+    "workspace_root": "",
+    "handoff_config": None,
+}
+
+
+def automation_spec_check(
+    *, workspace, data: dict[str, Any], current: Automation | None = None
+) -> dict[str, Any]:
+    """The spec a create (`current` None) or an update of `current` with `data` would store,
+    normalised, or the `InvalidFlow` / `InvalidRequest` it would raise; nothing is written.
+
+    The one validation of a spec: `automation_create` and `automation_apply_change` call it,
+    and the admin's preview calls it before anything is saved, so a flow previewed as valid is
+    judged by exactly the rules the save applies. Returns the `SPEC_FIELDS`, with
+    `workspace_root` as given (the stored form).
+    """
+    if current is None or "input_schema" in data:
+        check_input_schema(data.get("input_schema"))
+    base = CREATE_DEFAULTS if current is None else {f: getattr(current, f) for f in SPEC_FIELDS}
+    merged = {f: data.get(f, base[f]) for f in SPEC_FIELDS}
+    spec = _validated_spec(merged, workspace)
+    return {**spec, "workspace_root": merged["workspace_root"] or ""}
+
+
 def lock_live(automation: Automation) -> Automation:
     """Lock the automation's row (inside the caller's transaction) and re-check it is live.
 
@@ -90,17 +119,7 @@ def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
     authorize_create(actor)
     automation_id = data.get("automation_id") or f"automation-{uuid.uuid4().hex}"
     _check_automation_id(automation_id)
-    check_input_schema(data.get("input_schema"))
-    spec = _validated_spec(
-        {
-            "flow": data.get("flow", {"nodes": []}),
-            "agents": data.get("agents", []),
-            "execution": data.get("execution", {}),
-            "workspace_root": data.get("workspace_root", ""),
-            "handoff_config": data.get("handoff_config"),
-        },
-        actor.workspace,
-    )
+    spec = automation_spec_check(workspace=actor.workspace, data=data)
     automation = Automation(
         workspace=actor.workspace,
         automation_id=automation_id,
@@ -109,7 +128,7 @@ def automation_create(*, actor: Actor, data: dict[str, Any]) -> Automation:
         status=data.get("status", "active"),
         metadata=data.get("metadata") or {},
         input_schema=data.get("input_schema"),
-        workspace_root=data.get("workspace_root", ""),
+        workspace_root=spec["workspace_root"],
         created_by=actor.user,
         updated_by=actor.user,
         **{k: spec[k] for k in ("flow", "agents", "execution", "handoff_config")},
@@ -184,10 +203,8 @@ def automation_apply_change(*, locked: Automation, data: dict[str, Any], changed
     if "input_schema" in data:
         check_input_schema(data["input_schema"])
     if any(f in data for f in SPEC_FIELDS):
-        merged = {f: data.get(f, getattr(locked, f)) for f in SPEC_FIELDS}
-        spec = _validated_spec(merged, locked.workspace)
-        locked.workspace_root = merged["workspace_root"] or ""
-        for name in ("flow", "agents", "execution", "handoff_config"):
+        spec = automation_spec_check(workspace=locked.workspace, data=data, current=locked)
+        for name in SPEC_FIELDS:
             setattr(locked, name, spec[name])
     for name in PLAIN_FIELDS:
         if name in data:

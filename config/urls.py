@@ -5,13 +5,19 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from config.api_docs import SwaggerDocsView
+from config.api_docs import RedocDocsView, SwaggerDocsView
 from config.front_door import home
 from config.health import healthz, readyz
 from config.metrics_endpoint import metrics
 from governance.api.errors import api_not_found
 
 handler500 = "governance.api.errors.server_error"
+
+# The console is Flowgate's, not "Django administration" (templates/admin/base_site.html).
+admin.site.site_header = "Flowgate"
+admin.site.site_title = "Flowgate"
+admin.site.index_title = "Operator console"
+admin.site.enable_nav_sidebar = False  # the content gets the width; the breadcrumbs lead back
 
 api_patterns = [
     path("", include("automations.api.urls")),
@@ -20,6 +26,7 @@ api_patterns = [
     path("channels/", include("channels.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", RedocDocsView.as_view(url_name="schema"), name="redoc"),
 ]
 
 urlpatterns = [

@@ -7,8 +7,10 @@ The pictures come from the tests that check the pages, so they show what the sui
 the pending list and the approval page at desktop width and at 390 px
 (tests/browser/test_approval_pages.py, the test that checks they fit a phone), the cancel
 confirmation and a live update on a phone (tests/browser/test_approval_page_review.py), and
-the admin run page of a run with a gate history (tests/browser/test_admin_console.py). The
-tests write them only when FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
+the admin run page of a run with a gate history (tests/browser/test_admin_console.py), and the
+console's home, automation editor, gate page and audit list
+(tests/browser/test_admin_console_pages.py). The tests write them only when
+FLOWGATE_SCREENSHOTS_DIR is set, which this script does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ TESTS = (
     "::test_another_reviewers_decision_appears_while_the_page_is_open",
     "tests/browser/test_admin_console.py::test_admin_run_page_with_a_gate_history",
     "tests/browser/test_front_door.py::test_the_landing_page_shows_a_reviewer_what_needs_them",
+    "tests/browser/test_admin_console_pages.py",
 )
 
 

@@ -61,7 +61,7 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
     rows = RunNode.objects.filter(run=run).only("node_id", "state", "output")
     nodes = {node.node_id: node for node in rows}
     now = timezone.now()
-    is_open = gate.status == GateStatus.OPEN and run.status == RunStatus.AWAITING_APPROVAL
+    is_open = _is_open(gate)
     record = (
         GateDecision.objects.filter(gate=gate, settles=True).select_related("decided_by").first()
     )
@@ -71,29 +71,48 @@ def gate_view(gate: Gate, actor: Actor) -> dict[str, Any]:
         else Gate.objects.filter(run=run, status=GateStatus.OPEN).exclude(pk=gate.pk).first()
     )
     return {
-        "gate": gate,
+        **reviewed_content(gate, nodes),
         "run": run,
         "automation": run.automation,
         "workspace": run.workspace,
         "graph": _graph(gate, run, nodes, is_open),
         "graph_tall": _graph(gate, run, nodes, is_open, vertical=True),
-        "outputs": _outputs(gate, nodes),
         "inputs": json.dumps(run.inputs, indent=2, sort_keys=True) if run.inputs else None,
-        "plan": [_planned(step) for step in (gate.reviewed or {}).get("downstream_plan") or []],
         "policy": GatePolicy.of(gate.policy),
         "on_expiry": (gate.expiry_policy or {}).get("on_expiry") or "cancel",
         "expired": gate_expired(gate, now),
-        "is_open": is_open,
         "is_requester": actor.user is not None and actor.user.pk == requester_id(run),
         "record": record,
         "outcome": OUTCOME_LABELS.get(record.decision, record.decision) if record else None,
         "newer_gate": newer,
+    }
+
+
+def reviewed_content(gate: Gate, nodes: dict[str, RunNode] | None = None) -> dict[str, Any]:
+    """What a reviewer judges, for `templates/approvals/under_review.html` (the approval page
+    and the admin gate page show the same thing): the upstream outputs as this opening
+    reviewed them, the downstream plan, and the gate's rounds. `nodes` are the run's nodes by
+    id when the caller has read them already. Two queries at most."""
+    run = gate.run
+    if nodes is None:
+        rows = RunNode.objects.filter(run=run).only("node_id", "state", "output")
+        nodes = {node.node_id: node for node in rows}
+    return {
+        "gate": gate,
+        "is_open": _is_open(gate),
+        "outputs": _outputs(gate, nodes),
+        "plan": [_planned(step) for step in (gate.reviewed or {}).get("downstream_plan") or []],
         "rounds": list(
             Gate.objects.filter(run=run, node_id=gate.node_id)
             .order_by("round")
             .only("id", "round", "status")
         ),
     }
+
+
+def _is_open(gate: Gate) -> bool:
+    """The opening is still waiting for a decision (its run parked on it)."""
+    return gate.status == GateStatus.OPEN and gate.run.status == RunStatus.AWAITING_APPROVAL
 
 
 def _graph(

@@ -150,7 +150,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Content security policy (django-csp) on every response: scripts, styles, images and form
 # posts from this origin only, no inline script or style, no plugins, no framing. Every page
 # works under it, the API docs too: Swagger UI is served from this site
-# (drf-spectacular-sidecar) with its bootstrap script as a file (config/api_docs.py).
+# (drf-spectacular-sidecar) with its bootstrap script as a file; ReDoc's page alone adds
+# inline styles, which its renderer inserts at run time (config/api_docs.py, REDOC_CSP).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
@@ -258,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from this site's static files, never a CDN (no network needed).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "automations.models.RunStatus",
         "AutomationStatusEnum": "automations.models.AutomationStatus",

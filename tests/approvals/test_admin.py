@@ -412,3 +412,16 @@ def test_cancel_from_the_admin_needs_the_confirmation(reviewer, requester):
         {"decision": "cancel", "reason": "wrong target", "confirm_cancel": "on"},
     )
     assert GateDecision.objects.get(gate=gate, settles=True).decision == "cancel"
+
+
+def test_the_gate_page_shows_what_is_under_review_before_the_decision(reviewer, requester):
+    """The upstream outputs as reviewed and the downstream plan, from the approval page's own
+    include, above the decision form; hostile output text stays text."""
+    gate = review_gate(requester, text="Quarterly numbers <script>alert(1)</script>")
+    page = console(reviewer).get(change_url(gate))
+    html = page.content.decode()
+    review = html.index('id="fg-under-review"')
+    assert review < html.index('id="fg-gate-decision"') < html.index('class="fg-decide"')
+    assert 'data-testid="upstream-output"' in html and 'data-testid="downstream-plan"' in html
+    assert "Quarterly numbers &lt;script&gt;" in html and "<script>alert(1)" not in html
+    assert "Under review" in page_text(page)

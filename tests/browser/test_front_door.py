@@ -96,3 +96,32 @@ def test_the_api_docs_render_offline_under_the_csp(new_context, live_server):
     )
     assert outside == []
     assert violations == []
+
+
+REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def test_redoc_renders_offline_with_inline_styles_allowed_for_its_page_only(
+    new_context, live_server
+):
+    """ReDoc from this site's static files (drf-spectacular-sidecar): it renders the schema
+    with no request leaving the site and no CSP violation, its page alone allowing the inline
+    styles its renderer inserts; scripts stay `'self'` there and the other pages keep the
+    site's policy."""
+    page = new_context().new_page()
+    violations = csp_violations(page)
+    outside = offline_except(page, live_server.url)
+
+    response = page.goto("/api/redoc/")
+    policy = response.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self';" in policy and "unsafe-eval" not in policy
+    expect(page.locator("h1").first).to_contain_text("Flowgate API", timeout=60_000)
+    expect(page.get_by_role("menuitem", name="automations")).to_be_visible()
+    assert outside == []
+    # ReDoc's footer always asks for Redocly's logo from their CDN; the policy refuses it (no
+    # request leaves the site) and ReDoc hides the image. Nothing else is refused.
+    assert [v for v in violations if REDOCLY_LOGO not in v] == []
+
+    swagger = page.request.get("/api/docs/")
+    assert "unsafe-inline" not in swagger.headers["content-security-policy"]

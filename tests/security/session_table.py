@@ -35,6 +35,7 @@ A cell is `(status, outcome)`:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from tests.security.authz_table import AGENTS, HUMANS, ROLES
@@ -122,6 +123,25 @@ DECIDE = {
 }
 RUN_ACTIONS = {"pause": "queued", "resume": "paused", "cancel": "paused", "recover": "paused"}
 AUTOMATION_ACTIONS = ("pause", "resume", "run_now")
+
+
+def _spec_form(**fields) -> dict:
+    """The automation spec form's "Save": a one-node spec as its JSON boxes (braces doubled:
+    the bodies go through `str.format` for the placeholders)."""
+    boxes = {
+        "agents": [{"agent_id": "writer", "template_id": "t"}],
+        "flow": {"nodes": [{"node_id": "a", "kind": "agent", "agent_id": "writer"}]},
+        "execution": {"max_parallel": 2},
+    }
+    return {
+        "name": "Weekly report",
+        "description": "edited in the console",
+        "status": "active",
+        "input_schema": "",
+        **{k: json.dumps(v).replace("{", "{{").replace("}", "}}") for k, v in boxes.items()},
+        "_save": "Save",
+        **fields,
+    }
 
 
 def _bulk(action: str, pk: str) -> dict:
@@ -277,6 +297,38 @@ SESSION_ROUTES: list[SessionRoute] = [
         )
         for verb in AUTOMATION_ACTIONS
     ],
+    SessionRoute(
+        "automation edit page",
+        "GET",
+        AUTOMATIONS + "{automation_pk}/edit/",
+        members_see(),
+        scoped="automation_pk",
+    ),
+    SessionRoute(
+        "save an automation (edit page)",
+        "POST",
+        AUTOMATIONS + "{automation_pk}/edit/",
+        operate(OWNER_OR_ADMIN),
+        body=_spec_form(),
+        scoped="automation_pk",
+    ),
+    SessionRoute(
+        "add an automation page",
+        "GET",
+        AUTOMATIONS + "add/",
+        members_see(other=(200, None)),  # the outsider's form offers its own workspace
+    ),
+    SessionRoute(
+        "create an automation (add page)",
+        "POST",
+        AUTOMATIONS + "add/",
+        {
+            **operate({"operator", "admin", "owner"}),
+            # Another workspace is not among the form's choices: the form says so (200).
+            "other_workspace": (200, None),
+        },
+        body=_spec_form(workspace="{workspace_pk}"),
+    ),
     SessionRoute(
         "add a grant (automation page)",
         "POST",
