@@ -9,14 +9,17 @@ class ApprovalsConfig(AppConfig):
         """Register with the automations registries (that app never imports this one): the
         `approval` gate kind the engine opens, the reader of runs' gates for the run JSON and pages,
         and the save-time check that warns of gates no
-        independent reviewer can decide."""
+        independent reviewer can decide. Declare the gate events (`governance.events`)."""
+        from approvals.events import GATE_EVENT_TYPES
         from approvals.reviewers import gate_warnings
         from approvals.selectors import ApprovalGateReader
         from approvals.services import ApprovalGateKind
         from automations import warnings
         from automations.nodes.registry import register_gate_kind
         from automations.run_gates import register_gate_reader
+        from governance.events import declare_event_types
 
+        declare_event_types(GATE_EVENT_TYPES)
         register_gate_kind("approval", ApprovalGateKind())
         register_gate_reader(ApprovalGateReader())
         warnings.register(gate_warnings)

@@ -55,6 +55,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import signals
+from approvals.events import DECIDED, gate_event
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
 from approvals.policy import (
     MESSAGES,
@@ -471,6 +472,16 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
             "transition_id": gate.transition_id,
             "round": gate.round,
         },
+    )
+    # Before the run's own move, so `gate.decided` precedes a `run.cancelled` it causes.
+    gate_event(
+        DECIDED,
+        gate,
+        run=run,
+        decision=decision,
+        reason=context.reason or "",
+        decided_by=decided_by,
+        decided_at=record.decided_at,
     )
     source_status = run.status
     by_id = {n.node_id: n for n in nodes}
