@@ -61,7 +61,7 @@ def test_a_gate_opening_and_its_decision_arrive_signed_and_in_order(
     # The webhook-id is the event's id: the feed carries the same events, in the same order.
     feed = reviewer.client().get("/api/events").json()["events"]
     assert [(e["event_id"], e["type"]) for e in feed if e["type"] in ALL_EVENTS] == [
-        (r.headers["webhook-id"], b["type"]) for r, b in zip(stand_in.requests, bodies)
+        (r.headers["webhook-id"], b["type"]) for r, b in zip(stand_in.requests, bodies, strict=True)
     ]
     assert [e["data"] for e in feed if e["type"] in ALL_EVENTS] == [b["data"] for b in bodies]
     # A wrong secret does not verify.
@@ -148,7 +148,7 @@ def test_a_delivery_refused_by_the_allowlist_at_send_time_fails_without_retrying
     """The endpoint was allowed when saved; the worker's allowlist no longer lists its host:
     the send is refused for good (nothing reaches the receiver), and the log says why."""
     celery_worker_factory(env={"FLOWGATE_HTTP_ALLOWED_HOSTS": "hooks.example.com"})
-    endpoint, _ = webhook_endpoint(actor_for(admin), stand_in.url, "run.paused")
+    webhook_endpoint(actor_for(admin), stand_in.url, "run.paused")
     op = actor_for(operator)
     control.run_pause(actor=op, run=make_run(op, basic(), status=RunStatus.QUEUED), reason="x")
     failed = wait_for(lambda: WebhookDelivery.objects.get(status=DeliveryStatus.FAILED))
