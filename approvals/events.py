@@ -7,8 +7,9 @@ the code that opens and closes gates, inside its transaction (docs/api.md, "Even
 - `gate.superseded`: `approvals.services.gates_supersede` (the run stopped waiting on it:
   operator cancel, pause, recover, repair, task reset, automation delete), set-based.
 
-A decided or expired gate that cancels its run is followed by `run.cancelled` from the run
-state machine, in the same transaction and in that order.
+Events follow cause and effect within a transaction: a decided or expired gate that cancels
+its run is followed by `run.cancelled`; a run moved by an operator (or an automation delete) is
+followed by the `gate.superseded` of the gate it stopped waiting on.
 """
 
 from __future__ import annotations

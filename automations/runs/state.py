@@ -247,10 +247,12 @@ def runs_cancel(
     their number. What `cancel` gives one run, plus running nodes fenced (tasks revoked after
     commit), open gates superseded, one `run_stopped` each (with `metadata`)."""
     fenced_by_run, task_ids = fence_runs(run_pks, now=now)
-    gates_by_run = supersede_open_gates(run_pks, now=now)
     moved = runs_move(
         run_pks, cause, now=now, **cancelled_fields(reason=reason, stop_kind=stop_kind)
     )
+    # After the move, as for one run (`control`): `run.cancelled` precedes the
+    # `gate.superseded` it causes.
+    gates_by_run = supersede_open_gates(run_pks, now=now)
     LifecycleEvent.objects.bulk_create(
         LifecycleEvent(
             run_id=pk,
