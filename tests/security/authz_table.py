@@ -47,6 +47,7 @@ CODES = {
     "AUDIT": "AUDIT_ACCESS_DENIED",
     "CHANNEL": "CHANNEL_ACCESS_DENIED",
     "IDENTITY": "CHANNEL_IDENTITY_DENIED",
+    "WEBHOOK": "WEBHOOK_ACCESS_DENIED",
     "INVALID": "INVALID_REQUEST",
     "AUTH": "AUTHENTICATION_REQUIRED",
     "MISSING": "the route's not-found code, exactly as for an id that does not exist",
@@ -58,6 +59,7 @@ NOT_FOUND_CODES = {
     "run_id": "AUTOMATION_V2_RUN_NOT_FOUND",
     "connection_id": "CHANNEL_CONNECTION_NOT_FOUND",
     "identity_id": "CHANNEL_IDENTITY_NOT_FOUND",
+    "webhook_id": "WEBHOOK_NOT_FOUND",
 }
 
 
@@ -65,9 +67,9 @@ NOT_FOUND_CODES = {
 class Route:
     """One API operation as the matrix calls it.
 
-    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}` and
-    `{<state>_run_id}` placeholders filled from the world; `run` names the run state the route
-    needs (queued, paused, gate) or None.
+    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}`,
+    `{webhook_id}`, `{delivery_id}` and `{<state>_run_id}` placeholders filled from the
+    world; `run` names the run state the route needs (queued, paused, gate) or None.
     """
 
     name: str
@@ -82,7 +84,7 @@ class Route:
         """The placeholder that names an object of the workspace (for the existence check)."""
         if "_run_id}" in self.path:
             return "run_id"
-        for name in ("automation_id", "connection_id", "identity_id"):
+        for name in ("automation_id", "connection_id", "identity_id", "webhook_id"):
             if f"{{{name}}}" in self.path:
                 return name
         return None
@@ -112,12 +114,15 @@ def permitted(ok: int, allowed: set[str]) -> dict[str, tuple[int, str | None]]:
     return cells
 
 
-def workspace_admins(ok: int, *, other: tuple[int, str | None] = (404, "MISSING")):
-    """Chat connections and identities: the workspace's admins only (SPEC §8); everyone else
-    in the workspace is refused with CHANNEL; another workspace's admin gets `other`."""
+def workspace_admins(
+    ok: int, *, other: tuple[int, str | None] = (404, "MISSING"), refusal: str = "CHANNEL"
+):
+    """Chat connections and identities (SPEC §8), webhooks (`refusal="WEBHOOK"`): the
+    workspace's admins only; everyone else in the workspace is refused with `refusal`; another
+    workspace's admin gets `other`."""
     return {
         **everyone(ok),
-        **dict.fromkeys(MEMBERS - {"admin"}, (403, "CHANNEL")),
+        **dict.fromkeys(MEMBERS - {"admin"}, (403, refusal)),
         "other_workspace": other,
     }
 
@@ -126,6 +131,7 @@ OPERATE = {"operator", "admin", "owner", "agent_with_grant"}
 OWNER_OR_ADMIN = {"admin", "owner"}
 AUTOMATION = "/api/automations/v2/{automation_id}"
 CONNECTIONS = "/api/channels/connections"
+WEBHOOKS = "/api/webhooks"
 IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
 
@@ -296,6 +302,52 @@ ROUTES: list[Route] = [
             **dict.fromkeys(MEMBERS - {"admin", "viewer"}, (403, "IDENTITY")),
         },
     ),
+    # -- outbound webhooks and the event feed --
+    Route(
+        "list webhook endpoints",
+        "GET",
+        WEBHOOKS,
+        workspace_admins(200, other=(200, None), refusal="WEBHOOK"),
+    ),
+    Route(
+        "create a webhook endpoint",
+        "POST",
+        WEBHOOKS,
+        workspace_admins(201, other=(201, None), refusal="WEBHOOK"),
+        body={"url": "http://127.0.0.1:9/matrix", "event_types": ["gate.opened"]},
+    ),
+    Route(
+        "read a webhook endpoint",
+        "GET",
+        WEBHOOKS + "/{webhook_id}",
+        workspace_admins(200, refusal="WEBHOOK"),
+    ),
+    Route(
+        "update a webhook endpoint",
+        "PATCH",
+        WEBHOOKS + "/{webhook_id}",
+        workspace_admins(200, refusal="WEBHOOK"),
+        body={"description": "renamed"},
+    ),
+    Route(
+        "delete a webhook endpoint",
+        "DELETE",
+        WEBHOOKS + "/{webhook_id}",
+        workspace_admins(204, refusal="WEBHOOK"),
+    ),
+    Route(
+        "list a webhook endpoint's deliveries",
+        "GET",
+        WEBHOOKS + "/{webhook_id}/deliveries",
+        workspace_admins(200, refusal="WEBHOOK"),
+    ),
+    Route(
+        "redeliver a delivered webhook",
+        "POST",
+        WEBHOOKS + "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        workspace_admins(201, refusal="WEBHOOK"),
+    ),
+    Route("follow the event feed", "GET", "/api/events", everyone(200)),
     # -- schema and docs (public to members, like the API itself) --
     Route("OpenAPI schema", "GET", "/api/schema/", dict.fromkeys(ROLES, (200, None))),
 ]

@@ -5,21 +5,31 @@ Used by the authorisation matrix (tests/security) and the API fuzzing suite
 (tests/reliability), so both talk to real objects: an automation with a governed gate, a run
 parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
 the task operations all have their context), a queued run (pause), a grant to revoke, a chat
-connection and a member's proven chat link.
+connection and a member's proven chat link, a webhook endpoint with a delivered delivery.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from django.db import transaction
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from approvals.models import Gate, GateStatus
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
 from channels.linking import ChatAccount, link_token
-from channels.models import ChannelConnection, ChatIdentity
+from channels.models import (
+    ChannelConnection,
+    ChatIdentity,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from channels.services import connection_create, identity_confirm
+from channels.webhooks.services import endpoint_create
+from governance.events import event_record
 from governance.models import AuditEvent, PrincipalKind, Role
 from tests.factories import AGENTS, actor_for, agent_node, approval_node, awaiting, make_run, output
 
@@ -60,6 +70,8 @@ SLACK = {
 }
 VIEWER_SLACK = ChatAccount(kind="slack", team_id="T0001", user_id="U0VIEWER", display_name="vera")
 LINKED_SLACK = ChatAccount(kind="slack", team_id="T0001", user_id="U0CLICKER", display_name="who")
+# Webhook endpoints target the loopback receiver the matrix allowlists (tests/security/conftest.py).
+WEBHOOK_URL = "http://127.0.0.1:9/world"
 # Per-automation grants that make the "with grant" roles what they are.
 GRANTS = {"elevated_reviewer": "review_elevated", "agent_with_grant": "operate"}
 
@@ -70,6 +82,8 @@ class World:
     automation: Automation
     connection: ChannelConnection
     identity: ChatIdentity
+    webhook: WebhookEndpoint
+    delivery: WebhookDelivery
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
 
@@ -84,6 +98,8 @@ class World:
             "grant_id": self.grant_id,
             "connection_id": str(self.connection.pk),
             "identity_id": str(self.identity.pk),
+            "webhook_id": str(self.webhook.pk),
+            "delivery_id": str(self.delivery.pk),
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -140,11 +156,14 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         connection=connection,
         token="world-link-token",
     )
+    webhook, delivery = _webhook(actor_for(members["admin"]))
     world = World(
         members=members,
         automation=automation,
         connection=connection,
         identity=identity,
+        webhook=webhook,
+        delivery=delivery,
         grant_id=grant_ids[0],
     )
     makers = {
@@ -168,3 +187,19 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
     for state in runs:
         world.runs[state] = makers[state]()
     return world
+
+
+def _webhook(admin) -> tuple[WebhookEndpoint, WebhookDelivery]:
+    """An endpoint of the workspace and one delivered delivery of it (redeliverable)."""
+    with override_settings(FLOWGATE_HTTP_ALLOWED_HOSTS=["127.0.0.1"]):
+        endpoint = endpoint_create(
+            actor=admin, data={"url": WEBHOOK_URL, "event_types": ["gate.opened"]}
+        ).endpoint
+    with transaction.atomic():
+        event = event_record(
+            workspace_id=endpoint.workspace_id, event_type="gate.opened", data={"gate_id": "-"}
+        )
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint, event=event)
+    delivery.status = DeliveryStatus.DELIVERED
+    delivery.save(update_fields=["status"])
+    return endpoint, delivery
