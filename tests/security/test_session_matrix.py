@@ -179,6 +179,9 @@ ACTIONS_ELSEWHERE = {
         "workspace admins only; tests/channels/test_channels_admin.py"
     ),
     ("axes", "accessattempt", "unlock"): "superusers only; tests/governance/test_login_lockout.py",
+    ("flowgate_channels", "webhookdelivery", "redeliver"): (
+        "workspace admins only; tests/channels/test_webhooks_admin.py"
+    ),
 }
 
 
