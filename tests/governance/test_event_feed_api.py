@@ -105,3 +105,14 @@ def test_a_wait_with_nothing_happening_answers_empty_when_its_time_is_up(viewer)
     body = viewer.client().get(URL, {"cursor": "1", "wait": 2}).json()
     assert body == {"events": [], "count": 0, "next_cursor": "1"}
     assert time.monotonic() - started >= 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("count", [2, 8])
+def test_a_page_costs_the_same_queries_whatever_its_length(
+    viewer, django_assert_num_queries, count
+):
+    record(viewer.workspace.pk, count)
+    client = viewer.client()
+    with django_assert_num_queries(3):  # token + membership (authentication), the page
+        assert client.get(URL).json()["count"] == count
