@@ -137,18 +137,22 @@ class TestVisibilityAndAudit:
         assert not AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
 
 
+# Every member follows the event feed.
+EVENTS = WorkspaceAction.READ_EVENTS
+
+
 @pytest.mark.django_db
 class TestWorkspaceActions:
     @pytest.mark.parametrize(
         "role,kind,expected",
         [
-            (Role.VIEWER, PrincipalKind.HUMAN, set()),
-            (Role.REVIEWER, PrincipalKind.HUMAN, set()),
-            (Role.OPERATOR, PrincipalKind.HUMAN, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.VIEWER, PrincipalKind.HUMAN, {EVENTS}),
+            (Role.REVIEWER, PrincipalKind.HUMAN, {EVENTS}),
+            (Role.OPERATOR, PrincipalKind.HUMAN, {WorkspaceAction.CREATE_AUTOMATION, EVENTS}),
             (Role.ADMIN, PrincipalKind.HUMAN, set(WorkspaceAction)),
-            (Role.OPERATOR, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.OPERATOR, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION, EVENTS}),
             # An agent holding the admin role is no workspace admin: no audit trail.
-            (Role.ADMIN, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.ADMIN, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION, EVENTS}),
         ],
     )
     def test_table(self, make_member, role, kind, expected):
