@@ -93,6 +93,8 @@ class WorkspaceAction(StrEnum):
     CREATE_AUTOMATION = "create"
     READ_AUDIT = "read_audit"
     READ_EVENTS = "read_events"
+    # Asking humans to approve an action (`POST /api/approvals/requests`), agents included.
+    REQUEST_APPROVAL = "request_approval"
 
 
 # Workspace-level actions: the roles that may take them ...
@@ -102,6 +104,7 @@ WORKSPACE_ACTION_ROLES: dict[WorkspaceAction, frozenset[str]] = {
     # The event feed: every member. Every role views every automation of its workspace, and
     # an event says no more than the run and gate JSON a member may read.
     WorkspaceAction.READ_EVENTS: frozenset(Role.values),
+    WorkspaceAction.REQUEST_APPROVAL: frozenset({Role.OPERATOR, Role.ADMIN}),
 }
 # ... and those only humans may take, whatever the role (an agent holding the admin role does
 # not read the audit trail).
@@ -116,6 +119,10 @@ WORKSPACE_DENIALS: dict[WorkspaceAction, tuple[str, str]] = {
         "Only workspace admins may read the audit log",
     ),
     WorkspaceAction.READ_EVENTS: ("EVENTS_ACCESS_DENIED", "Members only may read the event feed"),
+    WorkspaceAction.REQUEST_APPROVAL: (
+        "APPROVAL_REQUEST_FORBIDDEN",
+        "Your role may not request approvals in this workspace",
+    ),
 }
 
 

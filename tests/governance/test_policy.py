@@ -139,6 +139,8 @@ class TestVisibilityAndAudit:
 
 # Every member follows the event feed.
 EVENTS = WorkspaceAction.READ_EVENTS
+# What operators do in a workspace, agents included: create automations, ask for approvals.
+ASKING = (WorkspaceAction.CREATE_AUTOMATION, WorkspaceAction.REQUEST_APPROVAL)
 
 
 @pytest.mark.django_db
@@ -148,11 +150,11 @@ class TestWorkspaceActions:
         [
             (Role.VIEWER, PrincipalKind.HUMAN, {EVENTS}),
             (Role.REVIEWER, PrincipalKind.HUMAN, {EVENTS}),
-            (Role.OPERATOR, PrincipalKind.HUMAN, {WorkspaceAction.CREATE_AUTOMATION, EVENTS}),
+            (Role.OPERATOR, PrincipalKind.HUMAN, {*ASKING, EVENTS}),
             (Role.ADMIN, PrincipalKind.HUMAN, set(WorkspaceAction)),
-            (Role.OPERATOR, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION, EVENTS}),
+            (Role.OPERATOR, PrincipalKind.AGENT, {*ASKING, EVENTS}),
             # An agent holding the admin role is no workspace admin: no audit trail.
-            (Role.ADMIN, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION, EVENTS}),
+            (Role.ADMIN, PrincipalKind.AGENT, {*ASKING, EVENTS}),
         ],
     )
     def test_table(self, make_member, role, kind, expected):

@@ -17,6 +17,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from approvals.models import Gate, GateStatus
+from approvals.requests import request_create
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
 from channels.linking import ChatAccount, link_token
@@ -86,6 +87,7 @@ class World:
     delivery: WebhookDelivery
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
+    request_id: str = ""
 
     def client(self, role: str) -> APIClient:
         member = self.members.get(role)
@@ -100,6 +102,7 @@ class World:
             "identity_id": str(self.identity.pk),
             "webhook_id": str(self.webhook.pk),
             "delivery_id": str(self.delivery.pk),
+            "request_id": self.request_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -185,6 +188,12 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         "gate": lambda: awaiting(owner, FLOW, automation_id=AUTOMATION_ID),
     }
     for state in runs:
+        if state == "request":  # an approval request of the agent holding a grant
+            world.request_id = request_create(
+                actor=actor_for(members["agent_with_grant"]),
+                data={"action": "payments.send", "arguments": {"amount": 1}, "summary": "Pay"},
+            ).pk
+            continue
         world.runs[state] = makers[state]()
     return world
 
