@@ -70,6 +70,7 @@ from django.utils import timezone
 
 from approvals import signals
 from approvals.delegation import delegated_authority
+from approvals.events import DECIDED, gate_event
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
 from approvals.policy import (
     MESSAGES,
@@ -571,6 +572,16 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     lifecycle, history = _history_before_writes(context)
     decided_by = context.decided_by()
     record = _record(context, settles=True, request=bound)
+    # Before the run's own move, so `gate.decided` precedes a `run.cancelled` it causes.
+    gate_event(
+        DECIDED,
+        gate,
+        run=run,
+        decision=decision,
+        reason=context.reason or "",
+        decided_by=decided_by,
+        decided_at=record.decided_at,
+    )
     source_status = run.status
     by_id = {n.node_id: n for n in nodes}
     change = _Change(run=run, nodes=by_id, gate=gate, now=now, reason=context.reason)

@@ -50,6 +50,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from approvals import events as gate_events
 from approvals import signals
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
 from automations.lifecycle import lifecycle_event
@@ -202,6 +203,13 @@ def _expire(run: Run, gate: Gate, now: datetime) -> bool:
     gate.status = GateStatus.EXPIRED
     gate.closed_at = now
     gate.save(update_fields=["status", "closed_at"])
+    gate_events.gate_event(
+        gate_events.EXPIRED,
+        gate,
+        run=run,
+        expires_at=gate.expires_at,
+        on_expiry=policy.get("on_expiry"),
+    )
     from_status = state.cancel(
         run, Cause.GATE_EXPIRE, reason=reason, stop_kind=StopKind.CANCELLED, now=now
     )

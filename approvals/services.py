@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Max
 
-from approvals import signals
+from approvals import events, signals
 from approvals.models import Gate, GateStatus
 from approvals.policy import GatePolicy
 from approvals.reviewers import gate_lacks_independent_reviewer
@@ -75,6 +75,14 @@ def gate_open(
         lacks_independent_reviewer=gate_lacks_independent_reviewer(run=run, policy=gate["policy"]),
         quorum=GatePolicy.of(gate["policy"]).quorum.initial(),
     )
+    events.gate_event(
+        events.OPENED,
+        opened,
+        run=run,
+        title=opened.title,
+        decisions=opened.decisions,
+        expires_at=opened.expires_at,
+    )
     signals.send_after_commit(signals.gate_opened, gate_id=opened.id)
     return {
         "gate_id": opened.id,
@@ -89,22 +97,31 @@ def gates_supersede(*, run_pks: list[int], now: datetime) -> dict[int, list[str]
 
     The gate rows are locked after the runs (the fixed order: run, gate, audit head), so a
     concurrent decision either committed before (and the run was no longer awaiting) or finds
-    the gate superseded. Each closing is announced after commit (the chat cards lose their
-    buttons and say the run moved on).
+    the gate superseded. Each closing records `gate.superseded` (one INSERT for all) and is
+    announced after commit (the chat cards lose their buttons and say the run moved on).
     """
     gates = list(
-        Gate.objects.select_for_update()
+        Gate.objects.select_for_update(of=("self",))
         .filter(run_id__in=run_pks, status=GateStatus.OPEN)
         .order_by("pk")
-        .values_list("id", "run_id")
+        .values_list(
+            "id",
+            "run_id",
+            "workspace_id",
+            "node_id",
+            "round",
+            "run__run_id",
+            "run__automation__automation_id",
+        )
     )
     if not gates:
         return {}
-    Gate.objects.filter(pk__in=[gate_id for gate_id, _ in gates]).update(
+    Gate.objects.filter(pk__in=[row[0] for row in gates]).update(
         status=GateStatus.SUPERSEDED, closed_at=now
     )
+    events.gates_superseded([(row[0], *row[2:]) for row in gates])
     by_run: dict[int, list[str]] = defaultdict(list)
-    for gate_id, run_pk in gates:
+    for gate_id, run_pk, *_ in gates:
         by_run[run_pk].append(gate_id)
         signals.send_after_commit(
             signals.gate_closed, gate_id=gate_id, outcome=signals.SUPERSEDED, decision=None

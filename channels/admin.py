@@ -15,6 +15,7 @@ from django.http import HttpResponseRedirect
 from channels import services
 from channels.linking import ChatAccount
 from channels.models import ApprovalMessage, ChannelConnection, ChatIdentity
+from channels.webhooks import admin as webhooks_admin  # noqa: F401  (registers its models)
 from governance.actors import Actor
 from governance.admin_scope import (
     ReadOnlyAdminMixin,

@@ -9,5 +9,10 @@ class ChannelsConfig(AppConfig):
     verbose_name = "Chat channels"
 
     def ready(self) -> None:
-        """Connect the receivers of the approval gates' signals (`channels.receivers`)."""
+        """Connect the receivers of the approval gates' signals (`channels.receivers`), and
+        turn every recorded domain event into its webhook deliveries (`governance.events`)."""
         from channels import receivers  # noqa: F401
+        from channels.webhooks.sending import deliveries_for_events
+        from governance.events import register_event_subscriber
+
+        register_event_subscriber(deliveries_for_events)

@@ -1,4 +1,5 @@
-"""Chat connections, chat identities, the card message map and interaction receipts."""
+"""Chat connections, chat identities, the card message map and interaction receipts; outbound
+webhook endpoints and their deliveries."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.db import models
 
 from approvals.models import Gate
 from channels.fields import EncryptedTextField
-from governance.models import Workspace
+from governance.models import Workspace, WorkspaceEvent
 
 
 class ChannelKind(models.TextChoices):
@@ -238,3 +239,98 @@ class InteractionReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id}:{self.delivery_key}"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a workspace's domain events are POSTed (`channels.webhooks`): a URL on the egress
+    allowlist, the event types it subscribes to and its signing secret (`whsec_<base64>`,
+    Standard Webhooks), encrypted at rest and shown once, when created or rotated."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list)
+    secret = EncryptedTextField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "is_active"], name="webhook_ws_active")]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.workspace_id})"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+# A delivery in one of these is still on its way: later ones of its endpoint wait for it.
+UNFINISHED_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+
+
+class WebhookDelivery(models.Model):
+    """One event to send to one endpoint, created in the transaction that recorded the event.
+
+    Sent in primary-key order per endpoint (a delivery waits while an earlier one of its
+    endpoint is unfinished). `next_attempt_at` is when it is due; `claimed_until` the lease of
+    the worker sending it. A redelivery is a new row (`redelivery_of`), so each row's attempt
+    log stays what happened to it.
+    """
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(WorkspaceEvent, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    redelivery_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["endpoint", "-created_at", "-id"], name="delivery_endpoint_log"),
+            models.Index(
+                fields=["endpoint", "id"],
+                condition=models.Q(status__in=["pending", "retrying"]),
+                name="delivery_unfinished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id}:{self.event_id} {self.status}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, the answer (or the error) and how long it took."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} {self.status_code or self.error[:40]}"

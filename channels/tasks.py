@@ -4,6 +4,8 @@
 own schedule (Retry-After, backoff) and a failing platform never holds up the others.
 `send_notice` tells one chat user the answer to their click after the request was answered.
 `forget_receipts` keeps the interaction receipts table from growing forever.
+`send_webhooks` drains one webhook endpoint's deliveries in order; `sweep_webhooks` re-sends
+the drains whose message was lost (channels/webhooks/sending.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.utils import timezone
 from channels import delivery, notices
 from channels.interactions.deciding import receipts_forget
 from channels.services import link_tokens_forget
+from channels.webhooks import sending
 
 
 @shared_task(name="channels.post_cards", ignore_result=True)
@@ -65,3 +68,18 @@ def forget_receipts() -> None:
     now = timezone.now()
     receipts_forget(now=now)
     link_tokens_forget(now=now)
+
+
+@shared_task(name=sending.SEND_WEBHOOKS, ignore_result=True)
+def send_webhooks(endpoint_pk: int) -> None:
+    """Send the endpoint's unfinished deliveries in order; come back when a retry is due."""
+    countdown = sending.endpoint_drain(endpoint_pk)
+    if countdown is not None:
+        sending.send_now(endpoint_pk, countdown=countdown)
+
+
+@shared_task(name="channels.sweep_webhooks", ignore_result=True)
+def sweep_webhooks() -> None:
+    """Beat: drain again the endpoints whose drain message was lost."""
+    for endpoint_pk in sending.endpoints_overdue(now=timezone.now()):
+        sending.send_now(endpoint_pk)

@@ -24,6 +24,8 @@ api_patterns = [
     path("", include("approvals.api.urls")),
     path("audit/", include("governance.api.urls")),
     path("channels/", include("channels.api.urls")),
+    path("", include("channels.api.webhook_urls")),
+    path("", include("governance.api.event_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", RedocDocsView.as_view(url_name="schema"), name="redoc"),

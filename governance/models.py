@@ -224,3 +224,50 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.principal}: {self.key}"
+
+
+class WorkspaceEvent(models.Model):
+    """One domain event of a workspace (a run or gate changed, …), for the event feed and the
+    outbound webhooks (`governance.events`).
+
+    Written in the transaction of the change it describes, so it exists exactly when the change
+    committed. `seq` is its position in the workspace's feed: null when written, stamped right
+    after the commit by `events_stamp`, which numbers committed events 1, 2, 3, … under the
+    workspace's `WorkspaceEventHead` lock. Numbering at commit (not at insert, as an id
+    sequence would) is what lets a feed reader that saw seq n never miss a later-committing n-1.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=40, unique=True)
+    seq = models.BigIntegerField(null=True, blank=True)
+    event_type = models.CharField(max_length=100)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "seq"], name="event_seq_unique_per_ws")
+        ]
+        indexes = [
+            # The stamper and its sweep look for unstamped events only.
+            models.Index(
+                fields=["workspace", "id"],
+                condition=models.Q(seq__isnull=True),
+                name="event_unstamped",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}#{self.seq} {self.event_type}"
+
+
+class WorkspaceEventHead(models.Model):
+    """The last feed position stamped in a workspace; locked to stamp (see `WorkspaceEvent`)."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id}@{self.seq}"

@@ -92,6 +92,7 @@ CREATOR_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 class WorkspaceAction(StrEnum):
     CREATE_AUTOMATION = "create"
     READ_AUDIT = "read_audit"
+    READ_EVENTS = "read_events"
     # Asking humans to approve an action (`POST /api/approvals/requests`), agents included.
     REQUEST_APPROVAL = "request_approval"
 
@@ -100,6 +101,9 @@ class WorkspaceAction(StrEnum):
 WORKSPACE_ACTION_ROLES: dict[WorkspaceAction, frozenset[str]] = {
     WorkspaceAction.CREATE_AUTOMATION: CREATOR_ROLES,
     WorkspaceAction.READ_AUDIT: frozenset({Role.ADMIN}),
+    # The event feed: every member. Every role views every automation of its workspace, and
+    # an event says no more than the run and gate JSON a member may read.
+    WorkspaceAction.READ_EVENTS: frozenset(Role.values),
     WorkspaceAction.REQUEST_APPROVAL: frozenset({Role.OPERATOR, Role.ADMIN}),
 }
 # ... and those only humans may take, whatever the role (an agent holding the admin role does
@@ -114,6 +118,7 @@ WORKSPACE_DENIALS: dict[WorkspaceAction, tuple[str, str]] = {
         "AUDIT_ACCESS_DENIED",
         "Only workspace admins may read the audit log",
     ),
+    WorkspaceAction.READ_EVENTS: ("EVENTS_ACCESS_DENIED", "Members only may read the event feed"),
     WorkspaceAction.REQUEST_APPROVAL: (
         "APPROVAL_REQUEST_FORBIDDEN",
         "Your role may not request approvals in this workspace",

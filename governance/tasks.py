@@ -10,7 +10,7 @@ import logging
 
 from celery import shared_task
 
-from governance import idempotency
+from governance import events, idempotency
 from governance.audit import verify_chain
 from governance.models import AuditChainHead, Workspace
 
@@ -51,3 +51,9 @@ def audit_verify_all() -> dict[str, object]:
 def forget_idempotency_records() -> int:
     """Beat: delete stored Idempotency-Key responses past their retention window."""
     return idempotency.forget_expired()
+
+
+@shared_task(name="governance.stamp_events", ignore_result=True)
+def stamp_events() -> int:
+    """Beat: stamp the domain events whose after-commit stamp never ran (`governance.events`)."""
+    return events.events_stamp_overdue()

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from governance.models import PrincipalKind, Role, User, Workspace
 from governance.services import member_add, token_issue, workspace_create
 from tests.support import nodekinds
+from tests.support.stand_in import StandIn
 from tests.support.worker import (
     CeleryWorker,
     configure_test_queue,
@@ -223,6 +224,16 @@ def celery_worker(celery_worker_factory) -> CeleryWorker:
     they read is committed, then poll for the effect with `tests.support.wait_for`.
     """
     return celery_worker_factory()
+
+
+@pytest.fixture
+def stand_in():
+    """A real HTTP server on 127.0.0.1 standing in for what Flowgate calls (http nodes, model
+    providers, webhook receivers); tests/support/stand_in.py."""
+    server = StandIn()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,8 @@ from approvals.models import Gate, GateStatus
 from automations import engine, services
 from automations.models import Automation, NodeState, Run, RunNode, RunStatus
 from automations.services import automation_create, run_start
-from channels.models import ChannelConnection, ChatIdentity
+from channels.models import ChannelConnection, ChatIdentity, WebhookEndpoint
+from channels.webhooks import services as webhook_services
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.models import (
@@ -505,6 +506,17 @@ def append_events(workspace: Workspace, count: int, *, actor: Actor | None = Non
             ).pk
             for n in range(count)
         ]
+
+
+# --- Outbound webhooks ---------------------------------------------------------------------------
+
+
+def webhook_endpoint(admin: Actor, url: str, *types: str, **data) -> tuple[WebhookEndpoint, str]:
+    """An endpoint created by `admin` (through the service), with its secret."""
+    created = webhook_services.endpoint_create(
+        actor=admin, data={"url": url, "event_types": list(types), **data}
+    )
+    return created.endpoint, created.secret
 
 
 # --- approval requests (issue 18) ----------------------------------------------------------------

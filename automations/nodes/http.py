@@ -59,7 +59,15 @@ def execute(ctx: NodeContext) -> dict[str, Any]:
         "inputs": ctx.inputs,
         "upstream_outputs": ctx.upstream_outputs,
     }
-    status_code, content = _post(target, addresses, body, timeout, shown)
+    content_bytes = json.dumps(body, separators=(",", ":")).encode()
+    status_code, content = post_pinned(
+        target,
+        addresses,
+        content=content_bytes,
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+        shown=shown,
+    )
     if not 200 <= status_code < 300:
         excerpt = (
             content["body"] if isinstance(content["body"], str) else json.dumps(content["body"])
@@ -208,18 +216,30 @@ def _resolve(target: httpx.URL) -> list[IPAddress]:
     return addresses
 
 
-def _post(
-    target: httpx.URL, addresses: list[IPAddress], body: Any, timeout: float, shown: str
+def post_pinned(
+    target: httpx.URL,
+    addresses: list[IPAddress],
+    *,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    shown: str,
 ) -> tuple[int, dict[str, Any]]:
-    """Try the checked addresses in order until one connects; read at most 64 KiB."""
+    """POST `content` to the checked addresses in order until one connects (see the module
+    docstring); read at most 64 KiB. Raises `NodeFailure` (`http_timeout`, `http_error`).
+    Outbound webhooks (`channels.webhooks`) send through this too, under the same rules."""
     deadline = time.monotonic() + timeout
     connect_errors: list[str] = []
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             for address in addresses:
-                url, headers, extensions = pinned_request_parts(target, address)
+                url, pinned_headers, extensions = pinned_request_parts(target, address)
                 request = client.build_request(
-                    "POST", url, json=body, headers=headers, extensions=extensions
+                    "POST",
+                    url,
+                    content=content,
+                    headers={**pinned_headers, **headers},
+                    extensions=extensions,
                 )
                 try:
                     response = client.send(request, stream=True)

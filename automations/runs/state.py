@@ -17,6 +17,11 @@ gates, the audit chain head) and call, inside their transaction:
 - `nodes_save`: write the touched node rows (`NODE_FIELDS`);
 - `supersede_open_gates`: close the open gates of runs that stopped waiting on them, through
   the gate-kind registry (the engine does not know which app owns gates).
+
+Both moves also record the run's domain event (`RUN_EVENTS`: `run.started`, `run.paused`, …,
+`governance.events`) in the same transaction, `runs_move` set-based with one INSERT: being the
+only writers of `Run.status`, they are the one place no status change can slip past the event
+feed and the webhooks.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from django.db.models import F
 from automations import fairness, scheduling
 from automations.models import (
     TERMINAL_STATUSES,
+    Automation,
     LifecycleEvent,
     NodeState,
     Run,
@@ -40,6 +46,7 @@ from automations.models import (
 from automations.nodes.registry import gate_kinds
 from automations.runs.transitions import TRANSITIONS, Cause, Transition
 from governance.errors import Conflict
+from governance.events import EventDraft, events_record
 
 # Every run field a status change (or the engine's step around it) writes; the snapshot only
 # when an action replaces it.
@@ -74,6 +81,60 @@ NODE_FIELDS = [
 ]
 
 
+# The domain event each cause records (docs/api.md, "Events"). The moves into and out of a gate
+# record none: the gate's own events (`gate.opened`, `gate.decided`) say it, and a gate cancel or
+# expiry still records `run.cancelled`, so every end of a run has its event. `CLAIM` records
+# `run.started` only the first time a run is claimed (`started_at` unset); later claims
+# continue a run that was started already.
+RUN_EVENTS: dict[Cause, str] = {
+    Cause.CLAIM: "run.started",
+    Cause.PAUSE: "run.paused",
+    Cause.AUTOMATION_PAUSE: "run.paused",
+    Cause.HOLD_FOR_AUTOMATION_PAUSE: "run.paused",
+    Cause.STALE_PAUSE: "run.paused",
+    Cause.RESUME: "run.resumed",
+    Cause.AUTOMATION_RESUME: "run.resumed",
+    Cause.RECOVER: "run.resumed",
+    Cause.REPAIR: "run.resumed",
+    Cause.TASK_RETRY: "run.resumed",
+    Cause.TASK_REQUEUE: "run.resumed",
+    Cause.TASK_CONTINUE: "run.resumed",
+    Cause.CANCEL: "run.cancelled",
+    Cause.GATE_CANCEL: "run.cancelled",
+    Cause.GATE_EXPIRE: "run.cancelled",
+    Cause.AUTOMATION_DELETE: "run.cancelled",
+    Cause.COMPLETE: "run.completed",
+    Cause.FAIL: "run.failed",
+    Cause.STALE_FAIL: "run.failed",
+    Cause.BLOCK: "run.blocked",
+}
+
+RUN_EVENT_TYPES = {
+    "run.started": "the engine started executing the run (its first claim)",
+    "run.paused": "the run was paused (operator, automation pause, stale sweep)",
+    "run.resumed": "the run was queued again (resume, automation resume, recover, repair, task "
+    "retry/requeue/continue)",
+    "run.cancelled": "the run was cancelled (operator, gate cancel, gate expiry, automation "
+    "delete)",
+    "run.completed": "every node of the run completed",
+    "run.failed": "a node failed for good (or the stale sweep failed the run)",
+    "run.blocked": "the run ended blocked by an upstream node outcome",
+}
+
+
+def run_event_data(
+    *, run_id: str, automation_id: str, status: str, previous_status: str, cause: Cause
+) -> dict[str, Any]:
+    """What a run event carries: which run, where it went from where, and why."""
+    return {
+        "run_id": run_id,
+        "automation_id": automation_id,
+        "status": status,
+        "previous_status": previous_status,
+        "cause": cause.value,
+    }
+
+
 def check(status: str, cause: Cause, *, run_id: str) -> Transition:
     """The table's row for `cause`; 409 with its code when `status` may not leave by it."""
     transition = TRANSITIONS[cause]
@@ -100,8 +161,25 @@ def run_move(run: Run, cause: Cause, *, now: datetime) -> str:
     The caller sets the cause's own fields (reasons, detail) and calls `run_save`."""
     source = run.status
     transition = check(source, cause, run_id=run.run_id)
+    first_claim = cause == Cause.CLAIM and run.started_at is None
     for name, value in implied_fields(transition.target, now).items():
         setattr(run, name, value)
+    if cause in RUN_EVENTS and (cause != Cause.CLAIM or first_claim):
+        automation_id = (
+            run.automation.automation_id
+            if Run.automation.is_cached(run)
+            else Automation.objects.values_list("automation_id", flat=True).get(
+                pk=run.automation_id
+            )
+        )
+        data = run_event_data(
+            run_id=run.run_id,
+            automation_id=automation_id,
+            status=transition.target,
+            previous_status=source,
+            cause=cause,
+        )
+        events_record([EventDraft(run.workspace_id, RUN_EVENTS[cause], data)])
     return source
 
 
@@ -115,7 +193,26 @@ def runs_move(run_pks: list[int], cause: Cause, *, now: datetime, **fields: Any)
     """Move a set of runs the caller locked, in one UPDATE; runs no longer in a source status
     are left alone. Returns how many moved."""
     transition = TRANSITIONS[cause]
-    return Run.objects.filter(pk__in=run_pks, status__in=transition.sources).update(
+    moving = Run.objects.filter(pk__in=run_pks, status__in=transition.sources)
+    event_type = RUN_EVENTS.get(cause)
+    if event_type is not None:  # read before the UPDATE: the statuses they leave
+        events_record(
+            EventDraft(
+                workspace_id,
+                event_type,
+                run_event_data(
+                    run_id=run_id,
+                    automation_id=automation_id,
+                    status=transition.target,
+                    previous_status=source,
+                    cause=cause,
+                ),
+            )
+            for workspace_id, run_id, automation_id, source in moving.order_by("pk").values_list(
+                "workspace_id", "run_id", "automation__automation_id", "status"
+            )
+        )
+    return moving.update(
         **implied_fields(transition.target, now),
         **fields,
         version=F("version") + 1,
@@ -150,10 +247,12 @@ def runs_cancel(
     their number. What `cancel` gives one run, plus running nodes fenced (tasks revoked after
     commit), open gates superseded, one `run_stopped` each (with `metadata`)."""
     fenced_by_run, task_ids = fence_runs(run_pks, now=now)
-    gates_by_run = supersede_open_gates(run_pks, now=now)
     moved = runs_move(
         run_pks, cause, now=now, **cancelled_fields(reason=reason, stop_kind=stop_kind)
     )
+    # After the move, as for one run (`control`): `run.cancelled` precedes the
+    # `gate.superseded` it causes.
+    gates_by_run = supersede_open_gates(run_pks, now=now)
     LifecycleEvent.objects.bulk_create(
         LifecycleEvent(
             run_id=pk,

@@ -270,6 +270,14 @@ SPECTACULAR_SETTINGS = {
 # `AUDIT_HMAC_KEYS`: "keyid:hexsecret[,keyid:hexsecret...]"; the first key signs, all verify.
 AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", default="")
 FLOWGATE_HTTP_ALLOWED_HOSTS = env.list("FLOWGATE_HTTP_ALLOWED_HOSTS", default=[])
+# Outbound webhooks (channels/webhooks/sending.py): one POST's timeout, the retry backoff
+# (doubling from the first, capped by the max) and the attempts before a delivery fails.
+FLOWGATE_WEBHOOK_TIMEOUT_S = env.float("FLOWGATE_WEBHOOK_TIMEOUT_S", default=10.0)
+FLOWGATE_WEBHOOK_RETRY_BACKOFF_S = env.float("FLOWGATE_WEBHOOK_RETRY_BACKOFF_S", default=5.0)
+FLOWGATE_WEBHOOK_RETRY_BACKOFF_MAX_S = env.float(
+    "FLOWGATE_WEBHOOK_RETRY_BACKOFF_MAX_S", default=3600.0
+)
+FLOWGATE_WEBHOOK_MAX_ATTEMPTS = env.int("FLOWGATE_WEBHOOK_MAX_ATTEMPTS", default=12)
 FLOWGATE_STALE_AFTER_S = env.int("FLOWGATE_STALE_AFTER_S", default=600)
 FLOWGATE_SWEEP_INTERVAL_S = env.int("FLOWGATE_SWEEP_INTERVAL_S", default=30)
 # Node attempts one workspace may have admitted (queued in the broker or executing) at once;
@@ -383,6 +391,18 @@ CELERY_BEAT_SCHEDULE["expire-delegations"] = {
 CELERY_BEAT_SCHEDULE["sync-overdue-cards"] = {
     # Chat cards whose delivery task was lost (broker down, worker killed) are sent again.
     "task": "channels.sync_overdue_cards",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["stamp-events"] = {
+    # Domain events whose after-commit stamp was lost get their feed positions.
+    "task": "governance.stamp_events",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["sweep-webhooks"] = {
+    # Webhook endpoints whose drain message was lost (broker down, worker killed) drain again.
+    "task": "channels.sweep_webhooks",
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }

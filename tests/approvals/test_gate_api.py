@@ -70,8 +70,10 @@ def test_approve_answers_the_run(operator, reviewer):
 # membership role, run lookup; in the transaction (a savepoint pair here, BEGIN/COMMIT in
 # production) the run, node and gate locks, grants with clearances in one query, the lifecycle
 # and gate history for the answer; the decision insert, run, node and gate updates, the
-# lifecycle insert, the audit head and event. Cancel leaves the nodes alone (one fewer).
-DECISION_QUERIES = {"approve": 18, "rework": 18, "cancel": 17}
+# lifecycle insert, the audit head and event; the `gate.decided` event (its insert and the
+# workspace's webhook endpoints). Cancel leaves the nodes alone (one fewer) and records
+# `run.cancelled` too (two more).
+DECISION_QUERIES = {"approve": 20, "rework": 20, "cancel": 21}
 
 
 @pytest.mark.parametrize("decision", ["approve", "rework", "cancel"])

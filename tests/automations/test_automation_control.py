@@ -296,12 +296,13 @@ def _runs_with_a_third_running(actor: Actor, automation: Automation, count: int)
 
 
 # Savepoint and release (the test's transaction) + lock the automation + update it + lock the
-# runs + read their running nodes + update those + update the runs + insert the lifecycle events
-# + audit (2 statements). The owner's authorisation needs no query.
-PAUSE_QUERIES = 11
-# Savepoint and release + lock the automation + update it + lock the held runs + update them +
-# insert the lifecycle events + audit (2 statements).
-RESUME_QUERIES = 9
+# runs + read their running nodes + update those + read the runs' statuses, insert their
+# `run.paused` events and read the webhook endpoints + update the runs + insert the lifecycle
+# events + audit (2 statements). The owner's authorisation needs no query.
+PAUSE_QUERIES = 14
+# Savepoint and release + lock the automation + update it + lock the held runs + their events
+# (3, as above) + update them + insert the lifecycle events + audit (2 statements).
+RESUME_QUERIES = 12
 
 
 @pytest.mark.django_db

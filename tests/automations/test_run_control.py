@@ -26,6 +26,7 @@ from automations.models import (
 from automations.runs import control, repair
 from governance.actors import Actor
 from governance.errors import Conflict, InvalidRequest, NotFound
+from governance.events import events_committed
 from governance.models import AuditEvent
 from tests.factories import AGENTS, BASIC, actor_for, agent_node, gate_row, make_run, output
 
@@ -129,7 +130,8 @@ class TestPause:
         assert (resumed.pause_reason, resumed.stop_kind, resumed.stop_reason) == ("", "", "")
         assert node(run, "draft").output == output()  # the checkpoint is untouched
         assert last_event(run, "run_resumed").reason == "resumed by operator"
-        assert len(callbacks) == 1  # schedule execution (nothing to revoke, so no revoke)
+        # The run event's stamp, then execution (nothing to revoke, so no revoke).
+        assert [c.func for c in callbacks] == [events_committed, scheduling.advance_now]
 
 
 class TestCancel:

@@ -169,8 +169,10 @@ class TestDeleteCancelsLiveRuns:
             set_status(run, RunStatus.AWAITING_APPROVAL)
             gate_row(run)
         # Authorise, lock and update the automation, then the run, node and gate statements,
-        # the lifecycle INSERT and the audit event: 13 for 3 runs and for 30.
-        with django_assert_max_num_queries(13):
+        # the run and gate events (read the runs, insert, read the webhook endpoints; insert and
+        # read the endpoints again), the lifecycle INSERT and the audit event: 18 for 3 runs
+        # and for 30.
+        with django_assert_max_num_queries(18):
             services.automation_delete(actor=actor, automation=automation)
         assert set(Run.objects.values_list("status", flat=True)) == {RunStatus.CANCELLED}
         assert Gate.objects.filter(status=GateStatus.SUPERSEDED).count() == len(runs[1::3])

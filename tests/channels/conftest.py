@@ -127,3 +127,25 @@ def deployment_slack_app(settings) -> str:
     (`chat_fakes.connect(..., slack_app=True)`) are verified with it: `platform` assurance."""
     settings.FLOWGATE_SLACK_SIGNING_SECRET = "slack-signing-secret"
     return settings.FLOWGATE_SLACK_SIGNING_SECRET
+
+
+# --- Outbound webhooks ---------------------------------------------------------------------------
+
+# What a worker sending webhooks to the local receiver needs: loopback allowlisted (as an
+# operator would list their receiver's host) and a short first retry.
+WEBHOOK_WORKER_ENV = {
+    "FLOWGATE_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+    "FLOWGATE_WEBHOOK_RETRY_BACKOFF_S": "1",
+}
+
+
+@pytest.fixture
+def allow_loopback(settings) -> None:
+    """This process may target 127.0.0.1 (webhook endpoints are checked when saved)."""
+    settings.FLOWGATE_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
+@pytest.fixture
+def webhook_worker(celery_worker_factory, allow_loopback):
+    """A real Celery worker that may POST to the local receiver (`stand_in`)."""
+    return celery_worker_factory(env=WEBHOOK_WORKER_ENV)

@@ -137,6 +137,8 @@ class TestVisibilityAndAudit:
         assert not AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
 
 
+# Every member follows the event feed.
+EVENTS = WorkspaceAction.READ_EVENTS
 # What operators do in a workspace, agents included: create automations, ask for approvals.
 ASKING = (WorkspaceAction.CREATE_AUTOMATION, WorkspaceAction.REQUEST_APPROVAL)
 
@@ -146,13 +148,13 @@ class TestWorkspaceActions:
     @pytest.mark.parametrize(
         "role,kind,expected",
         [
-            (Role.VIEWER, PrincipalKind.HUMAN, set()),
-            (Role.REVIEWER, PrincipalKind.HUMAN, set()),
-            (Role.OPERATOR, PrincipalKind.HUMAN, {*ASKING}),
+            (Role.VIEWER, PrincipalKind.HUMAN, {EVENTS}),
+            (Role.REVIEWER, PrincipalKind.HUMAN, {EVENTS}),
+            (Role.OPERATOR, PrincipalKind.HUMAN, {*ASKING, EVENTS}),
             (Role.ADMIN, PrincipalKind.HUMAN, set(WorkspaceAction)),
-            (Role.OPERATOR, PrincipalKind.AGENT, {*ASKING}),
+            (Role.OPERATOR, PrincipalKind.AGENT, {*ASKING, EVENTS}),
             # An agent holding the admin role is no workspace admin: no audit trail.
-            (Role.ADMIN, PrincipalKind.AGENT, {*ASKING}),
+            (Role.ADMIN, PrincipalKind.AGENT, {*ASKING, EVENTS}),
         ],
     )
     def test_table(self, make_member, role, kind, expected):

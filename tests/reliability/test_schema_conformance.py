@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from automations.models import Run, RunStatus
+from channels.models import DeliveryStatus, WebhookDelivery
 from tests.factories import simple_agents, simple_flow
 from tests.support.schema_conformance import SchemaConformance
 from tests.support.wait import wait_for
@@ -56,11 +57,15 @@ def wait_status(run_id: str, status: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_every_exercised_response_conforms_to_the_schema(
-    operator, reviewer, admin, agent, conformance, celery_worker
+    operator, reviewer, admin, agent, conformance, celery_worker, settings
 ):
     op = Caller(operator, conformance)
     rev = Caller(reviewer, conformance)
     adm = Caller(admin, conformance)
+    settings.FLOWGATE_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]  # the worker's list is empty: it fails
+    hook = {"url": "http://127.0.0.1:9/hooks", "event_types": ["gate.opened"]}
+    webhook = adm("POST", f"{API}/webhooks", hook, status=201)
+    hooks = f"{API}/webhooks/{webhook['webhook_id']}"
 
     automation = {
         "automation_id": "weekly",
@@ -110,6 +115,18 @@ def test_every_exercised_response_conforms_to_the_schema(
     adm("GET", f"{API}/audit/verify", status=200)
     adm("GET", f"{API}/channels/connections", status=200)
     adm("GET", f"{API}/channels/identities", status=200)
+    adm("GET", f"{API}/events", status=200, limit=3)
+    adm("GET", f"{API}/events", status=400, wait=31)
+    adm("GET", f"{API}/webhooks", status=200)
+    adm("GET", hooks, status=200)
+    adm("PATCH", hooks, {"rotate_secret": True}, status=200)
+    adm("POST", f"{API}/webhooks", {**hook, "url": "http://10.1.2.3/x"}, status=400)
+    failed = wait_for(
+        lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED).first(), timeout=20
+    )
+    adm("GET", f"{hooks}/deliveries", status=200)
+    adm("POST", f"{hooks}/deliveries/{failed.pk}/redeliver", status=201)
+    adm("DELETE", hooks, status=204)
 
     assert conformance.problems == [], "\n".join(conformance.problems)
     assert len(conformance.exercised) >= 25, sorted(conformance.exercised)

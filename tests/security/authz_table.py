@@ -49,6 +49,7 @@ CODES = {
     "REQUEST": "APPROVAL_REQUEST_FORBIDDEN",
     "CHANNEL": "CHANNEL_ACCESS_DENIED",
     "IDENTITY": "CHANNEL_IDENTITY_DENIED",
+    "WEBHOOK": "WEBHOOK_ACCESS_DENIED",
     "INVALID": "INVALID_REQUEST",
     "AUTH": "AUTHENTICATION_REQUIRED",
     "DELEGATE_SELF": "APPROVALS_DELEGATION_TO_SELF",
@@ -64,6 +65,7 @@ NOT_FOUND_CODES = {
     "connection_id": "CHANNEL_CONNECTION_NOT_FOUND",
     "identity_id": "CHANNEL_IDENTITY_NOT_FOUND",
     "delegation_id": "APPROVALS_DELEGATION_NOT_FOUND",
+    "webhook_id": "WEBHOOK_NOT_FOUND",
     "request_id": "APPROVAL_REQUEST_NOT_FOUND",
 }
 
@@ -73,9 +75,9 @@ class Route:
     """One API operation as the matrix calls it.
 
     `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}`,
-    `{request_id}` and `{<state>_run_id}` placeholders filled from the world; `run` names the
-    run state the route needs (queued, paused, gate; `request`: an approval request of the
-    agent with a grant) or None.
+    `{webhook_id}`, `{delivery_id}`, `{request_id}` and `{<state>_run_id}` placeholders filled
+    from the world; `run` names the run state the route needs (queued, paused, gate;
+    `request`: an approval request of the agent with a grant) or None.
     """
 
     name: str
@@ -94,6 +96,7 @@ class Route:
             "automation_id",
             "connection_id",
             "identity_id",
+            "webhook_id",
             "request_id",
             "delegation_id",
         ):
@@ -126,12 +129,15 @@ def permitted(ok: int, allowed: set[str]) -> dict[str, tuple[int, str | None]]:
     return cells
 
 
-def workspace_admins(ok: int, *, other: tuple[int, str | None] = (404, "MISSING")):
-    """Chat connections and identities: the workspace's admins only (SPEC §8); everyone else
-    in the workspace is refused with CHANNEL; another workspace's admin gets `other`."""
+def workspace_admins(
+    ok: int, *, other: tuple[int, str | None] = (404, "MISSING"), refusal: str = "CHANNEL"
+):
+    """Chat connections and identities (SPEC §8), webhooks (`refusal="WEBHOOK"`): the
+    workspace's admins only; everyone else in the workspace is refused with `refusal`; another
+    workspace's admin gets `other`."""
     return {
         **everyone(ok),
-        **dict.fromkeys(MEMBERS - {"admin"}, (403, "CHANNEL")),
+        **dict.fromkeys(MEMBERS - {"admin"}, (403, refusal)),
         "other_workspace": other,
     }
 
@@ -140,6 +146,7 @@ OPERATE = {"operator", "admin", "owner", "agent_with_grant"}
 OWNER_OR_ADMIN = {"admin", "owner"}
 AUTOMATION = "/api/automations/v2/{automation_id}"
 CONNECTIONS = "/api/channels/connections"
+WEBHOOKS = "/api/webhooks"
 IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
 REQUESTS = "/api/approvals/requests"
@@ -380,6 +387,52 @@ ROUTES: list[Route] = [
             **dict.fromkeys(MEMBERS - {"admin", "viewer"}, (403, "IDENTITY")),
         },
     ),
+    # -- outbound webhooks and the event feed --
+    Route(
+        "list webhook endpoints",
+        "GET",
+        WEBHOOKS,
+        workspace_admins(200, other=(200, None), refusal="WEBHOOK"),
+    ),
+    Route(
+        "create a webhook endpoint",
+        "POST",
+        WEBHOOKS,
+        workspace_admins(201, other=(201, None), refusal="WEBHOOK"),
+        body={"url": "http://127.0.0.1:9/matrix", "event_types": ["gate.opened"]},
+    ),
+    Route(
+        "read a webhook endpoint",
+        "GET",
+        WEBHOOKS + "/{webhook_id}",
+        workspace_admins(200, refusal="WEBHOOK"),
+    ),
+    Route(
+        "update a webhook endpoint",
+        "PATCH",
+        WEBHOOKS + "/{webhook_id}",
+        workspace_admins(200, refusal="WEBHOOK"),
+        body={"description": "renamed"},
+    ),
+    Route(
+        "delete a webhook endpoint",
+        "DELETE",
+        WEBHOOKS + "/{webhook_id}",
+        workspace_admins(204, refusal="WEBHOOK"),
+    ),
+    Route(
+        "list a webhook endpoint's deliveries",
+        "GET",
+        WEBHOOKS + "/{webhook_id}/deliveries",
+        workspace_admins(200, refusal="WEBHOOK"),
+    ),
+    Route(
+        "redeliver a delivered webhook",
+        "POST",
+        WEBHOOKS + "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        workspace_admins(201, refusal="WEBHOOK"),
+    ),
+    Route("follow the event feed", "GET", "/api/events", everyone(200)),
     # -- schema and docs (public to members, like the API itself) --
     Route("OpenAPI schema", "GET", "/api/schema/", dict.fromkeys(ROLES, (200, None))),
 ]

@@ -185,6 +185,9 @@ ACTIONS_ELSEWHERE = {
     ("approvals", "delegation", "revoke"): (
         "the delegator, the delegate or a workspace admin; tests/approvals/test_delegation.py"
     ),
+    ("flowgate_channels", "webhookdelivery", "redeliver"): (
+        "workspace admins only; tests/channels/test_webhooks_admin.py"
+    ),
 }
 
 

@@ -5,7 +5,8 @@ Used by the authorisation matrix (tests/security) and the API fuzzing suite
 (tests/reliability), so both talk to real objects: an automation with a governed gate, a run
 parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
 the task operations all have their context), a queued run (pause), a grant to revoke, a chat
-connection, a member's proven chat link and a delegation (the reviewer's, to the viewer).
+connection, a member's proven chat link, a delegation (the reviewer's, to the viewer) and a
+webhook endpoint with a delivered delivery.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+from django.db import transaction
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -22,8 +25,16 @@ from approvals.requests import request_create
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
 from channels.linking import ChatAccount, link_token
-from channels.models import ChannelConnection, ChatIdentity
+from channels.models import (
+    ChannelConnection,
+    ChatIdentity,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from channels.services import connection_create, identity_confirm
+from channels.webhooks.services import endpoint_create
+from governance.events import event_record
 from governance.models import AuditEvent, PrincipalKind, Role
 from tests.factories import AGENTS, actor_for, agent_node, approval_node, awaiting, make_run, output
 
@@ -64,6 +75,8 @@ SLACK = {
 }
 VIEWER_SLACK = ChatAccount(kind="slack", team_id="T0001", user_id="U0VIEWER", display_name="vera")
 LINKED_SLACK = ChatAccount(kind="slack", team_id="T0001", user_id="U0CLICKER", display_name="who")
+# Webhook endpoints target the loopback receiver the matrix allowlists (tests/security/conftest.py).
+WEBHOOK_URL = "http://127.0.0.1:9/world"
 # Per-automation grants that make the "with grant" roles what they are.
 GRANTS = {"elevated_reviewer": "review_elevated", "agent_with_grant": "operate"}
 
@@ -74,6 +87,8 @@ class World:
     automation: Automation
     connection: ChannelConnection
     identity: ChatIdentity
+    webhook: WebhookEndpoint
+    delivery: WebhookDelivery
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
     request_id: str = ""
@@ -90,6 +105,8 @@ class World:
             "grant_id": self.grant_id,
             "connection_id": str(self.connection.pk),
             "identity_id": str(self.identity.pk),
+            "webhook_id": str(self.webhook.pk),
+            "delivery_id": str(self.delivery.pk),
             "request_id": self.request_id,
             "delegation_id": self.delegation_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
@@ -154,11 +171,14 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         delegate=members["viewer"].user.username,
         ends_at=timezone.now() + timedelta(days=7),
     )
+    webhook, delivery = _webhook(actor_for(members["admin"]))
     world = World(
         members=members,
         automation=automation,
         connection=connection,
         identity=identity,
+        webhook=webhook,
+        delivery=delivery,
         grant_id=grant_ids[0],
         delegation_id=str(delegation.pk),
     )
@@ -189,3 +209,19 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
             continue
         world.runs[state] = makers[state]()
     return world
+
+
+def _webhook(admin) -> tuple[WebhookEndpoint, WebhookDelivery]:
+    """An endpoint of the workspace and one delivered delivery of it (redeliverable)."""
+    with override_settings(FLOWGATE_HTTP_ALLOWED_HOSTS=["127.0.0.1"]):
+        endpoint = endpoint_create(
+            actor=admin, data={"url": WEBHOOK_URL, "event_types": ["gate.opened"]}
+        ).endpoint
+    with transaction.atomic():
+        event = event_record(
+            workspace_id=endpoint.workspace_id, event_type="gate.opened", data={"gate_id": "-"}
+        )
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint, event=event)
+    delivery.status = DeliveryStatus.DELIVERED
+    delivery.save(update_fields=["status"])
+    return endpoint, delivery

@@ -1,4 +1,5 @@
-"""A real HTTP stand-in server on 127.0.0.1 (ephemeral port) for the http node and providers."""
+"""A real HTTP stand-in server on 127.0.0.1 (ephemeral port): the target of http nodes and
+model providers, and the receiver of outbound webhooks."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 
 @dataclass
@@ -26,9 +25,11 @@ class Recorded:
 @dataclass
 class StandIn:
     """Answers every request with `status` and `reply` (JSON-encoded unless bytes), after
-    `delay_s`; records what it received. Tests change the reply between calls."""
+    `delay_s`; records what it received. Tests change the reply between calls, or script the
+    statuses of the next requests in `statuses` (consumed in order, then `status`)."""
 
     status: int = 200
+    statuses: list[int] = field(default_factory=list)
     reply: Any = field(default_factory=lambda: {"ok": True})
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
@@ -37,6 +38,7 @@ class StandIn:
 
     def __post_init__(self) -> None:
         self._release = threading.Event()
+        self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.handle_error = lambda request, address: None  # client gone after a timeout
         self._thread = threading.Thread(
@@ -66,6 +68,10 @@ class StandIn:
     def wait(self) -> None:
         self._release.wait(self.delay_s)
 
+    def next_status(self) -> int:
+        with self._lock:
+            return self.statuses.pop(0) if self.statuses else self.status
+
 
 def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -84,7 +90,7 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
             if stand_in.delay_s:
                 stand_in.wait()
             payload = stand_in.payload()
-            self.send_response(stand_in.status)
+            self.send_response(stand_in.next_status())
             self.send_header("Content-Type", stand_in.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in stand_in.headers.items():
@@ -97,11 +103,3 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
-
-
-@pytest.fixture
-def stand_in():
-    server = StandIn()
-    server.start()
-    yield server
-    server.stop()

@@ -1,0 +1,153 @@
+"""Admin for outbound webhooks: endpoints (created, changed and deleted through
+`channels.webhooks.services` as the staff user, so authorised and audited as in the API; the
+secret is shown once, in the message after saving a new endpoint) and the delivery log, read
+only, with a redeliver action."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+
+from channels.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from channels.webhooks import services
+from governance.actors import Actor
+from governance.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedWorkspaceFilter,
+    WorkspaceScopedAdmin,
+    admin_scope,
+)
+from governance.errors import FlowgateError
+from governance.events import declared_event_types
+from governance.models import Workspace
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    """The service's checks (the egress allowlist, known event types) run as validation."""
+
+    event_types = forms.MultipleChoiceField(choices=(), widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("workspace", "url", "description", "event_types", "is_active")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["event_types"].choices = list(declared_event_types().items())
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            services.url_check(url)
+        except FlowgateError as exc:
+            raise forms.ValidationError(
+                exc.extra.get("fields", {}).get("url") or exc.message
+            ) from None
+        return url
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(WorkspaceScopedAdmin):
+    form = WebhookEndpointForm
+    list_display = ("url", "workspace", "is_active", "created_at")
+    list_filter = ("is_active", ("workspace", ScopedWorkspaceFilter))
+    list_select_related = ("workspace__organization",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("workspace",) if obj is not None else ()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "workspace":
+            scope = admin_scope(request)
+            workspaces = Workspace.objects.select_related("organization")
+            if not scope.is_everything:
+                workspaces = workspaces.filter(
+                    pk__in=[ws for ws in scope.roles if scope.administers(ws)]
+                )
+            kwargs["queryset"] = workspaces
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request):
+        scope = admin_scope(request)
+        return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_add_permission(request)
+        return admin_scope(request).administers(obj.workspace_id)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        fields = ("url", "description", "event_types", "is_active")
+        data = {name: form.cleaned_data[name] for name in fields}
+        actor = Actor.for_admin(request.user, obj.workspace)
+        if change:
+            saved = services.endpoint_update(actor=actor, endpoint=obj, data=data).endpoint
+        else:
+            created = services.endpoint_create(actor=actor, data=data)
+            saved = created.endpoint
+            self.message_user(
+                request,
+                f"Signing secret (shown this once; the receiver verifies with it): "
+                f"{created.secret}",
+                level=messages.WARNING,
+            )
+        obj.pk, obj.created_at, obj.updated_at = saved.pk, saved.created_at, saved.updated_at
+
+    def delete_model(self, request, obj):
+        services.endpoint_delete(actor=Actor.for_admin(request.user, obj.workspace), endpoint=obj)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset.select_related("workspace__organization"):
+            self.delete_model(request, endpoint)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("attempted_at", "status_code", "latency_ms", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    """The delivery log. Redelivering goes through the service (workspace admins, audited)."""
+
+    workspace_path = "endpoint__workspace"
+    list_display = (
+        "pk",
+        "endpoint",
+        "event_type",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_latency_ms",
+        "created_at",
+    )
+    list_filter = ("status",)
+    list_select_related = ("endpoint", "event")
+    inlines = (WebhookAttemptInline,)
+    actions = ("redeliver",)
+
+    @admin.display(description="Event")
+    def event_type(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.event_type
+
+    @admin.action(description="Redeliver selected deliveries")
+    def redeliver(self, request, queryset):
+        for delivery in queryset.select_related(
+            "event", "endpoint__workspace__organization"
+        ).order_by("pk"):
+            actor = Actor.for_admin(request.user, delivery.endpoint.workspace)
+            try:
+                again = services.delivery_redeliver(actor=actor, delivery=delivery)
+            except FlowgateError as exc:
+                self.message_user(request, f"Delivery {delivery.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"Delivery {delivery.pk}: redelivery {again.pk} queued.")
