@@ -15,10 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
-
-from django.db import transaction
 
 from approvals import request_events
 from approvals.models import ApprovalRequest, Gate, GateDecision
@@ -86,14 +83,11 @@ class Answer:
             diff=self.diff,
             response=self.response,
         )
-        transaction.on_commit(
-            partial(
-                request_events.emit,
-                request_events.DECIDED,
-                request_id=self.request.pk,
-                decision=self.decision,
-            ),
-            robust=True,
+        request_events.request_event(
+            request_events.DECIDED,
+            self.request,
+            decision=self.decision,
+            edited=bool(self.diff),
         )
 
 
@@ -162,7 +156,7 @@ def request_answer(
     """The answer when `run` backs an approval request (one query), else None; 400 when
     edits or a response are given for an ordinary gate or do not fit the request."""
     request = (
-        ApprovalRequest.objects.filter(gate=gate).first()
+        ApprovalRequest.objects.select_related("run").filter(gate=gate).first()
         if run.trigger_type == REQUEST_TRIGGER
         else None
     )

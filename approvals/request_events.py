@@ -1,12 +1,16 @@
-"""What happens after an approval request changes: its domain event, and the wake-up of the
-callers long-polling it (`GET /api/approvals/requests/{id}?wait=`).
+"""What an approval request's changes tell the outside: its domain events and the wake-up of
+the callers long-polling it (`GET /api/approvals/requests/{id}?wait=`).
 
-`emit` is the ONE place request events leave the app (see `EVENT FEED` below); it is called
-after commit by `approvals.requests.request_create` (created), by `Answer.settle` through
-`on_commit` (decided) and by the `gate_closed` receiver here (expired, or cancelled when an
-operator stopped the run). The wake-up is a Redis publish on the closed gate's channel,
-without a query, so deciding costs no extra read; without Redis (the embedded default) the
-waiters notice by polling. Neither ever raises into the committed change: failures are logged.
+Events (`governance.events`, so the event feed and webhooks carry them) are recorded in the
+transaction of the change, like every domain event: `approval_request.created` by
+`approvals.requests.request_create`, `approval_request.decided` by `Answer.settle`, and
+`approval_request.expired` / `approval_request.cancelled` by `gate_events_of_requests`, an event
+subscriber that follows the `gate.expired` / `gate.superseded` events of request gates. They are
+thin (ids, action, decision, the approval page); the request itself says the rest.
+
+The wake-up is a Redis publish on the closed gate's channel after commit, without a query, so
+deciding costs no extra read; without Redis (the embedded default) the waiters notice by
+polling. It never raises into the committed change: failures are logged.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from django.conf import settings
 from django.dispatch import receiver
 
 from approvals import signals
+from approvals.events import EXPIRED as GATE_EXPIRED
+from approvals.events import SUPERSEDED as GATE_SUPERSEDED
 from approvals.models import ApprovalRequest, Gate
+from automations.api.run_json import approval_url
+from automations.ids import APPROVAL_REQUESTS_AUTOMATION_ID
+from governance.events import EventDraft, events_record
 
 logger = logging.getLogger(__name__)
 
@@ -30,17 +39,50 @@ CREATED = "approval_request.created"
 DECIDED = "approval_request.decided"
 EXPIRED = "approval_request.expired"
 CANCELLED = "approval_request.cancelled"
+REQUEST_EVENT_TYPES = {
+    CREATED: "an agent asked for approval; the request waits for a human",
+    DECIDED: "a human approved (maybe with edits), sent back or cancelled the request",
+    EXPIRED: "the request expired before a decision (fails closed: nothing approved)",
+    CANCELLED: "the request was cancelled without a decision (its run was stopped)",
+}
 # Redis socket timeouts of the wake-up channel (a silent Redis must not hold a decision).
 REDIS_TIMEOUT_S = 2.0
 
 
-def emit(event: str, *, request_id: str, **details: Any) -> None:
-    """Announce a committed change of an approval request.
+def request_event(event_type: str, request: ApprovalRequest, **extra: Any) -> None:
+    """Record one event of `request` in the caller's transaction."""
+    events_record([_draft(event_type, request, **extra)])
 
-    EVENT FEED: the event feed / webhooks (issue 18, "the events feed and webhooks carry its
-    events") hook in here, and only here: record `event` for `request_id` with `details`.
-    """
-    logger.info("%s %s", event, request_id, extra={"approval_request": request_id, **details})
+
+def _draft(event_type: str, request: ApprovalRequest, **extra: Any) -> EventDraft:
+    data = {
+        "request_id": request.pk,
+        "action": request.action,
+        "gate_id": request.gate_id,
+        "run_id": request.run.run_id,
+        "approval_url": approval_url(request.gate_id),
+        **extra,
+    }
+    return EventDraft(request.workspace_id, event_type, data)
+
+
+# The gate events that settle a request without a decision, and the request event of each.
+_CLOSING = {GATE_EXPIRED: EXPIRED, GATE_SUPERSEDED: CANCELLED}
+
+
+def gate_events_of_requests(events: list) -> None:
+    """Event subscriber: a request gate expired or superseded (the run was cancelled) records
+    the request's own event in the same transaction (one query, only for request gates)."""
+    closing = {
+        event.data["gate_id"]: _CLOSING[event.event_type]
+        for event in events
+        if event.event_type in _CLOSING
+        and event.data.get("automation_id") == APPROVAL_REQUESTS_AUTOMATION_ID
+    }
+    if not closing:
+        return
+    requests = ApprovalRequest.objects.filter(gate_id__in=closing).select_related("run")
+    events_record([_draft(closing[r.gate_id], r) for r in requests])
 
 
 def _channel(gate_id: str) -> str:
@@ -98,9 +140,8 @@ def gate_closing(gate_id: str) -> Iterator[Wakeup]:
 
 
 @receiver(signals.gate_closed, sender=Gate, dispatch_uid="approvals.request_events.gate_closed")
-def on_gate_closed(*, gate_id: str, outcome: str, decision: str | None, **kwargs: Any) -> None:
-    """Wake the long polls of the gate; announce a request's expiry or cancellation (a decision
-    announces itself, `Answer.settle`)."""
+def on_gate_closed(*, gate_id: str, outcome: str, **kwargs: Any) -> None:
+    """Wake the long polls of the gate (any gate: the publish costs no query to tell)."""
     client = _client()
     if client is not None:
         try:
@@ -109,8 +150,3 @@ def on_gate_closed(*, gate_id: str, outcome: str, decision: str | None, **kwargs
             logger.warning("cannot publish the closing of gate %s; waiters poll", gate_id)
         finally:
             client.close()
-    if outcome == signals.DECIDED:
-        return
-    request_id = ApprovalRequest.objects.filter(gate_id=gate_id).values_list("pk", flat=True)
-    for pk in request_id:
-        emit(EXPIRED if outcome == signals.EXPIRED else CANCELLED, request_id=pk)

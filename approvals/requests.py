@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -130,10 +129,7 @@ def request_create(*, actor: Actor, data: Mapping[str, Any]) -> ApprovalRequest:
                 "reviewedDigest": gate.reviewed_digest,
             },
         )
-        transaction.on_commit(
-            partial(request_events.emit, request_events.CREATED, request_id=request.pk),
-            robust=True,
-        )
+        request_events.request_event(request_events.CREATED, request)
     return request_get(actor, request.pk)
 
 
