@@ -70,7 +70,7 @@ from django.utils import timezone
 
 from approvals import signals
 from approvals.delegation import delegated_authority
-from approvals.events import DECIDED, gate_event
+from approvals.events import APPROVAL_RECORDED, DECIDED, gate_event
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
 from approvals.policy import (
     MESSAGES,
@@ -724,6 +724,14 @@ def _record_partial_approval(context: _Context, nodes: list[RunNode]) -> Outcome
         quorum=context.progress,
     )
     event.save()
+    gate_event(
+        APPROVAL_RECORDED,
+        gate,
+        run=run,
+        decided_by=context.decided_by(),
+        decided_at=record.decided_at,
+        quorum=context.progress,
+    )
     audit_record(
         workspace=run.workspace,
         event_type="automation.governance.gate_approval_recorded",

@@ -5,7 +5,9 @@ the code that opens and closes gates, inside its transaction (docs/api.md, "Even
 - `gate.decided`: `approvals.decisions` (a settling decision on any surface);
 - `gate.expired`: `approvals.expiry` (the sweep settled it as expired; the run is cancelled);
 - `gate.superseded`: `approvals.services.gates_supersede` (the run stopped waiting on it:
-  operator cancel, pause, recover, repair, task reset, automation delete), set-based.
+  operator cancel, pause, recover, repair, task reset, automation delete), set-based;
+- `gate.approval_recorded`: `approvals.decisions` (an approval of a quorum gate that does not
+  settle it yet: the two-person rule's progress).
 
 Events follow cause and effect within a transaction: a decided or expired gate that cancels
 its run is followed by `run.cancelled`; a run moved by an operator (or an automation delete) is
@@ -24,6 +26,7 @@ OPENED = "gate.opened"
 DECIDED = "gate.decided"
 EXPIRED = "gate.expired"
 SUPERSEDED = "gate.superseded"
+APPROVAL_RECORDED = "gate.approval_recorded"
 GATE_EVENT_TYPES = {
     OPENED: "a gate opened a new round and its run waits for a decision",
     DECIDED: "a settling decision (approve, rework, cancel) was made on any surface",

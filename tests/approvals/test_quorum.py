@@ -17,7 +17,7 @@ from approvals.models import Gate, GateDecision, GateStatus
 from automations import engine
 from automations.models import LifecycleEvent, Run, RunNode, RunStatus
 from governance.errors import Conflict, Forbidden
-from governance.models import AuditEvent, Role
+from governance.models import AuditEvent, Role, WorkspaceEvent
 from tests.factories import (
     AGENTS,
     actor_for,
@@ -78,6 +78,9 @@ def test_two_of_n_where_the_requester_cannot_count(operator, reviewers):
     assert [a["approver"] for a in gate.quorum["approved_by"]] == ["rev-0"]
     assert [e.payload["quorum"]["approvals"] for e in audits(run, RECORDED)] == [1]
     assert not audits(run, DECIDED)
+    # The event feed and webhooks see the progress, then the one settling decision.
+    progress = WorkspaceEvent.objects.filter(event_type="gate.approval_recorded")
+    assert [e.data["quorum"]["approvals"] for e in progress] == [1]
 
     second = approve(reviewers[1], run)
     assert second.settled and second.decision == "approve"
@@ -87,6 +90,7 @@ def test_two_of_n_where_the_requester_cannot_count(operator, reviewers):
     assert (gate.status, gate.quorum["summary"]) == (GateStatus.DECIDED, "2 of 2 approvals")
     decided = audits(run, DECIDED)
     assert len(decided) == 1 and decided[0].payload["quorum"]["met"] is True
+    assert WorkspaceEvent.objects.filter(event_type="gate.decided").count() == 1
     approver_of = RunNode.objects.get(run=run, node_id="approval").output["content"]["decided_by"]
     assert approver_of["actor_id"] == "rev-1"
     rows = GateDecision.objects.filter(gate=gate).order_by("decided_at", "id")

@@ -19,8 +19,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 def request_events(request_id: str) -> list[tuple[str, dict]]:
     return [
         (event.event_type, event.data)
-        for event in WorkspaceEvent.objects.filter(event_type__startswith="approval_request.")
-        .order_by("pk")
+        for event in WorkspaceEvent.objects.filter(
+            event_type__startswith="approval_request."
+        ).order_by("pk")
         if event.data["request_id"] == request_id
     ]
 
