@@ -56,10 +56,10 @@ def test_two_beats_start_exactly_one_run_per_fire_time(operator, settings, celer
     assert {tuple(run.inputs.items()) for run in runs} == {(("topic", "tick"),)}
     assert Schedule.objects.get().next_fire_at is None
     wait_for(
-        lambda: set(
-            Run.objects.filter(trigger_id=schedule_id).values_list("status", flat=True)
-        )
-        == {RunStatus.COMPLETED},
+        lambda: (
+            set(Run.objects.filter(trigger_id=schedule_id).values_list("status", flat=True))
+            == {RunStatus.COMPLETED}
+        ),
         timeout=30,
     )
     logs = "".join(worker.log() for worker in workers)

@@ -134,9 +134,11 @@ class TestSchedulePermissions:
         ]
 
     def call(self, client, method, path, body):
-        return getattr(client, method)(path, body, format="json") if body else getattr(
-            client, method
-        )(path)
+        return (
+            getattr(client, method)(path, body, format="json")
+            if body
+            else getattr(client, method)(path)
+        )
 
     def test_anonymous(self, schedule_id, client):
         for method, path, body, _ in self.routes(schedule_id):
