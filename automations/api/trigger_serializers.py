@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from automations.api.run_control_views import StrictInputSerializer
 from automations.api.serializers import to_ms
-from automations.models import Schedule, WebhookTrigger
+from automations.models import RunStatus, Schedule, TriggerType, WebhookTrigger
 from automations.triggers.webhooks import hook_url
 from governance.api.fields import StrictCharField
 from governance.api.pagination import cursor_field, next_cursor_field
@@ -94,8 +94,8 @@ class HookAcceptedSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     run_id = serializers.CharField()
     automation_id = serializers.CharField()
-    status = serializers.CharField()
-    trigger_type = serializers.CharField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    trigger_type = serializers.ChoiceField(choices=TriggerType.choices)
 
 
 def schedule_json(schedule: Schedule, automation_id: str) -> dict:

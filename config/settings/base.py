@@ -262,6 +262,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "automations.models.RunStatus",
         "AutomationStatusEnum": "automations.models.AutomationStatus",
+        "TriggerTypeEnum": "automations.models.TriggerType",
     },
 }
 
