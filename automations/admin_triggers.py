@@ -94,4 +94,3 @@ def webhook_trigger_action(post) -> AdminAction:
         )
 
     return AdminAction("Add webhook trigger", add)
-
