@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
-PACKAGE = "flowgate_client"
+PACKAGE = "flowgate_openapi_client"  # not `flowgate_client`: that is clients/python
 CONFIG = (
-    f"project_name_override: flowgate-client\npackage_name_override: {PACKAGE}\npost_hooks: []\n"
+    "project_name_override: flowgate-openapi-client\n"
+    f"package_name_override: {PACKAGE}\n"
+    "post_hooks: []\n"
 )
 
 
