@@ -33,7 +33,7 @@ from automations.triggers import schedules, webhooks
 from automations.triggers import selectors as trigger_selectors
 from governance.api.base import WorkspaceAPIView, parse_input, parse_optional_body
 from governance.api.pagination import keyset_page
-from governance.api.schema import error_codes
+from governance.api.schema import RATE_LIMITED_EXTENSION, error_codes
 from governance.errors import InvalidRequest, PayloadTooLarge
 from governance.tokens import token_digest
 
@@ -245,7 +245,10 @@ class HookView(APIView):
         auth=[],
         parameters=[OpenApiParameter("token", str, OpenApiParameter.PATH)],
         operation_id="hooks_fire",
-        extensions=error_codes(*codes.RUN_START, "AUTOMATION_V2_NOT_FOUND"),
+        extensions={
+            **error_codes(*codes.RUN_START, "AUTOMATION_V2_NOT_FOUND"),
+            RATE_LIMITED_EXTENSION: True,
+        },
     )
     def post(self, request, token: str):
         limit = settings.FLOWGATE_WEBHOOK_MAX_BODY_BYTES
