@@ -85,7 +85,7 @@ def webhook_trigger_action(post) -> AdminAction:
         return AdminAction("Rotate webhook trigger", rotate)
 
     def add(actor, automation, **_):
-        name = post.get("name", "").strip()[:200]
+        name = post.get("trigger_name", "").strip()[:200]
         trigger, token = webhooks.webhook_trigger_create(
             actor=actor, automation=automation, name=name
         )

@@ -83,7 +83,7 @@ def test_a_viewer_is_refused_and_the_refusal_audited(operator, viewer, automatio
 def test_webhook_triggers_show_their_url_once_and_rotate_and_revoke(operator, automation):
     client = console(operator)
     url = reverse("admin:automations_automation_hooks", args=[automation.pk])
-    [shown] = messages_of(post(client, url, {"name": "CRM"}))
+    [shown] = messages_of(post(client, url, {"trigger_name": "CRM"}))
     token = re.search(r"/api/hooks/(\S+)$", shown).group(1)
     trigger = WebhookTrigger.objects.get()
     assert (
@@ -108,5 +108,5 @@ def test_webhook_triggers_show_their_url_once_and_rotate_and_revoke(operator, au
 
 def test_another_workspace_automation_is_a_404(outsider, automation):
     url = reverse("admin:automations_automation_hooks", args=[automation.pk])
-    assert console(outsider).post(url, {"name": "x"}).status_code == 404
+    assert console(outsider).post(url, {"trigger_name": "x"}).status_code == 404
     assert not WebhookTrigger.objects.exists()

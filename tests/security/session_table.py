@@ -268,7 +268,7 @@ SESSION_ROUTES: list[SessionRoute] = [
         "POST",
         AUTOMATIONS + "{automation_pk}/webhook_triggers/",
         operate(OWNER_OR_ADMIN),
-        body={"name": "CRM"},
+        body={"trigger_name": "CRM"},
         scoped="automation_pk",
     ),
     # -- admin console: gates and audit --
