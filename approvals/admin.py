@@ -1,30 +1,49 @@
-"""Gates and gate decisions in the admin, scoped to the staff user's workspaces.
+"""Gates, gate decisions and delegations in the admin, scoped to the staff user's workspaces.
 
 Their rows are never edited here: they are evidence to read, and each gate page lists its
 decision history. An open gate's page also offers its decisions (`approvals.admin_decide`),
-taken through `approvals.decisions.gate_decide` like on every other surface.
+taken through `approvals.decisions.gate_decide` like on every other surface. Delegations are
+listed and revoked (through `approvals.delegation.delegation_revoke`, authorised and audited as
+for the API); they are created by the delegator themselves over the API.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.urls import path
 
 from approvals.admin_decide import decide_view, decision_context
-from approvals.models import Gate, GateDecision
+from approvals.delegation import delegation_revoke
+from approvals.models import Delegation, Gate, GateDecision
+from governance.admin_actions import AdminAction, bulk_action
 from governance.admin_paging import LargeTableAdmin
-from governance.admin_scope import ReadOnlyAdminMixin, ScopedWorkspaceFilter, WorkspaceScopedAdmin
+from governance.admin_scope import (
+    ReadOnlyAdminMixin,
+    ScopedWorkspaceFilter,
+    WorkspaceScopedAdmin,
+    admin_scope,
+)
 
 
 class GateDecisionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = GateDecision
     extra = 0
-    fields = ("decision", "settles", "decided_by", "decider_kind", "source", "reason", "decided_at")
+    fields = (
+        "decision",
+        "settles",
+        "decided_by",
+        "on_behalf_of",
+        "decider_kind",
+        "source",
+        "reason",
+        "decided_at",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("decided_by")
+        return super().get_queryset(request).select_related("decided_by", "on_behalf_of")
 
     def has_view_permission(self, request, obj=None):
         return True  # shown on a gate page, which is already scoped to the user's workspaces
@@ -90,8 +109,53 @@ class GateAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
 @admin.register(GateDecision)
 class GateDecisionAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
     workspace_path = "gate__workspace"
-    list_display = ("gate", "decision", "decided_by", "source", "decided_at")
+    list_display = (
+        "gate",
+        "decision",
+        "settles",
+        "decided_by",
+        "on_behalf_of",
+        "source",
+        "decided_at",
+    )
     list_filter = ("decision", "source")
     search_fields = ("=gate__id", "=run__run_id")
-    list_select_related = ("gate", "decided_by")
+    list_select_related = ("gate", "decided_by", "on_behalf_of")
     ordering = ("-decided_at", "-id")
+
+
+def _revoke(actor, delegation: Delegation) -> str:
+    delegation_revoke(actor=actor, delegation_id=delegation.pk)
+    return "revoked: the delegate no longer decides with this authority"
+
+
+@admin.register(Delegation)
+class DelegationAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    list_display = ("delegator", "delegate", "starts_at", "ends_at", "revoked_at", "workspace")
+    list_filter = (("workspace", ScopedWorkspaceFilter),)
+    search_fields = ("=delegator__username", "=delegate__username")
+    list_select_related = ("delegator", "delegate", "workspace__organization")
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self, request):
+        """As the API lists them: the delegations the staff member gave or received, and all of
+        the workspaces they administer (superusers: every one)."""
+        queryset = super().get_queryset(request)
+        scope = admin_scope(request)
+        if scope.is_everything:
+            return queryset
+        administered = [ws for ws in scope.workspace_ids if scope.administers(ws)]
+        user = request.user
+        return queryset.filter(
+            Q(workspace_id__in=administered) | Q(delegator=user) | Q(delegate=user)
+        )
+
+    actions = [
+        bulk_action(
+            "revoke",
+            AdminAction("Revoke the selected delegations", _revoke),
+            prepare=lambda queryset: queryset.select_related("workspace__organization"),
+            workspace_of=lambda delegation: delegation.workspace,
+            inputs_of=lambda request: {},
+        )
+    ]

@@ -28,6 +28,7 @@ from approvals.models import Gate, GateDecision, GateStatus
 from approvals.pages.forms import DecisionForm
 from approvals.pages.gate_view import OUTCOME_LABELS
 from approvals.pages.views import OUTCOME_VERBS
+from approvals.quorum import recorded_message
 from governance.actors import Actor
 from governance.admin_actions import AdminAction, admin_call
 
@@ -48,6 +49,8 @@ def _decide(actor: Actor, gate: Gate, *, decision: str, reason: str) -> str:
         approval_request_id=gate.pk,
         source="admin",
     )
+    if not outcome.settled:
+        return recorded_message(outcome.gate.quorum)
     return OUTCOME_VERBS[outcome.decision]
 
 

@@ -15,7 +15,9 @@ lock (so nothing checked can change before the decision commits):
    `AUTOMATION_V2_GATE_EXPIRED` even after the sweep cancelled the run (SPEC §14);
 5. the decision is approve / rework / cancel, trimmed and case-insensitive (400
    `AUTOMATION_V2_GATE_INVALID_DECISION`) and offered by this gate (400
-   `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`);
+   `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`); on an approval request's gate, an approval's
+   edits and response fit the request (400, `approvals.request_answers`), and the policy of
+   the approved arguments replaces the gate's for the checks below;
 6. `approval_request_id` / `transition_id`, when given, name the open gate (409
    `AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED`; a `guard_denied` record that settles nothing,
    lifecycle `approval_gate_transition_guard_denied`);
@@ -43,6 +45,18 @@ the writes rather than re-read after the commit.
 
 Decisions are keyed by gate *opening* (the Gate row): an opening superseded by a repair, reset
 or cancel is closed, so a decision naming it is refused and never settles a later opening.
+
+Two additions keep their rules in their own modules:
+- delegation (`approvals.delegation`): when the actor's own review permission or authority
+  falls short, an active delegator's is used (`_Context.on_behalf_of`, recorded with the
+  decision); separation of duties is then checked for both people;
+- quorum (`approvals.quorum`): an approve of a gate whose policy asks for more than one
+  approval is refused with 409 `AUTOMATION_V2_GATE_ALREADY_APPROVED` when the same person
+  approved this opening already, settles the gate like any approve when it completes the
+  quorum, and is otherwise recorded as an approval that settles nothing (audited
+  `automation.governance.gate_approval_recorded`, `gate_progress` sent after commit). Rework
+  and cancel settle at once, whatever approvals were given (a veto). All of it happens under
+  the same run lock, so of the approvers racing for the last approval exactly one settles.
 """
 
 from __future__ import annotations
@@ -55,6 +69,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals import signals
+from approvals.delegation import delegated_authority
 from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
 from approvals.policy import (
     MESSAGES,
@@ -64,6 +79,14 @@ from approvals.policy import (
     escalation_grants,
     separation_refusal,
 )
+from approvals.quorum import (
+    ALREADY_APPROVED,
+    ALREADY_APPROVED_MESSAGE,
+    Approval,
+    approvals_of,
+    member_groups,
+)
+from approvals.request_answers import Answer, request_answer
 from automations import scheduling
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
@@ -106,6 +129,7 @@ HISTORY_COLUMNS = (
     *(f.name for f in GateDecision._meta.concrete_fields if f.name != "metadata"),
     "gate__round",
     "decided_by__username",
+    "on_behalf_of__username",
 )
 NOT_AWAITING = "AUTOMATION_V2_RUN_NOT_AWAITING_APPROVAL"
 GUARD_DENIED = "AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED"
@@ -136,6 +160,12 @@ class Outcome:
     def decision(self) -> str:
         return self.record.decision
 
+    @property
+    def settled(self) -> bool:
+        """False for an approval recorded towards a quorum that is not met yet: the gate stays
+        open and the run waits (`gate.quorum` says how far it got)."""
+        return self.record.settles
+
 
 def gate_decide(
     *,
@@ -148,6 +178,8 @@ def gate_decide(
     source: str = "api",
     assured: bool = True,
     with_history: bool = False,
+    arguments: Any = None,
+    response: Any = None,
 ) -> Outcome:
     """Decide the open gate of `run` as `actor` (see the module docstring for the checks).
 
@@ -158,6 +190,10 @@ def gate_decide(
     `AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT` (audited; the surface points the user to
     the approval page); rework and cancel are not. Raises typed errors
     (`Forbidden`, `Conflict`, `InvalidRequest`, `NotFound`) mapped to the JSON error shape.
+
+    On the gate of an approval request (`approvals.request_answers`), an approve may carry
+    edited `arguments` and the form's `response`; the actor is then judged by the policy of the
+    approved arguments, and the request row records what was approved.
     """
     context = _Context(
         actor=actor,
@@ -169,6 +205,8 @@ def gate_decide(
         request_id=(approval_request_id or "").strip() or None,
         transition=(transition_id or "").strip() or None,
         with_history=with_history,
+        arguments=arguments,
+        response=response,
     )
     try:
         with transaction.atomic():
@@ -208,8 +246,16 @@ class _Context:
     request_id: str | None
     transition: str | None
     with_history: bool
+    arguments: Any = None
+    response: Any = None
+    answer: Answer | None = None
     gate: Gate | None = None
     decision: str | None = None  # the submitted decision once it is known to be valid
+    # Under delegation (`approvals.delegation`): the delegator whose authority the actor uses.
+    on_behalf_of: Actor | None = None
+    # Quorum gates (`approvals.quorum`): the approver's groups and the progress with this approval.
+    quorum_groups: tuple[str, ...] = ()
+    progress: dict[str, Any] = field(default_factory=dict)
 
     def ids(self) -> dict[str, Any]:
         return {
@@ -220,7 +266,19 @@ class _Context:
         }
 
     def decided_by(self) -> dict[str, str]:
-        return {**self.actor.describe(), "source": self.source}
+        described = {**self.actor.describe(), "source": self.source}
+        if self.on_behalf_of is not None:
+            described["on_behalf_of"] = self.on_behalf_of.actor_id
+        return described
+
+    def audit_extra(self) -> dict[str, Any]:
+        """What a decision's audit event adds under delegation and on a quorum gate."""
+        extra: dict[str, Any] = {}
+        if self.on_behalf_of is not None:
+            extra["onBehalfOf"] = self.on_behalf_of.actor_id
+        if self.progress:
+            extra["quorum"] = self.progress
+        return extra
 
     def audit_denial(self, error: FlowgateError) -> None:
         """Append the refusal's audit event to the current transaction."""
@@ -280,7 +338,10 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
     try:
         authorize(actor, Action.REVIEW, run.automation, audit=False, held=held)
     except FlowgateError as refusal:  # 404 for a deleted automation, else 403
-        return refusal
+        lent = None if refusal.status == 404 else _delegated(context, policy)
+        if lent is None:
+            return refusal
+        held = lent
     if run.status != RunStatus.AWAITING_APPROVAL:
         return _not_awaiting_or_expired(context, run.status)
     if gate is None:
@@ -310,6 +371,18 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
             nodeID=gate.node_id,
             decisions=gate.decisions,
         )
+    try:
+        context.answer = request_answer(
+            run=run,
+            gate=gate,
+            decision=chosen,
+            arguments=context.arguments,
+            response=context.response,
+        )
+    except InvalidRequest as refusal:
+        return refusal
+    if context.answer is not None:  # judged by what the approval covers (edits included)
+        policy = context.answer.policy
     mismatch = _guard_mismatch(gate, context.request_id, context.transition)
     if mismatch is not None:
         return _guard_deny(context, mismatch)
@@ -318,21 +391,57 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
         return _expired(context)
     if not context.assured and chosen == "approve" and policy.consequential:
         return Forbidden(ASSURANCE_MESSAGE, code=ASSURANCE_INSUFFICIENT, **context.ids())
-    cleared = frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
-    rule = separation_refusal(actor=actor, run=run, policy=policy, decision=chosen)
-    if rule is not None:
-        return Forbidden(
-            MESSAGES[SELF_APPROVAL_FORBIDDEN],
-            code=SELF_APPROVAL_FORBIDDEN,
-            reason=rule.name,
-            **context.ids(),
-        )
-    code = authority_refusal(
-        actor=actor, policy=policy, held=held, workspace=run.workspace, cleared=cleared
+    principal = context.on_behalf_of or actor
+    # An answer's policy may name classes `held` was not read with: read them afresh.
+    cleared = (
+        frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
+        if context.answer is None
+        else None
     )
+    code = authority_refusal(
+        actor=principal, policy=policy, held=held, workspace=run.workspace, cleared=cleared
+    )
+    if code is not None and context.on_behalf_of is None and _delegated(context, policy):
+        code = None
+    separation = _separation(context, policy)
+    if separation is not None:
+        return separation
     if code is not None:
         return Forbidden(MESSAGES[code], code=code, **context.ids())
+    if chosen == "approve" and not policy.quorum.single:
+        return _approve_towards_quorum(context, nodes, now, policy)
     return _apply(context, nodes, now)
+
+
+def _delegated(context: _Context, policy: GatePolicy) -> frozenset[str] | None:
+    """When the actor's own authority falls short: the permissions of an active delegator who
+    has enough (`approvals.delegation`), recorded as `context.on_behalf_of`; else None."""
+    found = delegated_authority(
+        actor=context.actor, run=context.run, gate=context.gate, policy=policy, now=timezone.now()
+    )
+    if found is None:
+        return None
+    context.on_behalf_of, held = found
+    return held
+
+
+def _separation(context: _Context, policy: GatePolicy) -> Forbidden | None:
+    """Separation of duties for the actor and, under delegation, for the delegator too: a
+    delegation never lets anyone approve work either of them is accountable for."""
+    for person, prefix in ((context.actor, ""), (context.on_behalf_of, "on_behalf_of:")):
+        if person is None:
+            continue
+        rule = separation_refusal(
+            actor=person, run=context.run, policy=policy, decision=context.decision
+        )
+        if rule is not None:
+            return Forbidden(
+                MESSAGES[SELF_APPROVAL_FORBIDDEN],
+                code=SELF_APPROVAL_FORBIDDEN,
+                reason=f"{prefix}{rule.name}",
+                **context.ids(),
+            )
+    return None
 
 
 def _not_awaiting_or_expired(context: _Context, status: str) -> FlowgateError:
@@ -441,46 +550,42 @@ def _guard_deny(context: _Context, reason_code: str) -> Conflict:
 # --- applying -----------------------------------------------------------------------------------
 
 
+def _history_before_writes(context: _Context) -> tuple[list, list]:
+    """With `with_history`, the run's lifecycle and gate history as committed so far, read
+    before the writes, which then extend them in memory; else two empty lists."""
+    if not context.with_history:
+        return [], []
+    run = context.run
+    return list(LifecycleEvent.objects.filter(run=run)), list(
+        GateDecision.objects.filter(run=run)
+        .select_related("decided_by", "on_behalf_of", "gate")
+        .only(*HISTORY_COLUMNS)
+    )
+
+
 def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     """Write the decision and its effects; the locks are held and every check passed."""
     actor, run, gate, decision = context.actor, context.run, context.gate, context.decision
-    lifecycle, history = [], []
-    if context.with_history:  # read before the writes, which then extend them in memory
-        lifecycle = list(LifecycleEvent.objects.filter(run=run))
-        history = list(
-            GateDecision.objects.filter(run=run)
-            .select_related("decided_by", "gate")
-            .only(*HISTORY_COLUMNS)
-        )
+    answer = context.answer
+    bound = answer.metadata(gate) if answer is not None else None
+    lifecycle, history = _history_before_writes(context)
     decided_by = context.decided_by()
-    # No savepoint: the insert is the first write, so when the constraint refuses it the whole
-    # transaction goes (`gate_decide` answers 409 with the winner).
-    record = GateDecision.objects.create(
-        gate=gate,
-        run=run,
-        node_id=gate.node_id,
-        decision=decision,
-        settles=True,
-        reason=context.reason or "",
-        decided_by=actor.user,
-        decider_kind=actor.kind,
-        source=context.source,
-        reviewed_digest=gate.reviewed_digest,
-        metadata={
-            "approval_request_id": gate.pk,
-            "transition_id": gate.transition_id,
-            "round": gate.round,
-        },
-    )
+    record = _record(context, settles=True, request=bound)
     source_status = run.status
     by_id = {n.node_id: n for n in nodes}
     change = _Change(run=run, nodes=by_id, gate=gate, now=now, reason=context.reason)
-    APPLY[decision](change, record, decided_by)
+    (APPLY if answer is None else APPLY_TO_REQUEST)[decision](change, record, decided_by)
+    if answer is not None:
+        answer.settle(record)
     state.run_save(run)
     state.nodes_save([by_id[n] for n in sorted(change.touched) if n in by_id], now=now)
     gate.status = GateStatus.DECIDED
     gate.closed_at = now
-    gate.save(update_fields=["status", "closed_at"])
+    closing = ["status", "closed_at"]
+    if context.progress:
+        gate.quorum = context.progress
+        closing.append("quorum")
+    gate.save(update_fields=closing)
     events = [
         lifecycle_event(
             run,
@@ -514,6 +619,8 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
             "fromStatus": source_status,
             "toStatus": run.status,
             **change.audit,
+            **context.audit_extra(),
+            **({"approvalRequest": bound} if bound is not None else {}),
         },
     )
     if run.status == RunStatus.QUEUED:
@@ -523,6 +630,108 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     )
     if context.with_history:
         lifecycle += events
+        history.append(record)
+    return Outcome(
+        run=run, gate=gate, record=record, nodes=nodes, lifecycle=lifecycle, history=history
+    )
+
+
+def _record(context: _Context, *, settles: bool, request: dict | None = None) -> GateDecision:
+    """Insert the decision entry: the first write of `_apply` (no savepoint: when a constraint
+    refuses it the whole transaction goes and `gate_decide` answers 409) and of a partial
+    approval."""
+    actor, gate = context.actor, context.gate
+    metadata: dict[str, Any] = {
+        "approval_request_id": gate.pk,
+        "transition_id": gate.transition_id,
+        "round": gate.round,
+    }
+    if context.progress:
+        metadata.update(quorum_groups=list(context.quorum_groups), quorum=context.progress)
+    if request is not None:  # what an approval request's decision approved (`Answer.metadata`)
+        metadata["request"] = request
+    return GateDecision.objects.create(
+        gate=gate,
+        run=context.run,
+        node_id=gate.node_id,
+        decision=context.decision,
+        settles=settles,
+        reason=context.reason or "",
+        decided_by=actor.user,
+        on_behalf_of=context.on_behalf_of.user if context.on_behalf_of else None,
+        decider_kind=actor.kind,
+        source=context.source,
+        reviewed_digest=gate.reviewed_digest,
+        metadata=metadata,
+    )
+
+
+# --- quorum (approvals.quorum holds the counting rules) ------------------------------------------
+
+
+def _approve_towards_quorum(
+    context: _Context, nodes: list[RunNode], now: datetime, policy: GatePolicy
+) -> Outcome | FlowgateError:
+    """An approval of a quorum gate: refused (409) when this person already approved this
+    opening; the settling approve when it completes the quorum; otherwise recorded, audited and
+    announced (`gate_progress`) while the gate stays open and the run waits."""
+    gate, actor = context.gate, context.actor
+    counted = context.on_behalf_of or actor
+    given = approvals_of(gate)
+    if any(a.approver == actor.actor_id or a.counted == counted.actor_id for a in given):
+        return Conflict(
+            ALREADY_APPROVED_MESSAGE, code=ALREADY_APPROVED, quorum=gate.quorum, **context.ids()
+        )
+    context.quorum_groups = member_groups(
+        workspace=context.run.workspace, user=counted.user, quorum=policy.quorum
+    )
+    mine = Approval(
+        approver=actor.actor_id,
+        on_behalf_of=context.on_behalf_of.actor_id if context.on_behalf_of else None,
+        groups=context.quorum_groups,
+    )
+    context.progress = policy.quorum.progress([*given, mine])
+    if context.progress["met"]:
+        return _apply(context, nodes, now)
+    return _record_partial_approval(context, nodes)
+
+
+def _record_partial_approval(context: _Context, nodes: list[RunNode]) -> Outcome:
+    run, gate = context.run, context.gate
+    lifecycle, history = _history_before_writes(context)
+    record = _record(context, settles=False)
+    gate.quorum = context.progress
+    gate.save(update_fields=["quorum"])
+    event = lifecycle_event(
+        run,
+        "approval_gate_approval_recorded",
+        reason=context.reason or "",
+        node_id=gate.node_id,
+        gate_id=gate.pk,
+        round=gate.round,
+        decided_by=context.decided_by(),
+        quorum=context.progress,
+    )
+    event.save()
+    audit_record(
+        workspace=run.workspace,
+        event_type="automation.governance.gate_approval_recorded",
+        actor=context.actor,
+        payload={
+            "runID": run.run_id,
+            "automationID": run.automation.automation_id,
+            "nodeID": gate.node_id,
+            "gateID": gate.pk,
+            "round": gate.round,
+            "reason": context.reason,
+            "decidedBy": context.decided_by(),
+            "reviewedDigest": gate.reviewed_digest,
+            **context.audit_extra(),
+        },
+    )
+    signals.send_after_commit(signals.gate_progress, gate_id=gate.pk)
+    if context.with_history:
+        lifecycle.append(event)
         history.append(record)
     return Outcome(
         run=run, gate=gate, record=record, nodes=nodes, lifecycle=lifecycle, history=history
@@ -633,3 +842,6 @@ def _apply_cancel(change: _Change, record: GateDecision, decided_by: dict) -> No
 
 
 APPLY = {"approve": _apply_approve, "rework": _apply_rework, "cancel": _apply_cancel}
+# A request has no work before its gate to redo: its rework ends the run, and the requester
+# revises and asks again with a new request (the reason tells it what to change).
+APPLY_TO_REQUEST = {**APPLY, "rework": _apply_cancel}

@@ -16,6 +16,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from approvals.decisions import gate_expired
+from approvals.delegation import delegated_authority
 from approvals.models import Gate, GateStatus
 from approvals.policy import (
     APPROVAL_REQUIRED_RISK_TIERS,
@@ -28,6 +29,7 @@ from approvals.policy import (
     escalation_grants,
     separation_refusal,
 )
+from approvals.quorum import approved_by
 from automations.models import Run, RunStatus
 from governance.actors import Actor
 from governance.errors import Forbidden, NotFound
@@ -79,34 +81,69 @@ def gate_eligibility(
     # opening when it was escalated to the actor (SPEC §6.5).
     own = automation_permissions(actor, run.automation)
     escalated = escalation_grants(gate, actor)
+    policy = GatePolicy.of(gate.policy)
+    # As the decision service does: when the reader's own authority falls short, an active
+    # delegator's (`approvals.delegation`), with separation of duties checked for both.
+    lent = delegated_authority(actor=actor, run=run, gate=gate, policy=policy, now=now)
     try:
         held = authorize(actor, Action.REVIEW, run.automation, audit=False, held=own | escalated)
     except (Forbidden, NotFound):
-        role = actor.role or "none"
-        return Eligibility(
-            refused=dict.fromkeys(
-                offered,
-                f"You may not review this automation: your role ({role}) does not include "
-                "review and you hold no review grant on it.",
+        if lent is None:
+            role = actor.role or "none"
+            return Eligibility(
+                refused=dict.fromkeys(
+                    offered,
+                    f"You may not review this automation: your role ({role}) does not include "
+                    "review and you hold no review grant on it.",
+                )
             )
-        )
-    policy = GatePolicy.of(gate.policy)
-    grounds = [_review_ground(actor, run, escalated_only=REVIEW not in own)]
-    authority = authority_refusal(actor=actor, policy=policy, held=held, workspace=run.workspace)
+        held = None
+    grounds = (
+        [_review_ground(actor, run, escalated_only=REVIEW not in own)] if held is not None else []
+    )
+    authority = (
+        authority_refusal(actor=actor, policy=policy, held=held, workspace=run.workspace)
+        if held is not None
+        else AUTHORITY_DENIED  # no review permission of their own: only the delegation's
+    )
+    people = [actor]
+    if authority is not None and lent is not None:
+        lender, held = lent
+        people.append(lender)
+        grounds = [
+            f"You decide for {lender.actor_id}, who delegated their review authority to you; "
+            "the decision records you both."
+        ]
+        authority = None
     if authority is not None:
         explanation = _authority_explanation(actor, run, policy, held)
         return Eligibility(refused=dict.fromkeys(offered, explanation), grounds=tuple(grounds))
     grounds += _authority_grounds(policy)
     refused = {}
     for decision in offered:
-        rule = separation_refusal(actor=actor, run=run, policy=policy, decision=decision)
-        if rule is not None:
-            refused[decision] = (
-                f"{MESSAGES[SELF_APPROVAL_FORBIDDEN]}: you are {rule.who} (rule {rule.name}) "
-                f"and the gate is consequential ({_consequential_because(policy)}). Someone "
-                "not accountable for it must approve it; you may still send it back for rework "
-                "or cancel it."
-            )
+        for person in people:
+            rule = separation_refusal(actor=person, run=run, policy=policy, decision=decision)
+            if rule is not None:
+                you = (
+                    "you are" if person is actor else f"{person.actor_id}, for whom you decide, is"
+                )
+                refused[decision] = (
+                    f"{MESSAGES[SELF_APPROVAL_FORBIDDEN]}: {you} {rule.who} (rule {rule.name}) "
+                    f"and the gate is consequential ({_consequential_because(policy)}). Someone "
+                    "not accountable for it must approve it; you may still send it back for "
+                    "rework or cancel it."
+                )
+                break
+    if (
+        "approve" in offered
+        and "approve" not in refused
+        and approved_by(gate.quorum, actor.user.username)
+    ):
+        refused["approve"] = (
+            f"You have already approved this opening ({gate.quorum['summary']}): the remaining "
+            "approvals must come from other people. You may still send it back for rework or "
+            "cancel it."
+        )
     allowed = tuple(d for d in offered if d not in refused)
     return Eligibility(allowed=allowed, refused=refused, grounds=tuple(grounds))
 

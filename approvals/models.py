@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 
 from automations.models import Run
 from governance.models import Workspace
@@ -58,6 +59,9 @@ class Gate(models.Model):
     # Judged when the gate opens (`approvals.reviewers`): no member but the run's accountable
     # humans could approve it, so it will wait until it expires unless someone is granted.
     lacks_independent_reviewer = models.BooleanField(default=False)
+    # The opening's quorum progress (`approvals.quorum.Quorum.progress`), written under the
+    # gate's lock with each approval; {} for a gate without a quorum.
+    quorum = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -101,7 +105,10 @@ class Surface(models.TextChoices):
 class GateDecision(models.Model):
     """An entry of a gate's history. At most one *settling* entry per gate (a DB constraint), so
     of two concurrent decisions on one opening exactly one can commit; `guard_denied` entries are
-    recorded but settle nothing."""
+    recorded but settle nothing, and so are the approvals of a quorum gate that do not complete
+    it (`approvals.quorum`). One approval per person per opening: the person counted is
+    `on_behalf_of` when a delegate decided (`approvals.delegation`), else `decided_by`, and one
+    human approves an opening at most once whoever they act for."""
 
     gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="decision_records")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="gate_decisions")
@@ -116,6 +123,14 @@ class GateDecision(models.Model):
         blank=True,
         related_name="gate_decisions",
     )
+    # The delegator whose review authority `decided_by` used (a delegation), else null.
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="gate_decisions_delegated",
+    )
     decider_kind = models.CharField(max_length=16)
     source = models.CharField(max_length=16, choices=Surface.choices)
     reviewed_digest = models.CharField(max_length=64, blank=True)
@@ -129,12 +144,24 @@ class GateDecision(models.Model):
                 condition=models.Q(settles=True),
                 name="one_settling_decision_per_gate",
             ),
-            # A guard denial is a record only: it must never take the gate's one settling slot,
-            # and every other entry settles the gate.
+            # A guard denial is a record only: it must never take the gate's one settling slot;
+            # an approval settles unless a quorum still needs more; every other entry settles.
             models.CheckConstraint(
                 condition=models.Q(decision="guard_denied", settles=False)
+                | models.Q(decision="approve")
                 | (~models.Q(decision="guard_denied") & models.Q(settles=True)),
-                name="guard_denied_never_settles",
+                name="only_denials_and_approvals_unsettling",
+            ),
+            models.UniqueConstraint(
+                Coalesce("on_behalf_of", "decided_by"),
+                "gate",
+                condition=models.Q(decision="approve"),
+                name="one_approval_per_person_per_gate",
+            ),
+            models.UniqueConstraint(
+                fields=["gate", "decided_by"],
+                condition=models.Q(decision="approve"),
+                name="one_approval_per_approver_per_gate",
             ),
         ]
         indexes = [models.Index(fields=["run", "decided_at", "id"], name="decision_run_at")]
@@ -142,3 +169,113 @@ class GateDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gate_id} {self.decision}"
+
+
+class ApprovalRequest(models.Model):
+    """An approval a principal (usually an agent built elsewhere) asked for over the API.
+
+    It is decided like any gate: it is backed by a run of the workspace's approval-requests
+    automation (`approvals.requests`) parked on the one gate opened for it, so the decision
+    service, policy, audit, pages, pending list, chat cards and expiry are the gates' own. This
+    row keeps what a gate does not: the action and its proposed arguments, what a reviewer may
+    edit and the answer form, and — written by `gate_decide` in the decision's transaction —
+    the arguments approved, the diff from the proposed ones and the validated answer. Its status
+    is the gate's (`approvals.request_json.request_status`), never a second copy.
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="approval_request")
+    gate = models.OneToOneField(Gate, on_delete=models.CASCADE, related_name="approval_request")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="approval_requests",
+    )
+    action = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict)
+    summary = models.CharField(max_length=300)
+    context = models.JSONField(default=dict, blank=True)
+    # As submitted, `rules` included (the gate holds the policy of the proposed arguments).
+    policy = models.JSONField(default=dict, blank=True)
+    response_schema = models.JSONField(null=True, blank=True)
+    editable = models.JSONField(null=True, blank=True)
+    decision = models.OneToOneField(
+        GateDecision,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="approval_request",
+    )
+    approved_arguments = models.JSONField(null=True, blank=True)
+    diff = models.JSONField(default=list, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="request_ws_created"),
+            models.Index(
+                fields=["workspace", "requested_by", "-created_at", "-id"],
+                name="request_ws_requester",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pk} {self.action}"
+
+
+class Delegation(models.Model):
+    """`delegator` lends their review authority to `delegate` in one workspace from `starts_at`
+    until `ends_at` (out of office), unless revoked first (`approvals.delegation`).
+
+    The delegate decides with the delegator's permissions and clearances only where the delegate
+    also passes separation of duties; a delegate's own delegations are never followed."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="delegations")
+    delegator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_given"
+    )
+    delegate = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_received"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set by the beat sweep when it audited the delegation's end (`delegation_expired`), once.
+    expiry_audited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(delegator=models.F("delegate")), name="delegation_not_to_self"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="delegation_ends_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "delegate", "ends_at"], name="delegation_ws_delegate"
+            ),
+            models.Index(fields=["ends_at", "expiry_audited_at"], name="delegation_expiry"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.delegator} → {self.delegate} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def active(self, now) -> bool:
+        return self.revoked_at is None and self.starts_at <= now < self.ends_at

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.db.models.lookups import Contains
 
+from approvals.quorum import Quorum
 from governance.actors import Actor
 from governance.models import DATA_CLASSES, clearance_codename
 from governance.policy import REVIEW, REVIEW_ELEVATED
@@ -66,6 +67,9 @@ class GatePolicy:
     reviewer_eligibility: str = "none"
     risk_tier: str | None = None
     data_classes: tuple[str, ...] = ()
+    # How many distinct people (and from which groups) must approve (`approvals.quorum`); the
+    # gate's property, so it applies wherever the gate is decided.
+    quorum: Quorum = field(default_factory=Quorum)
 
     @classmethod
     def of(cls, policy: dict[str, Any] | None) -> GatePolicy:
@@ -74,6 +78,7 @@ class GatePolicy:
             reviewer_eligibility=policy.get("reviewer_eligibility") or "none",
             risk_tier=policy.get("risk_tier") or None,
             data_classes=tuple(policy.get("data_classes") or ()),
+            quorum=Quorum.of(policy.get("quorum")),
         )
 
     @property

@@ -1,5 +1,5 @@
 """Whether anybody can decide a gate: a member, not accountable for the work, holding what the
-gate's policy asks for.
+gate's policy asks for (and enough of them, in the right groups, for its quorum).
 
 A gate nobody can decide sits until it expires. It is reported when the automation is saved
 (`gate_warnings`, registered into `automations.warnings` by `ApprovalsConfig.ready`: the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from approvals.policy import GatePolicy, accountable_user_ids
 from automations.flow import gate_config, is_approval_node
@@ -36,6 +36,7 @@ from governance.models import (
 from governance.policy import REVIEW, REVIEW_ELEVATED, ROLE_PERMISSIONS
 
 NO_INDEPENDENT_REVIEWER = "GATE_NO_INDEPENDENT_REVIEWER"
+QUORUM_UNSATISFIABLE = "GATE_QUORUM_UNSATISFIABLE"
 
 
 def _holds(automation: Automation, codename: str) -> Q:
@@ -71,6 +72,16 @@ def independent_reviewer_exists(
 ) -> bool:
     """Whether a member other than `accountable` (when the gate is consequential) could
     approve a gate with `policy` on `automation`."""
+    return independent_reviewers(
+        automation=automation, policy=policy, accountable=accountable
+    ).exists()
+
+
+def independent_reviewers(
+    *, automation: Automation, policy: GatePolicy, accountable: set[int]
+) -> QuerySet[Membership]:
+    """The members other than `accountable` (when the gate is consequential) who could approve
+    a gate with `policy` on `automation`."""
     members = Membership.objects.filter(
         workspace_id=automation.workspace_id,
         user__kind=PrincipalKind.HUMAN,
@@ -82,7 +93,7 @@ def independent_reviewer_exists(
         members = members.filter(_holds(automation, REVIEW_ELEVATED))
     for data_class in policy.data_classes:
         members = members.filter(_cleared(automation.workspace_id, data_class))
-    return members.exists()
+    return members
 
 
 def gate_lacks_independent_reviewer(*, run, policy: dict[str, Any]) -> bool:
@@ -103,6 +114,7 @@ def gate_warnings(automation: Automation) -> list[dict[str, Any]]:
         if not is_approval_node(node):
             continue
         policy = GatePolicy.of(gate_config(node)["policy"])
+        warnings += _quorum_warnings(automation, node["node_id"], policy, accountable)
         if independent_reviewer_exists(
             automation=automation, policy=policy, accountable=accountable
         ):
@@ -122,3 +134,40 @@ def gate_warnings(automation: Automation) -> list[dict[str, Any]]:
             }
         )
     return warnings
+
+
+def _quorum_warnings(
+    automation: Automation, node_id: str, policy: GatePolicy, accountable: set[int]
+) -> list[dict[str, Any]]:
+    """A quorum no set of members could meet today: fewer people able to approve than it
+    needs in all, or in one of its groups (a group the workspace does not have has nobody).
+    One query for the total and one per group; none without a quorum."""
+    quorum = policy.quorum
+    if quorum.single:
+        return []
+    eligible = independent_reviewers(automation=automation, policy=policy, accountable=accountable)
+    shortfalls = []
+    total = eligible.count()
+    if total < quorum.required_approvals:
+        shortfalls.append(
+            f"it needs {quorum.required_approvals} different people to approve but only {total} "
+            "member(s) not accountable for the work can"
+        )
+    for requirement in quorum.groups:
+        in_group = eligible.filter(
+            user__groups__name=requirement.group,
+            user__groups__workspace_link__workspace_id=automation.workspace_id,
+        ).count()
+        if in_group < requirement.approvals:
+            shortfalls.append(
+                f"it needs {requirement.approvals} approval(s) from group {requirement.group!r} "
+                f"but {in_group} member(s) of that workspace group can approve it"
+            )
+    if not shortfalls:
+        return []
+    message = (
+        f"The quorum of gate {node_id!r} cannot be met: {'; '.join(shortfalls)}. Grant review "
+        "(and any authority the gate needs) or add members to the group, or runs will wait at "
+        "this gate until it expires."
+    )
+    return [{"code": QUORUM_UNSATISFIABLE, "node_id": node_id, "message": message}]

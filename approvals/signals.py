@@ -32,6 +32,10 @@ gate_reminded = Signal()
 gate_escalated = Signal()
 """An expired gate was escalated to `Gate.escalated_to`, who may now decide it: `gate_id`."""
 
+gate_progress = Signal()
+"""An approval was recorded on a quorum gate without completing it (the gate stays open):
+`gate_id`; `Gate.quorum` holds the progress."""
+
 gate_closed = Signal()
 """A gate closed: `gate_id`, `outcome` (`decided`, `expired` or `superseded`) and `decision`
 (`approve`, `rework`, `cancel` when decided, else None)."""

@@ -32,7 +32,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
-from automations import scheduling
+from automations import fairness, scheduling
 from automations.handoffs import writer as handoffs
 from automations.lifecycle import lifecycle_event, lifecycle_record
 from automations.models import (
@@ -215,7 +215,14 @@ def _hold_for_automation_pause(run: Run, now) -> None:
 
 
 def _advance_locked(
-    run: Run, nodes: dict[str, RunNode], spec: RunSpec, now, events, *, inline: bool = False
+    run: Run,
+    nodes: dict[str, RunNode],
+    spec: RunSpec,
+    now,
+    events,
+    *,
+    inline: bool = False,
+    continuing: bool = False,
 ) -> Attempt | None:
     """Apply the plan to a running run whose row and node rows this transaction has locked.
 
@@ -227,11 +234,17 @@ def _advance_locked(
     run.heartbeat_at = plan.wake_at or now
     if plan.start:
         alone = plan.start[0] if len(plan.start) == 1 else None
-        claimed = alone if inline and alone and spec.timeout_s(alone) is None else None
-        dispatches = _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
+        inline_ok = inline and alone is not None and spec.timeout_s(alone) is None
+        # Executing inline takes one of the workspace's slots (automations.fairness).
+        claimed = (
+            alone
+            if inline_ok and fairness.inline_slot_claim(run.workspace_id, continuing=continuing)
+            else None
+        )
+        _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
         if claimed:
             return _attempt(run, spec, nodes, claimed, nodes[claimed].attempt_token)
-        scheduling.dispatch_after_commit(dispatches)
+        fairness.admit_after_commit(run.workspace_id)
     elif plan.wake_at:
         delay = max(0.0, (plan.wake_at - now).total_seconds())
         scheduling.advance_after_commit(run.run_id, countdown=delay)
@@ -270,16 +283,18 @@ NODE_START_FIELDS = [
     "not_before",
     "started_at",
     "finished_at",
+    "admitted_at",
+    "time_limit_s",
     "updated_at",
 ]
 
 
-def _start_nodes(run, spec, nodes, node_ids, now, events, *, claimed=None) -> list[tuple]:
-    """Mark nodes running with a fresh attempt token; return what to enqueue after commit.
+def _start_nodes(run, spec, nodes, node_ids, now, events, *, claimed=None) -> None:
+    """Mark nodes running with a fresh attempt token, held until `automations.fairness` admits
+    them into a slot of the workspace (and publishes them).
 
-    The `claimed` node is also claimed for the calling worker (`started_at` set, as
-    `node_execute`'s compare-and-set does for a dispatched attempt)."""
-    dispatches = []
+    The `claimed` node is admitted and claimed for the calling worker at once (`started_at`
+    set, as `node_execute`'s compare-and-set does for a dispatched attempt)."""
     for node_id in node_ids:
         node = nodes[node_id]
         node.state = NodeState.RUNNING
@@ -288,15 +303,13 @@ def _start_nodes(run, spec, nodes, node_ids, now, events, *, claimed=None) -> li
         node.task_id = str(uuid.uuid4())
         node.not_before = None
         node.started_at = now if node_id == claimed else None
+        node.admitted_at = now if node_id == claimed else None
+        node.time_limit_s = spec.timeout_s(node_id)
         node.finished_at = None
         events.append(lifecycle_event(run, "node_started", node_id=node_id, attempt=node.attempts))
-        dispatches.append(
-            (run.run_id, node_id, str(node.attempt_token), node.task_id, spec.timeout_s(node_id))
-        )
     # Usually one or two nodes: plain UPDATEs are cheaper than bulk_update's CASE expressions.
     for node_id in node_ids:
         nodes[node_id].save(update_fields=NODE_START_FIELDS)
-    return dispatches
 
 
 FINISH = {
@@ -363,6 +376,7 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
         )
     }
     run = rows[node_id].run
+    fairness.admit_logged(run.workspace_id)  # the claimed message leaves room in the broker
     spec = RunSpec.from_snapshot(run.automation_snapshot)
     _execute(_attempt(run, spec, rows, node_id, token), inline=spec.timeout_s(node_id) is None)
     return True
@@ -567,8 +581,9 @@ def _accept(
                 "updated_at",
             ]
         )
+        fairness.admit_after_commit(run.workspace_id)  # the attempt's slot is free again
         # Advance in the same transaction: the next nodes start without another task hop.
-        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
+        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline, continuing=True)
         state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return True, attempt

@@ -143,11 +143,14 @@ class StopKind(models.TextChoices):
 
 
 class TriggerType(models.TextChoices):
-    """What started a run: a person or agent (`run_now`), a schedule, or an inbound webhook."""
+    """What started a run: a person or agent (`run_now`), a schedule, an inbound webhook, or an
+    agent's approval request."""
 
     MANUAL = "manual", "Manual"
     SCHEDULE = "schedule", "Schedule"
     WEBHOOK = "webhook", "Webhook"
+    # An agent's approval request (`approvals.requests`) runs as a one-gate run.
+    APPROVAL_REQUEST = "approval_request", "Approval request"
 
 
 class Run(models.Model):
@@ -251,6 +254,12 @@ class RunNode(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the running attempt got one of its workspace's slots (published, or claimed by the
+    # worker executing it); empty while the attempt is held back by the workspace's cap
+    # (automations.fairness).
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    # The running attempt's node `timeout_s`, the soft time limit of its task when admitted.
+    time_limit_s = models.FloatField(null=True, blank=True)
     # Reviewer feedback for the node's next attempts: one entry per rework that sent it back
     # (`gate_id`, `gate_node_id`, `round`, `reason`, `decided_by`), oldest first. Agent nodes
     # give it to their model, so the next draft can answer it.
@@ -266,7 +275,13 @@ class RunNode(models.Model):
                 fields=["attempt_token"],
                 condition=models.Q(attempt_token__isnull=False),
                 name="runnode_attempt_token",
-            )
+            ),
+            # Live attempts (admission counts and picks them per workspace).
+            models.Index(
+                fields=["run"],
+                condition=models.Q(state="running"),
+                name="runnode_running",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -17,7 +17,7 @@ class GateReader(Protocol):
 
     def run_prefetches(self) -> list[Prefetch]:
         """Prefetches for a run queryset: the open gates as `open` (a list) and the decisions
-        as `gate_decisions` (with `decided_by` and `gate`, oldest first)."""
+        as `gate_decisions` (with `decided_by`, `on_behalf_of` and `gate`, oldest first)."""
         ...
 
     def history(self, run: Any) -> list[Any]:
@@ -31,7 +31,8 @@ class GateReader(Protocol):
     def decision_rows(self, run_pks: list[int]) -> Iterable[Any]:
         """The decisions of these runs as named rows, oldest first: `run_id`, `node_id`,
         `gate_id`, `decision`, `reason`, `decided_at`, `decider_kind`, `source`,
-        `reviewed_digest`, `round`, `decider` (username)."""
+        `reviewed_digest`, `round`, `decider` (username), `delegator` (the `on_behalf_of`
+        username or None), `settles`."""
         ...
 
 

@@ -415,19 +415,24 @@ def run_start(
     authorize(actor, Action.OPERATE, automation)
     with transaction.atomic():
         locked = automation_lock_for_run(automation)
-        return run_create(
+        inputs = inputs or {}
+        validate_inputs(locked.input_schema, inputs)
+        run = run_create(
             actor=actor,
             locked=locked,
-            requested_by=actor.user,
-            grantors=requester_grantors(actor.user, locked),
             trigger_type=trigger_type,
             inputs=inputs,
+            snapshot=automation_snapshot(locked),
+            requester_grantors=requester_grantors(actor.user, locked),
         )
+        scheduling.advance_after_commit(run.run_id)
+    return run
 
 
 def automation_lock_for_run(automation: Automation) -> Automation:
     """Lock the automation's row (inside the caller's transaction) for starting a run: 404 if
-    deleted meanwhile, 409 `AUTOMATION_V2_NOT_ACTIVE` unless active."""
+    deleted meanwhile, 409 `AUTOMATION_V2_NOT_ACTIVE` unless active. Used by `run_start` and by
+    the triggers (`automations.triggers`)."""
     locked = (
         Automation.objects.select_for_update(of=("self",))
         .select_related("created_by")
@@ -453,35 +458,35 @@ def run_create(
     *,
     actor: Actor,
     locked: Automation,
-    requested_by,
-    grantors: list[str],
     trigger_type: str,
-    inputs: dict[str, Any] | None,
+    inputs: dict[str, Any],
+    snapshot: dict[str, Any],
+    requester_grantors: list[str],
+    requested_by=None,
     trigger_id: str = "",
     scheduled_for=None,
 ) -> Run:
-    """Write a queued run of `locked` (whose row the caller locked with
-    `automation_lock_for_run`, after authorising), its nodes, lifecycle and audit event, and
-    schedule its execution after commit. The one place a run is created: `run_start` for people
-    and agents, `automations.triggers` for schedules and webhooks (the trigger is the actor,
-    `requested_by` the editor who set it up)."""
-    inputs = inputs or {}
-    validate_inputs(locked.input_schema, inputs)
+    """Insert a queued run of `snapshot` (its node rows, lifecycle and audit event) in the
+    caller's transaction, the automation row locked by the caller; the caller authorised it,
+    validated the inputs, and schedules or advances it. `run_start` uses it, and so do approval
+    requests (`approvals.requests`), whose runs execute a snapshot made for the request, and the
+    triggers (`automations.triggers`): there the trigger is the actor, `requested_by` the editor
+    who set it up (default: the actor's user), `trigger_id` names the schedule or webhook trigger
+    and `scheduled_for` the fire time (unique per schedule)."""
     run = Run.objects.create(
         run_id=f"run-{uuid.uuid4().hex}",
-        workspace=locked.workspace,
+        workspace=actor.workspace,
         automation=locked,
-        requested_by=requested_by,
-        requester_grantors=grantors,
+        requested_by=requested_by or actor.user,
+        requester_grantors=requester_grantors,
         trigger_type=trigger_type,
         trigger_id=trigger_id,
         scheduled_for=scheduled_for,
-        automation_snapshot=automation_snapshot(locked),
+        automation_snapshot=snapshot,
         inputs=inputs,
     )
-    RunNode.objects.bulk_create(
-        [RunNode(run=run, node_id=node["node_id"]) for node in locked.flow.get("nodes", [])]
-    )
+    nodes = (snapshot.get("flow") or {}).get("nodes") or []
+    RunNode.objects.bulk_create([RunNode(run=run, node_id=node["node_id"]) for node in nodes])
     lifecycle_record(
         run,
         "run_queued",
@@ -499,10 +504,9 @@ def run_create(
     if scheduled_for is not None:
         payload["scheduledFor"] = scheduled_for.isoformat()
     audit_record(
-        workspace=locked.workspace,
+        workspace=actor.workspace,
         event_type="automation.run_started",
         actor=actor,
         payload=payload,
     )
-    scheduling.advance_after_commit(run.run_id)
     return run

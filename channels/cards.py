@@ -14,6 +14,7 @@ platforms' limits, and Discord is told not to ping anyone it mentions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +23,16 @@ from typing import Any
 from django.conf import settings
 
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
+from approvals.quorum import progress_text
+from approvals.request_answers import REQUEST_TRIGGER
 from automations.models import RunNode
 from channels.actions import CardAction
 
 SUMMARY_PER_NODE = 400  # characters of one upstream node's summary
 SUMMARY_TOTAL = 1800  # characters of the whole upstream summary (fits every platform's limit)
 INSTRUCTIONS_MAX = 1500
+MAX_REQUEST_ARGUMENTS = 10  # arguments of an approval request listed on its card
+REQUEST_LABEL = "Approval request (edit or answer on the approval page)"
 
 BUTTONS = {  # decision -> (label, Slack style, Discord style)
     "approve": ("Approve", "primary", 3),
@@ -64,9 +69,18 @@ class CardFacts:
     workspace: str
     expires_at: datetime
     decisions: tuple[str, ...]
-    upstream: tuple[tuple[str, str], ...]  # (node id, summary)
+    upstream: tuple[tuple[str, str], ...]  # (node id, summary); a request's action, arguments
     url: str
     notice: str = ""  # reminder / escalation banner of a re-post
+    upstream_label: str = "Upstream output"
+    # A quorum gate's approvals so far ("1 of 2 approvals (finance: 0 of 1); approved by
+    # alice"), `approvals.quorum.progress_text`; "" without a quorum.
+    progress: str = ""
+
+    @property
+    def lead(self) -> str:
+        """The banner above an open card: the notice, then the quorum progress."""
+        return "\n".join(part for part in (self.notice, self.progress) if part)
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ def card_facts(gate: Gate, *, purpose: str = "card") -> CardFacts:
             "node_id", "output"
         )
     )
-    upstream, used = [], 0
+    upstream, used = _request_lines(gate), 0
     for node_id in gate.upstream_node_ids:
         summary = clip(_node_summary(outputs.get(node_id)), SUMMARY_PER_NODE)
         if used + len(summary) > SUMMARY_TOTAL:
@@ -136,7 +150,32 @@ def card_facts(gate: Gate, *, purpose: str = "card") -> CardFacts:
         upstream=tuple(upstream),
         url=approval_url(gate.pk),
         notice=_notice(gate, purpose),
+        progress=progress_text(gate.quorum),
+        upstream_label=REQUEST_LABEL
+        if gate.run.trigger_type == REQUEST_TRIGGER
+        else "Upstream output",
     )
+
+
+def _request_lines(gate: Gate) -> list[tuple[str, str]]:
+    """An approval request's action and top-level arguments (from the run's inputs, which the
+    gate's reviewed digest binds; no query). Edits and answers are made on the approval page."""
+    if gate.run.trigger_type != REQUEST_TRIGGER:
+        return []
+    inputs = gate.run.inputs or {}
+    arguments = inputs.get("arguments") or {}
+    lines = [("action", clip(str(inputs.get("action") or ""), SUMMARY_PER_NODE))]
+    for name, value in list(arguments.items())[:MAX_REQUEST_ARGUMENTS]:
+        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        lines.append((str(name), clip(shown, SUMMARY_PER_NODE)))
+    return lines
+
+
+def progress_key(gate: Gate) -> str:
+    """What an open card records as rendered once it shows the gate's quorum progress ("" when
+    there is nothing to show): a card is edited again only when the count changed."""
+    count = (gate.quorum or {}).get("approvals") or 0
+    return f"progress:{count}" if count else ""
 
 
 def _notice(gate: Gate, purpose: str) -> str:
@@ -239,7 +278,7 @@ def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
     ]
     if facts.upstream:
         lines = "\n".join(f"• `{_mrkdwn(n)}`: {_mrkdwn(s)}" for n, s in facts.upstream)
-        blocks.append(_section(f"*Upstream output*\n{lines}"))
+        blocks.append(_section(f"*{facts.upstream_label}*\n{lines}"))
     blocks.append(
         {
             "type": "context",
@@ -250,7 +289,7 @@ def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
 
 
 def slack_open(facts: CardFacts) -> dict[str, Any]:
-    lead = f":bell: {_mrkdwn(facts.notice)}" if facts.notice else ""
+    lead = f":bell: {_mrkdwn(facts.lead)}" if facts.lead else ""
     buttons = []
     for decision in facts.decisions:
         label, style, _ = BUTTONS[decision]
@@ -299,7 +338,7 @@ def _discord_embed(facts: CardFacts, lead: str, color: int) -> dict[str, Any]:
     ]
     if facts.upstream:
         lines = "\n".join(f"• `{n}`: {s}" for n, s in facts.upstream)
-        fields.append({"name": "Upstream output", "value": clip(lines, 1024), "inline": False})
+        fields.append({"name": facts.upstream_label, "value": clip(lines, 1024), "inline": False})
     return {
         "title": clip(facts.title, 256),
         "url": facts.url,
@@ -320,7 +359,7 @@ def discord_open(facts: CardFacts) -> dict[str, Any]:
         }
         for d in facts.decisions
     ]
-    lead = f"🔔 {facts.notice}" if facts.notice else ""
+    lead = f"🔔 {facts.lead}" if facts.lead else ""
     return {
         "content": "",
         "embeds": [_discord_embed(facts, lead, COLORS["open"])],
@@ -362,14 +401,15 @@ def _telegram_text(facts: CardFacts, lead: str) -> str:
         f"Expires: {fmt_time(facts.expires_at)}",
     ]
     if facts.upstream:
-        parts.append("Upstream output:\n" + "\n".join(f"• {n}: {s}" for n, s in facts.upstream))
+        lines = "\n".join(f"• {n}: {s}" for n, s in facts.upstream)
+        parts.append(f"{facts.upstream_label}:\n{lines}")
     parts.append(f"Approval page: {facts.url}")
     return clip("\n\n".join(parts), TELEGRAM_MAX)
 
 
 def telegram_open(facts: CardFacts) -> dict[str, Any]:
     content: dict[str, Any] = {
-        "text": _telegram_text(facts, f"🔔 {facts.notice}" if facts.notice else ""),
+        "text": _telegram_text(facts, f"🔔 {facts.lead}" if facts.lead else ""),
         "link_preview_options": NO_PREVIEW,
     }
     if facts.decisions:

@@ -5,6 +5,8 @@ Every card is one `ApprovalMessage` row, and `card_sync` is the one idempotent s
 a row towards what it should show now:
 
 - gate open, not posted yet → post the open card (buttons), record `message_id`/`thread_id`;
+- gate open and posted, a quorum gate whose approval count changed since the card was
+  rendered → edit the open card (buttons kept) to show the progress (`gate_progress`);
 - gate closed, posted → edit the card to the outcome (`rendered_outcome` records it), then post
   the thread reply (`reply_id` records it); each is skipped when already done, so running the
   step again changes nothing on the platform;
@@ -40,7 +42,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from approvals.models import Gate, GateStatus
-from channels.cards import RENDERERS, card_facts, gate_outcome
+from channels.cards import RENDERERS, card_facts, gate_outcome, progress_key
 from channels.models import ApprovalMessage, ChannelConnection, MessageState
 from channels.platforms import PlatformError, module_for
 
@@ -226,10 +228,12 @@ def _sync(message: ApprovalMessage, attempt: int) -> None:
             message_id=posted.message_id,
             thread_id=posted.thread_id,
             state=MessageState.POSTED,
+            rendered_outcome=progress_key(gate),  # the progress the posted card shows
         )
-        gate.refresh_from_db(fields=["status", "closed_at"])
+        gate.refresh_from_db(fields=["status", "closed_at", "quorum"])
         outcome = gate_outcome(gate)
     if outcome is None:
+        _show_progress(message, attempt)
         return
     facts = card_facts(gate, purpose=message.purpose)
     if message.rendered_outcome != outcome.key:
@@ -242,6 +246,20 @@ def _sync(message: ApprovalMessage, attempt: int) -> None:
                 connection, render.reply(facts, outcome), thread_id=message.thread_id
             )
         _save(message, reply_id=reply.message_id)
+
+
+def _show_progress(message: ApprovalMessage, attempt: int) -> None:
+    """An open card of a quorum gate shows the approvals so far: edited (buttons kept) when the
+    count changed since it was last rendered (`rendered_outcome` holds `progress:<count>`)."""
+    gate = message.gate
+    key = progress_key(gate)
+    if not key or message.rendered_outcome == key:
+        return
+    connection, render = message.connection, RENDERERS[message.connection.kind]
+    facts = card_facts(gate, purpose=message.purpose)
+    with _platform_call(message, attempt, "progress"):
+        module_for(connection.kind).edit_message(connection, message.message_id, render.open(facts))
+    _save(message, rendered_outcome=key)
 
 
 class _Failed(Exception):

@@ -47,6 +47,13 @@ def post_cards_on_escalation(*, gate_id: str, **kwargs) -> None:
     _enqueue(tasks.post_cards, gate_id, delivery.ESCALATION)
 
 
+@receiver(signals.gate_progress, sender=Gate, dispatch_uid="channels.gate_progress")
+def update_cards_on_progress(*, gate_id: str, **kwargs) -> None:
+    """An approval counted towards the gate's quorum without settling it: its open cards show
+    the new count and who approved (their buttons stay)."""
+    _enqueue(tasks.update_cards, gate_id)
+
+
 @receiver(signals.gate_closed, sender=Gate, dispatch_uid="channels.gate_closed")
 def update_cards_on_close(*, gate_id: str, **kwargs) -> None:
     """A gate closed (decided on any surface, expired or superseded): update its cards."""

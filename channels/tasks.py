@@ -25,7 +25,8 @@ def post_cards(gate_id: str, purpose: str = delivery.CARD) -> None:
 
 @shared_task(name="channels.update_cards", ignore_result=True)
 def update_cards(gate_id: str) -> None:
-    """A gate closed (decided on any surface, or expired): update every card of it."""
+    """A gate closed (decided on any surface, or expired) or a quorum gate counted another
+    approval: update every card of it."""
     for message_pk in delivery.cards_to_sync(gate_id=gate_id):
         sync_card.delay(message_pk)
 

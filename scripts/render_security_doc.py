@@ -118,7 +118,49 @@ def render_separation_of_duties() -> str:
         f"| a data class ({listed(classes)}) | the reviewer's own clearance for every class "
         "on the gate (`review_<class>` on the workspace; personal, see below) |"
     )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *_quorum_and_delegation_rows()])
+
+
+def _quorum_and_delegation_rows() -> list[str]:
+    """The two-person rule (`approvals.quorum`) and delegation (`approvals.delegation`), with
+    the constraint names and codes the code enforces them with."""
+    from approvals.models import GateDecision
+    from approvals.quorum import ALREADY_APPROVED
+
+    unique = sorted(
+        c.name for c in GateDecision._meta.constraints if c.name.startswith("one_approval_per")
+    )
+    return [
+        "Several approvers (`policy.quorum`) and delegation add these rules to the ones above:",
+        "",
+        "| Rule | What it means |",
+        "|---|---|",
+        "| `quorum.required_approvals: M` | the gate settles `approve` only when M different "
+        "people have approved this opening, each passing every rule above (so the people "
+        "accountable for the run never count); the approval that completes it settles the "
+        "gate, exactly once, under the run lock and `one_settling_decision_per_gate`; the "
+        "others are recorded (`settles: false`, audited `gate_approval_recorded`) and move "
+        "nothing |",
+        "| `quorum.groups: [{group, approvals}]` | also that many of those approvers belong to "
+        "that workspace group when they approve (one person may count for several groups) |",
+        f"| one approval per person per opening | a second approval by the same person is 409 "
+        f"`{ALREADY_APPROVED}`, and counted once; enforced by the partial unique constraints "
+        f"{', '.join(f'`{name}`' for name in unique)} (the person counted is the delegator "
+        "under delegation, and one human approves once whoever they act for) |",
+        "| veto | a rework or cancel by any reviewer allowed to decide settles the gate at once, "
+        "whatever approvals it had |",
+        "| a new round starts from none | a rework opens a new opening with no approvals; "
+        "approvals of a superseded, decided or expired opening never count; expiry applies to "
+        "the whole gate |",
+        "| delegation (`/api/approvals/delegations`) | a member lends their review authority to "
+        "another human member for a period; a delegate whose own permission or authority "
+        "falls short decides with an active delegator's, only where **both** pass separation "
+        "of duties (`reason` `on_behalf_of:<rule>` when the delegator is accountable), so a "
+        "delegation to or from the requester never approves their work; chains are not "
+        "followed; the decision records both people (`decided_by`, `on_behalf_of`); "
+        "creating, revoking and the end of a delegation are audited; a delegation to oneself "
+        "is refused (400 `APPROVALS_DELEGATION_TO_SELF`) |",
+    ]
 
 
 def _setup_django() -> None:

@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 
 import factory
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -23,7 +24,15 @@ from automations.services import automation_create, run_start
 from channels.models import ChannelConnection, ChatIdentity
 from governance.actors import Actor
 from governance.audit import audit_record
-from governance.models import Membership, Organization, PrincipalKind, Role, User, Workspace
+from governance.models import (
+    Membership,
+    Organization,
+    PrincipalKind,
+    Role,
+    User,
+    Workspace,
+    WorkspaceGroup,
+)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -102,6 +111,14 @@ class AutomationFactory(factory.django.DjangoModelFactory):
 
 
 # --- Actors --------------------------------------------------------------------------------------
+
+
+def add_to_group(member, name: str) -> None:
+    """Put the member in the workspace group `name` (created, and made the workspace's, if
+    missing)."""
+    group, _ = Group.objects.get_or_create(name=name)
+    WorkspaceGroup.objects.get_or_create(group=group, defaults={"workspace": member.workspace})
+    member.user.groups.add(group)
 
 
 def actor_for(member) -> Actor:
@@ -244,7 +261,7 @@ def review_flow(**gate) -> list[dict]:
     ]
 
 
-def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None) -> list:
+def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None, policy=None) -> list:
     """draft → review → approval → publish, the flow of the chat card tests."""
     gate = {
         "decisions": list(decisions),
@@ -253,6 +270,8 @@ def approval_flow(*, decisions=("approve", "rework", "cancel"), expiry=None) -> 
     }
     if expiry:
         gate["expiry"] = expiry
+    if policy:
+        gate["policy"] = policy
     node = {
         "node_id": "approval",
         "kind": "approval",
@@ -486,3 +505,37 @@ def append_events(workspace: Workspace, count: int, *, actor: Actor | None = Non
             ).pk
             for n in range(count)
         ]
+
+
+# --- approval requests (issue 18) ----------------------------------------------------------------
+
+REQUESTS_URL = "/api/approvals/requests"
+
+
+def request_body(**overrides) -> dict:
+    """A payment an agent asks to make: `amount` and `memo` editable (amount at most 500)."""
+    return {
+        "action": "payments.send",
+        "arguments": {"amount": 100, "memo": "Invoice 42", "payee": {"iban": "DE00 1234"}},
+        "summary": "Pay invoice 42",
+        "context": {
+            "text": "Invoice 42 from ACME, due Friday.",
+            "links": [{"title": "Invoice 42", "url": "https://billing.example.com/42"}],
+        },
+        "editable": {
+            "paths": ["amount", "memo"],
+            "schema": {
+                "type": "object",
+                "properties": {"amount": {"type": "integer", "minimum": 1, "maximum": 500}},
+                "required": ["amount"],
+            },
+        },
+        **overrides,
+    }
+
+
+def ask(member, **overrides) -> dict:
+    """Open an approval request as `member` over the API; its JSON."""
+    response = member.client().post(REQUESTS_URL, request_body(**overrides), format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()

@@ -15,8 +15,10 @@ from rest_framework.response import Response
 
 from approvals.models import Gate
 from approvals.policy import GatePolicy, approval_barred_by
+from approvals.quorum import approved_by
 from approvals.selectors import gates_pending
 from automations.api.run_json import approval_url
+from automations.api.run_schema import QuorumProgressSchema
 from automations.api.serializers import to_ms
 from governance.actors import Actor
 from governance.api.base import WorkspaceAPIView, parse_input
@@ -63,6 +65,13 @@ class PendingApprovalSerializer(serializers.Serializer):
         help_text="When the gate opened, nobody but the run's accountable people could approve it."
     )
     approval_url = serializers.URLField()
+    quorum = QuorumProgressSchema(
+        allow_null=True,
+        help_text="The approvals this opening has so far, when its policy has a quorum; else null.",
+    )
+    you_approved = serializers.BooleanField(
+        help_text="You approved this opening already (yourself or for a delegator): others must."
+    )
 
 
 class PendingApprovalListSerializer(serializers.Serializer):
@@ -92,6 +101,8 @@ def pending_json(gate: Gate, actor: Actor) -> dict[str, Any]:
         "approve_refused": barred.name if barred is not None else None,
         "lacks_independent_reviewer": gate.lacks_independent_reviewer,
         "approval_url": approval_url(gate.pk),
+        "quorum": gate.quorum or None,
+        "you_approved": approved_by(gate.quorum, actor.user.username),
     }
 
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from approvals.decisions import EXPIRED, GUARD_DENIED, NOT_AWAITING, Outcome, gate_decide
 from approvals.models import Surface
 from approvals.policy import MESSAGES
+from approvals.quorum import ALREADY_APPROVED
 from approvals.selectors import run_to_decide
 from automations.api import error_codes as codes
 from automations.api.run_control_views import MAX_REASON, StrictInputSerializer
@@ -40,6 +41,7 @@ GATE_ERROR_CODES = (
     EXPIRED,
     NOT_AWAITING,
     GUARD_DENIED,
+    ALREADY_APPROVED,
     *IDEMPOTENCY_ERROR_CODES,
 )
 
@@ -114,12 +116,13 @@ class RunGateView(WorkspaceAPIView):
 
 def decided_run(outcome: Outcome) -> Run:
     """The decided run with the relations `run_json` reads, filled from the outcome as
-    `automations.selectors.runs_with_state` would prefetch them (a decision closes the gate)."""
+    `automations.selectors.runs_with_state` would prefetch them (a settling decision closes the
+    gate; an approval towards a quorum leaves it open, with its progress)."""
     run = outcome.run
     run._prefetched_objects_cache = {
         "nodes": outcome.nodes,
         "lifecycle_events": outcome.lifecycle,
         "gate_decisions": outcome.history,
     }
-    run.open = []
+    run.open = [] if outcome.settled else [outcome.gate]
     return run

@@ -46,12 +46,15 @@ def gate_json(gate) -> dict[str, Any]:
         "requested_at_ms": to_ms(gate.requested_at),
         "expires_at_ms": to_ms(gate.expires_at),
         "approval_url": approval_url(gate.id),
+        "quorum": gate.quorum or None,
     }
 
 
-def decision_json(decision, *, round: int, decided_by: str | None) -> dict[str, Any]:
-    """One gate_history entry; `round` and `decided_by` (a username) come from the decision's
-    gate and decider, whether read as related instances or as columns of a row."""
+def decision_json(
+    decision, *, round: int, decided_by: str | None, on_behalf_of: str | None
+) -> dict[str, Any]:
+    """One gate_history entry; `round`, `decided_by` and `on_behalf_of` (usernames) come from
+    the decision's gate and people, whether read as related instances or as columns of a row."""
     return {
         "node_id": decision.node_id,
         "approval_request_id": decision.gate_id,
@@ -64,6 +67,8 @@ def decision_json(decision, *, round: int, decided_by: str | None) -> dict[str, 
             "actor_id": decided_by,
             "source": decision.source,
         },
+        "on_behalf_of": on_behalf_of,
+        "settles": decision.settles,
         "reviewed_digest": decision.reviewed_digest or None,
     }
 
@@ -135,6 +140,7 @@ def run_json(run: Run) -> dict[str, Any]:
                 d,
                 round=d.gate.round,
                 decided_by=d.decided_by.username if d.decided_by else None,
+                on_behalf_of=d.on_behalf_of.username if d.on_behalf_of else None,
             )
             for d in run.gate_decisions.all()
         ],
@@ -159,7 +165,7 @@ def runs_page_json(rows, *, workspace: str) -> list[dict[str, Any]]:
             nodes=related.nodes.get(row.pk, ()),
             open_gate=related.open_gates.get(row.pk),
             gate_history=[
-                decision_json(d, round=d.round, decided_by=d.decider)
+                decision_json(d, round=d.round, decided_by=d.decider, on_behalf_of=d.delegator)
                 for d in related.decisions.get(row.pk, ())
             ],
             lifecycle_history=histories.get(row.pk, []),

@@ -46,7 +46,42 @@ class GateDecisionSchema(serializers.Serializer):
     reason = _nullable_text()
     decided_at_ms = _nullable_ms()
     decided_by = DecidedBySchema()
+    on_behalf_of = serializers.CharField(
+        allow_null=True,
+        help_text="The delegator whose review authority the decider used, else null.",
+    )
+    settles = serializers.BooleanField(
+        help_text=(
+            "False for an approval that counted towards the gate's quorum without completing it "
+            "(and for a refused transition-guard entry)."
+        )
+    )
     reviewed_digest = _nullable_text()
+
+
+class QuorumApprovalSchema(serializers.Serializer):
+    approver = serializers.CharField()
+    on_behalf_of = serializers.CharField(allow_null=True)
+    groups = serializers.ListField(
+        child=serializers.CharField(), help_text="The quorum's groups the approval counted for."
+    )
+
+
+class QuorumGroupProgressSchema(serializers.Serializer):
+    group = serializers.CharField()
+    required = serializers.IntegerField()
+    approvals = serializers.IntegerField()
+
+
+class QuorumProgressSchema(serializers.Serializer):
+    """How far a gate with a quorum (`policy.quorum`) got in this opening."""
+
+    required_approvals = serializers.IntegerField()
+    approvals = serializers.IntegerField()
+    groups = QuorumGroupProgressSchema(many=True)
+    approved_by = QuorumApprovalSchema(many=True)
+    met = serializers.BooleanField()
+    summary = serializers.CharField(help_text='e.g. "1 of 2 approvals (finance: 0 of 1)"')
 
 
 class AwaitingGateSchema(serializers.Serializer):
@@ -67,6 +102,9 @@ class AwaitingGateSchema(serializers.Serializer):
     requested_at_ms = _nullable_ms()
     expires_at_ms = _nullable_ms()
     approval_url = serializers.CharField()
+    quorum = QuorumProgressSchema(
+        allow_null=True, help_text="The opening's approvals so far; null without a quorum."
+    )
 
 
 class LifecycleEventSchema(serializers.Serializer):

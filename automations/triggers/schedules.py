@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from automations import services
+from automations import scheduling, services
 from automations.inputs import validate_inputs
 from automations.models import Automation, AutomationStatus, Schedule, TriggerType
 from automations.triggers import cron
@@ -231,16 +231,20 @@ def _fire_next(now) -> str | None:
 
 def _start(schedule: Schedule, *, actor: Actor, fire_at):
     locked = services.automation_lock_for_run(schedule.automation)
-    return services.run_create(
+    validate_inputs(locked.input_schema, schedule.inputs)
+    run = services.run_create(
         actor=actor,
         locked=locked,
-        requested_by=schedule.created_by,
-        grantors=services.requester_grantors(schedule.created_by, locked),
         trigger_type=TriggerType.SCHEDULE,
         inputs=schedule.inputs,
+        snapshot=services.automation_snapshot(locked),
+        requester_grantors=services.requester_grantors(schedule.created_by, locked),
+        requested_by=schedule.created_by,
         trigger_id=schedule.schedule_id,
         scheduled_for=fire_at,
     )
+    scheduling.advance_after_commit(run.run_id)
+    return run
 
 
 def _advance(schedule: Schedule, now) -> None:

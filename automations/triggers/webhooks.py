@@ -23,7 +23,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from automations import services
+from automations import scheduling, services
+from automations.inputs import validate_inputs
 from automations.models import Automation, Run, TriggerType, WebhookTrigger
 from governance.actors import Actor
 from governance.audit import audit_record
@@ -156,15 +157,18 @@ def webhook_fire(*, token: str, inputs: dict[str, Any]) -> Run:
         if trigger is None:
             raise hook_not_found()
         locked = services.automation_lock_for_run(trigger.automation)
+        validate_inputs(locked.input_schema, inputs)
         run = services.run_create(
             actor=Actor.trigger(trigger.workspace, f"webhook:{trigger.trigger_id}"),
             locked=locked,
-            requested_by=trigger.created_by,
-            grantors=services.requester_grantors(trigger.created_by, locked),
             trigger_type=TriggerType.WEBHOOK,
             inputs=inputs,
+            snapshot=services.automation_snapshot(locked),
+            requester_grantors=services.requester_grantors(trigger.created_by, locked),
+            requested_by=trigger.created_by,
             trigger_id=trigger.trigger_id,
         )
+        scheduling.advance_after_commit(run.run_id)
         trigger.last_used_at = timezone.now()
         trigger.save(update_fields=["last_used_at"])
     return run

@@ -13,6 +13,7 @@ from django.utils import timezone
 from approvals.decisions import gate_expired
 from approvals.models import Gate
 from approvals.policy import AUTHORITY_DENIED, AUTHORITY_REQUIRED, SELF_APPROVAL_FORBIDDEN
+from approvals.quorum import ALREADY_APPROVED
 from channels.cards import gate_outcome
 from channels.linking import ChatAccount
 from governance.errors import FlowgateError
@@ -32,6 +33,7 @@ BY_CODE = {
     "AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED": "This approval does not offer that decision.",
     "AUTOMATION_V2_NOT_FOUND": "This approval no longer exists.",
     "AUTOMATION_V2_RUN_NOT_FOUND": "This approval no longer exists.",
+    ALREADY_APPROVED: "You have already approved this; it needs approvals from other people.",
 }
 GONE = "This approval no longer exists."
 NEED_REASON = "Say what should change: a rework needs a reason."
@@ -83,4 +85,11 @@ def sign_in_to_approve(url: str) -> str:
     return (
         "Nothing was decided: approving this consequential action needs the approval page, "
         f"because this chat connection cannot prove who clicked. Sign in and decide there: {url}"
+    )
+
+
+def answer_on_the_page(url: str) -> str:
+    return (
+        "Nothing was decided: this request asks for an answer with the approval (a form). "
+        f"Sign in and give it on the approval page: {url}"
     )

@@ -272,6 +272,12 @@ AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", default="")
 FLOWGATE_HTTP_ALLOWED_HOSTS = env.list("FLOWGATE_HTTP_ALLOWED_HOSTS", default=[])
 FLOWGATE_STALE_AFTER_S = env.int("FLOWGATE_STALE_AFTER_S", default=600)
 FLOWGATE_SWEEP_INTERVAL_S = env.int("FLOWGATE_SWEEP_INTERVAL_S", default=30)
+# Node attempts one workspace may have admitted (queued in the broker or executing) at once;
+# the rest wait in the database until one of its attempts ends (automations/fairness.py).
+FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = env.int("FLOWGATE_WORKSPACE_MAX_RUNNING_NODES", default=8)
+# Of those, how many may wait in the broker (published, not yet taken by a worker process): the
+# broker then holds every busy workspace's next nodes in turn.
+FLOWGATE_WORKSPACE_BROKER_BACKLOG = env.int("FLOWGATE_WORKSPACE_BROKER_BACKLOG", default=2)
 # /readyz fails when the stale-run sweep (beat) has not completed for this long (config/health.py).
 FLOWGATE_READY_SWEEP_MAX_AGE_S = env.int(
     "FLOWGATE_READY_SWEEP_MAX_AGE_S", default=3 * FLOWGATE_SWEEP_INTERVAL_S
@@ -383,6 +389,12 @@ CELERY_BEAT_SCHEDULE["fire-schedules"] = {
 CELERY_BEAT_SCHEDULE["sweep-gates"] = {
     # Open gates: reminders due, expiry policies (cancel / remind / escalate) applied.
     "task": "approvals.sweep_gates",
+    "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
+    "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["expire-delegations"] = {
+    # Delegations of review authority whose period is over: their end is audited.
+    "task": "approvals.expire_delegations",
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
 }

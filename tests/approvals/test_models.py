@@ -27,13 +27,15 @@ def gate(workspace, operator):
     )
 
 
-def decide(gate: Gate, decision: str, *, settles: bool) -> GateDecision:
+def decide(gate: Gate, decision: str, *, settles: bool, by=None, on_behalf_of=None) -> GateDecision:
     return GateDecision.objects.create(
         gate=gate,
         run=gate.run,
         node_id=gate.node_id,
         decision=decision,
         settles=settles,
+        decided_by=by,
+        on_behalf_of=on_behalf_of,
         decider_kind="human",
         source="api",
     )
@@ -44,12 +46,15 @@ def decide(gate: Gate, decision: str, *, settles: bool) -> GateDecision:
     "decision,settles",
     [
         (Decision.GUARD_DENIED, True),  # a record only: must not take the settling slot
-        (Decision.APPROVE, False),  # a real decision that would leave the gate open
+        (Decision.REWORK, False),  # a veto that would leave the gate open
         (Decision.EXPIRED, False),
     ],
 )
-def test_settles_is_exactly_not_guard_denied(gate, decision, settles):
-    with pytest.raises(IntegrityError, match="guard_denied_never_settles"), transaction.atomic():
+def test_only_denials_and_quorum_approvals_leave_the_gate_open(gate, decision, settles):
+    with (
+        pytest.raises(IntegrityError, match="only_denials_and_approvals_unsettling"),
+        transaction.atomic(),
+    ):
         decide(gate, decision, settles=settles)
     assert not GateDecision.objects.exists()
 
@@ -60,3 +65,18 @@ def test_guard_denials_are_recorded_beside_the_one_settling_decision(gate):
     decide(gate, Decision.GUARD_DENIED, settles=False)
     decide(gate, Decision.APPROVE, settles=True)
     assert GateDecision.objects.filter(gate=gate).count() == 3
+
+
+@pytest.mark.django_db
+def test_one_approval_per_person_per_opening(gate, reviewer, operator, admin):
+    """Partial approvals of a quorum gate settle nothing; the same person (themselves or through
+    a delegate) and the same human (for whomever) approve an opening once."""
+    decide(gate, Decision.APPROVE, settles=False, by=reviewer.user)
+    with pytest.raises(IntegrityError, match="one_approval_per"), transaction.atomic():
+        decide(gate, Decision.APPROVE, settles=False, by=reviewer.user)
+    with pytest.raises(IntegrityError, match="one_approval_per_person"), transaction.atomic():
+        decide(gate, Decision.APPROVE, settles=False, by=operator.user, on_behalf_of=reviewer.user)
+    with pytest.raises(IntegrityError, match="one_approval_per_approver"), transaction.atomic():
+        decide(gate, Decision.APPROVE, settles=True, by=reviewer.user, on_behalf_of=admin.user)
+    decide(gate, Decision.APPROVE, settles=True, by=operator.user)
+    assert GateDecision.objects.filter(gate=gate, settles=True).count() == 1

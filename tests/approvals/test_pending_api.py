@@ -102,6 +102,8 @@ def test_item_shape(operator, reviewer):
         "approve_refused": None,
         "lacks_independent_reviewer": False,
         "approval_url": approval_url(gate.pk),
+        "quorum": None,
+        "you_approved": False,
     }
     assert item["approval_url"].endswith(f"/approvals/{gate.pk}/")
 

@@ -20,6 +20,7 @@ A cell is `(status, code)`; `code` is the error code of a refusal, None for a su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 ROLES = (
     "anonymous",
@@ -45,10 +46,14 @@ CODES = {
     "SELF": "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN",
     "AUTHORITY": "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED",
     "AUDIT": "AUDIT_ACCESS_DENIED",
+    "REQUEST": "APPROVAL_REQUEST_FORBIDDEN",
     "CHANNEL": "CHANNEL_ACCESS_DENIED",
     "IDENTITY": "CHANNEL_IDENTITY_DENIED",
     "INVALID": "INVALID_REQUEST",
     "AUTH": "AUTHENTICATION_REQUIRED",
+    "DELEGATE_SELF": "APPROVALS_DELEGATION_TO_SELF",
+    "DELEGATE_INVALID": "APPROVALS_DELEGATION_DELEGATE_INVALID",
+    "DELEGATE_HUMAN": "APPROVALS_DELEGATION_REQUIRES_HUMAN",
     "MISSING": "the route's not-found code, exactly as for an id that does not exist",
 }
 UNAUTHENTICATED = (401, "AUTH")
@@ -58,6 +63,8 @@ NOT_FOUND_CODES = {
     "run_id": "AUTOMATION_V2_RUN_NOT_FOUND",
     "connection_id": "CHANNEL_CONNECTION_NOT_FOUND",
     "identity_id": "CHANNEL_IDENTITY_NOT_FOUND",
+    "delegation_id": "APPROVALS_DELEGATION_NOT_FOUND",
+    "request_id": "APPROVAL_REQUEST_NOT_FOUND",
 }
 
 
@@ -65,9 +72,10 @@ NOT_FOUND_CODES = {
 class Route:
     """One API operation as the matrix calls it.
 
-    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}` and
-    `{<state>_run_id}` placeholders filled from the world; `run` names the run state the route
-    needs (queued, paused, gate) or None.
+    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}`,
+    `{request_id}` and `{<state>_run_id}` placeholders filled from the world; `run` names the
+    run state the route needs (queued, paused, gate; `request`: an approval request of the
+    agent with a grant) or None.
     """
 
     name: str
@@ -82,7 +90,13 @@ class Route:
         """The placeholder that names an object of the workspace (for the existence check)."""
         if "_run_id}" in self.path:
             return "run_id"
-        for name in ("automation_id", "connection_id", "identity_id"):
+        for name in (
+            "automation_id",
+            "connection_id",
+            "identity_id",
+            "request_id",
+            "delegation_id",
+        ):
             if f"{{{name}}}" in self.path:
                 return name
         return None
@@ -128,6 +142,10 @@ AUTOMATION = "/api/automations/v2/{automation_id}"
 CONNECTIONS = "/api/channels/connections"
 IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
+REQUESTS = "/api/approvals/requests"
+DELEGATIONS = "/api/approvals/delegations"
+# A month from when the table is loaded: inside the longest period a delegation may have.
+DELEGATION_ENDS = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
 ROUTES: list[Route] = [
     # -- automations --
@@ -291,6 +309,32 @@ ROUTES: list[Route] = [
     ),
     # -- approvals and audit --
     Route("list pending approvals", "GET", "/api/approvals/pending", everyone(200)),
+    Route("list delegations", "GET", DELEGATIONS, everyone(200)),
+    Route(
+        "delegate review authority",
+        "POST",
+        DELEGATIONS,
+        {
+            **everyone(201),
+            # The other workspace's admin, in its own workspace, names nobody of theirs.
+            "other_workspace": (400, "DELEGATE_INVALID"),
+            "elevated_reviewer": (400, "DELEGATE_SELF"),  # the body names them
+            **dict.fromkeys(AGENTS, (403, "DELEGATE_HUMAN")),
+        },
+        body={"delegate": "eli-elevated", "ends_at": DELEGATION_ENDS},
+    ),
+    Route(
+        "revoke a delegation",
+        "DELETE",
+        DELEGATIONS + "/{delegation_id}",
+        {
+            # The world's delegation is the reviewer's to the viewer: they and the workspace's
+            # admins see it and may revoke it; nobody else sees it.
+            **dict.fromkeys(ROLES, (404, "MISSING")),
+            "anonymous": UNAUTHENTICATED,
+            **dict.fromkeys(("reviewer", "viewer", "admin"), (204, None)),
+        },
+    ),
     *[
         Route(
             name,
@@ -306,6 +350,46 @@ ROUTES: list[Route] = [
             ("verify the audit chain", "/api/audit/verify"),
         )
     ],
+    # -- approval requests (docs/agents.md); the world's request is the agent with a grant's --
+    Route("list approval requests", "GET", REQUESTS, everyone(200)),
+    Route(
+        "ask for an approval",
+        "POST",
+        REQUESTS,
+        {
+            **everyone(201),  # the other workspace's admin asks in its own workspace
+            **dict.fromkeys(("viewer", "reviewer", "elevated_reviewer"), (403, "REQUEST")),
+        },
+        body={"action": "payments.send", "arguments": {"amount": 1}, "summary": "Pay"},
+    ),
+    Route(
+        "read an approval request",
+        "GET",
+        REQUESTS + "/{request_id}",
+        {
+            **visible(200),
+            # Agents and humans without the reviewer or admin role see only their own.
+            **dict.fromkeys(
+                ("viewer", "operator", "owner", "agent_without_grant"), (404, "MISSING")
+            ),
+        },
+        run="request",
+    ),
+    Route(
+        "decide an approval request (approve)",
+        "POST",
+        REQUESTS + "/{request_id}/decide",
+        {
+            **visible(200),
+            **dict.fromkeys(
+                ("viewer", "operator", "owner", "agent_without_grant"), (404, "MISSING")
+            ),
+            "agent_with_grant": (403, "HUMAN"),  # its own request: only humans decide
+            "admin": (403, "SELF"),  # granted the agent its operate grant: accountable for it
+        },
+        body={"decision": "approve"},
+        run="request",
+    ),
     # -- chat connections and identities --
     Route("list chat connections", "GET", CONNECTIONS, workspace_admins(200, other=(200, None))),
     Route(

@@ -5,16 +5,20 @@ Used by the authorisation matrix (tests/security) and the API fuzzing suite
 (tests/reliability), so both talk to real objects: an automation with a governed gate, a run
 parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
 the task operations all have their context), a queued run (pause), a grant to revoke, a chat
-connection and a member's proven chat link.
+connection, a member's proven chat link and a delegation (the reviewer's, to the viewer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from approvals.delegation import delegation_create
 from approvals.models import Gate, GateStatus
+from approvals.requests import request_create
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
 from automations.triggers.schedules import schedule_create
@@ -77,6 +81,8 @@ class World:
     schedule_id: str = ""
     trigger_id: str = ""
     hook_token: str = ""
+    request_id: str = ""
+    delegation_id: str = ""
 
     def client(self, role: str) -> APIClient:
         member = self.members.get(role)
@@ -92,6 +98,8 @@ class World:
             "token": self.hook_token,
             "connection_id": str(self.connection.pk),
             "identity_id": str(self.identity.pk),
+            "request_id": self.request_id,
+            "delegation_id": self.delegation_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -110,6 +118,7 @@ class World:
             ),
             "gate_id": Gate.objects.get(run=gate, status=GateStatus.OPEN).pk if gate else "",
             **{f"{state}_run_pk": str(run.pk) for state, run in self.runs.items()},
+            **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
 
@@ -148,12 +157,18 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         connection=connection,
         token="world-link-token",
     )
+    delegation = delegation_create(
+        actor=actor_for(members["reviewer"]),
+        delegate=members["viewer"].user.username,
+        ends_at=timezone.now() + timedelta(days=7),
+    )
     world = World(
         members=members,
         automation=automation,
         connection=connection,
         identity=identity,
         grant_id=grant_ids[0],
+        delegation_id=str(delegation.pk),
     )
     world.schedule_id = schedule_create(
         actor=owner, automation=automation, data={"cron": "0 9 * * mon-fri"}
@@ -179,5 +194,11 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         "gate": lambda: awaiting(owner, FLOW, automation_id=AUTOMATION_ID),
     }
     for state in runs:
+        if state == "request":  # an approval request of the agent holding a grant
+            world.request_id = request_create(
+                actor=actor_for(members["agent_with_grant"]),
+                data={"action": "payments.send", "arguments": {"amount": 1}, "summary": "Pay"},
+            ).pk
+            continue
         world.runs[state] = makers[state]()
     return world
