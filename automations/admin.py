@@ -34,10 +34,12 @@ from automations.admin_run_views import (
     run_act,
     run_repair_page,
 )
+from automations.admin_triggers import schedule_action, webhook_trigger_action
 from automations.flow_diagram import flow_graph_svg
 from automations.models import Automation, LifecycleEvent, Run
 from automations.selectors import automation_grants
 from automations.services import grant_add, grant_revoke
+from automations.triggers.selectors import schedules_of, webhook_triggers_of
 from automations.warnings import automation_warnings
 from governance.admin_actions import (
     AdminAction,
@@ -181,6 +183,8 @@ class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdm
             *self.object_urls(
                 ("<path:object_id>/grants/", self.grants_view, "grants"),
                 ("<path:object_id>/edit/", self.edit_view, "edit"),
+                ("<path:object_id>/schedules/", self.schedules_view, "schedules"),
+                ("<path:object_id>/webhook_triggers/", self.webhook_triggers_view, "hooks"),
             ),
             *super().get_urls(),
         ]
@@ -206,6 +210,12 @@ class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdm
             "warnings": automation_warnings(automation) if automation is not None else [],
             "grants": automation_grants(automation),
             "grantable": list(GRANTABLE),
+            "schedules": list(schedules_of(automation).order_by("created_at", "pk"))
+            if automation is not None
+            else [],
+            "webhook_triggers": list(webhook_triggers_of(automation).order_by("created_at", "pk"))
+            if automation is not None
+            else [],
             "object_actions": self.object_actions,
         }
         return super().change_view(request, object_id, form_url, context)
@@ -235,6 +245,21 @@ class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdm
 
             action = AdminAction("Grant", add)
         admin_call(self, request, automation, automation.workspace, action)
+        return HttpResponseRedirect(self._change_url(automation))
+
+    def schedules_view(self, request, object_id):
+        """Add, enable/disable or delete a schedule through the audited schedule services."""
+        return self._trigger_change(request, object_id, schedule_action)
+
+    def webhook_triggers_view(self, request, object_id):
+        """Add, rotate or revoke a webhook trigger through the audited trigger services."""
+        return self._trigger_change(request, object_id, webhook_trigger_action)
+
+    def _trigger_change(self, request, object_id, action_of):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        automation = self.get_object(request, object_id)  # 404 outside the user's workspaces
+        admin_call(self, request, automation, automation.workspace, action_of(request.POST))
         return HttpResponseRedirect(self._change_url(automation))
 
 

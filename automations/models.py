@@ -142,6 +142,17 @@ class StopKind(models.TextChoices):
     AUTOMATION_PAUSED = "automation_paused", "Automation paused"
 
 
+class TriggerType(models.TextChoices):
+    """What started a run: a person or agent (`run_now`), a schedule, an inbound webhook, or an
+    agent's approval request."""
+
+    MANUAL = "manual", "Manual"
+    SCHEDULE = "schedule", "Schedule"
+    WEBHOOK = "webhook", "Webhook"
+    # An agent's approval request (`approvals.requests`) runs as a one-gate run.
+    APPROVAL_REQUEST = "approval_request", "Approval request"
+
+
 class Run(models.Model):
     """One execution of an automation's snapshot. `version` increments on every state change.
 
@@ -158,7 +169,16 @@ class Run(models.Model):
         blank=True,
         related_name="runs_requested",
     )
-    trigger_type = models.CharField(max_length=32, default="manual")
+    trigger_type = models.CharField(
+        max_length=32, choices=TriggerType.choices, default=TriggerType.MANUAL
+    )
+    # The schedule or webhook trigger that started the run (`Schedule.schedule_id`,
+    # `WebhookTrigger.trigger_id`); blank for manual runs. Kept as text so the run still names
+    # it after the trigger is deleted.
+    trigger_id = models.CharField(max_length=64, blank=True)
+    # The fire time a schedule started the run for: unique per schedule, so a fire time can
+    # never start two runs whatever number of beat processes and workers race for it.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
     # When an agent or service requests the run: the users (pks, as strings) who granted it the
     # right to run this automation, read at start so a later revocation does not clear them.
     requester_grantors = models.JSONField(default=list, blank=True)
@@ -193,6 +213,13 @@ class Run(models.Model):
             models.Index(
                 fields=["workspace", "status", "-created_at", "-id"], name="run_ws_status_created"
             ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trigger_id", "scheduled_for"],
+                condition=models.Q(scheduled_for__isnull=False),
+                name="one_run_per_schedule_fire",
+            )
         ]
 
     def __str__(self) -> str:
@@ -291,3 +318,78 @@ class SweepMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.completed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Schedule(models.Model):
+    """A cron expression in a time zone that starts runs of an automation (`trigger_type`
+    `schedule`) with fixed `inputs`.
+
+    `next_fire_at` is the one piece of state beat works from: the periodic task claims due rows
+    with `SELECT … FOR UPDATE SKIP LOCKED`, starts the run for that fire time and moves
+    `next_fire_at` on in the same transaction (`automations.triggers.schedules`). Null while the
+    schedule is disabled.
+    """
+
+    schedule_id = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="schedules")
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="schedules")
+    cron = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="UTC")
+    inputs = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_run_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="schedules_created"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_fire_at"],
+                condition=models.Q(enabled=True),
+                name="schedule_due",
+            ),
+            models.Index(fields=["automation", "-created_at", "-id"], name="schedule_auto_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} ({self.cron} {self.timezone})"
+
+
+class WebhookTrigger(models.Model):
+    """An inbound webhook that starts runs of an automation (`trigger_type` `webhook`): whoever
+    holds its secret URL (`POST /api/hooks/<token>`) may start one, with the JSON body as inputs.
+
+    Only the token's SHA-256 digest is stored (the token has 256 bits of entropy, as API tokens
+    do); it is shown once, when created or rotated. A revoked trigger stays as evidence the
+    audit trail and its runs point at.
+    """
+
+    trigger_id = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="webhook_triggers"
+    )
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="webhook_triggers"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    token_digest = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="webhook_triggers_created"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["automation", "-created_at", "-id"], name="hook_auto_created")
+        ]
+
+    def __str__(self) -> str:
+        return self.trigger_id

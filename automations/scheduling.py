@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 ADVANCE_RUN = "automations.advance_run"
 EXECUTE_NODE = "automations.execute_node"
 SWEEP_RUNS = "automations.sweep_runs"
+FIRE_SCHEDULES = "automations.fire_schedules"
 # Runs advanced by one message when many are queued at once (automation resume).
 ADVANCE_CHUNK = 100
 

@@ -28,6 +28,7 @@ from automations.models import (
     Run,
     RunNode,
     StopKind,
+    TriggerType,
 )
 from automations.runs import state
 from automations.runs.transitions import CANCELLABLE, Cause
@@ -35,7 +36,7 @@ from automations.workspace_files import workspace_root_path
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import AutomationNotFound, Conflict, InvalidRequest, NotFound
-from governance.models import Membership, WorkspaceGroup
+from governance.models import Membership, PrincipalKind, WorkspaceGroup
 from governance.policy import (
     ADMIN_ONLY_GRANTS,
     GRANTABLE,
@@ -399,14 +400,17 @@ def automation_snapshot(automation: Automation) -> dict[str, Any]:
     }
 
 
-def _grantors(actor: Actor, automation: Automation) -> list[str]:
-    """Who granted the (agent or service) actor the right to run `automation`: the grantors of
-    its `operate` grants, to it or to one of its groups; user pks as strings, sorted."""
+def requester_grantors(user, automation: Automation) -> list[str]:
+    """Who granted `user` (an agent or service) the right to run `automation`: the grantors of
+    its `operate` grants, to it or to one of its groups; user pks as strings, sorted. Empty for
+    a human, who answers for their own runs."""
+    if user is None or user.kind == PrincipalKind.HUMAN:
+        return []
     to_user = AutomationUserObjectPermission.objects.filter(
-        content_object=automation, user=actor.user, permission__codename=OPERATE
+        content_object=automation, user=user, permission__codename=OPERATE
     ).values_list("granted_by_id", flat=True)
     to_group = AutomationGroupObjectPermission.objects.filter(
-        content_object=automation, group__user=actor.user, permission__codename=OPERATE
+        content_object=automation, group__user=user, permission__codename=OPERATE
     ).values_list("granted_by_id", flat=True)
     return sorted({str(pk) for pk in to_user.union(to_group) if pk is not None})
 
@@ -415,7 +419,7 @@ def run_start(
     *,
     actor: Actor,
     automation: Automation,
-    trigger_type: str = "manual",
+    trigger_type: str = TriggerType.MANUAL,
     inputs: dict[str, Any] | None = None,
 ) -> Run:
     """Create a queued run of the automation's current spec and schedule its execution.
@@ -427,24 +431,7 @@ def run_start(
     """
     authorize(actor, Action.OPERATE, automation)
     with transaction.atomic():
-        locked = (
-            Automation.objects.select_for_update(of=("self",))
-            .select_related("created_by")
-            .get(pk=automation.pk)
-        )
-        if locked.deleted_at is not None:
-            raise NotFound(
-                "Automation not found",
-                code="AUTOMATION_V2_NOT_FOUND",
-                automationID=automation.automation_id,
-            )
-        if locked.status != AutomationStatus.ACTIVE:
-            raise Conflict(
-                f"Automation is {locked.status}; only active automations start runs",
-                code="AUTOMATION_V2_NOT_ACTIVE",
-                automationID=locked.automation_id,
-                automationStatus=locked.status,
-            )
+        locked = automation_lock_for_run(automation)
         inputs = inputs or {}
         validate_inputs(locked.input_schema, inputs)
         run = run_create(
@@ -453,10 +440,35 @@ def run_start(
             trigger_type=trigger_type,
             inputs=inputs,
             snapshot=automation_snapshot(locked),
-            requester_grantors=[] if actor.is_human else _grantors(actor, locked),
+            requester_grantors=requester_grantors(actor.user, locked),
         )
         scheduling.advance_after_commit(run.run_id)
     return run
+
+
+def automation_lock_for_run(automation: Automation) -> Automation:
+    """Lock the automation's row (inside the caller's transaction) for starting a run: 404 if
+    deleted meanwhile, 409 `AUTOMATION_V2_NOT_ACTIVE` unless active. Used by `run_start` and by
+    the triggers (`automations.triggers`)."""
+    locked = (
+        Automation.objects.select_for_update(of=("self",))
+        .select_related("created_by")
+        .get(pk=automation.pk)
+    )
+    if locked.deleted_at is not None:
+        raise NotFound(
+            "Automation not found",
+            code="AUTOMATION_V2_NOT_FOUND",
+            automationID=automation.automation_id,
+        )
+    if locked.status != AutomationStatus.ACTIVE:
+        raise Conflict(
+            f"Automation is {locked.status}; only active automations start runs",
+            code="AUTOMATION_V2_NOT_ACTIVE",
+            automationID=locked.automation_id,
+            automationStatus=locked.status,
+        )
+    return locked
 
 
 def run_create(
@@ -467,33 +479,51 @@ def run_create(
     inputs: dict[str, Any],
     snapshot: dict[str, Any],
     requester_grantors: list[str],
+    requested_by=None,
+    trigger_id: str = "",
+    scheduled_for=None,
 ) -> Run:
     """Insert a queued run of `snapshot` (its node rows, lifecycle and audit event) in the
-    caller's transaction, the automation row locked by the caller; the caller authorised it and
-    schedules or advances it. `run_start` uses it, and so do approval requests
-    (`approvals.requests`), whose runs execute a snapshot made for the request."""
+    caller's transaction, the automation row locked by the caller; the caller authorised it,
+    validated the inputs, and schedules or advances it. `run_start` uses it, and so do approval
+    requests (`approvals.requests`), whose runs execute a snapshot made for the request, and the
+    triggers (`automations.triggers`): there the trigger is the actor, `requested_by` the editor
+    who set it up (default: the actor's user), `trigger_id` names the schedule or webhook trigger
+    and `scheduled_for` the fire time (unique per schedule)."""
     run = Run.objects.create(
         run_id=f"run-{uuid.uuid4().hex}",
         workspace=actor.workspace,
         automation=locked,
-        requested_by=actor.user,
+        requested_by=requested_by or actor.user,
         requester_grantors=requester_grantors,
         trigger_type=trigger_type,
+        trigger_id=trigger_id,
+        scheduled_for=scheduled_for,
         automation_snapshot=snapshot,
         inputs=inputs,
     )
     nodes = (snapshot.get("flow") or {}).get("nodes") or []
     RunNode.objects.bulk_create([RunNode(run=run, node_id=node["node_id"]) for node in nodes])
-    lifecycle_record(run, "run_queued", reason=f"started by {actor.actor_id}")
+    lifecycle_record(
+        run,
+        "run_queued",
+        reason=f"started by {actor.actor_id}",
+        **({"scheduled_for": scheduled_for.isoformat()} if scheduled_for else {}),
+    )
+    payload = {
+        "automationID": locked.automation_id,
+        "runID": run.run_id,
+        "version": locked.version,
+        "trigger": trigger_type,
+    }
+    if trigger_id:
+        payload["triggerID"] = trigger_id
+    if scheduled_for is not None:
+        payload["scheduledFor"] = scheduled_for.isoformat()
     audit_record(
         workspace=actor.workspace,
         event_type="automation.run_started",
         actor=actor,
-        payload={
-            "automationID": locked.automation_id,
-            "runID": run.run_id,
-            "version": locked.version,
-            "trigger": trigger_type,
-        },
+        payload=payload,
     )
     return run

@@ -11,6 +11,7 @@ from structlog.contextvars import bound_contextvars
 
 from automations import engine, fairness, scheduling
 from automations.runs import sweeps
+from automations.triggers import schedules
 
 
 @shared_task(name=scheduling.ADVANCE_RUN, ignore_result=True)
@@ -34,3 +35,9 @@ def sweep_runs() -> None:
         fairness.admit_waiting()  # backstop: admissions are made after each commit
     # Only a sweep that got through both parts proves beat and the sweep work (/readyz).
     sweeps.sweep_mark_completed(scheduling.SWEEP_RUNS)
+
+
+@shared_task(name=scheduling.FIRE_SCHEDULES, ignore_result=True)
+def fire_schedules() -> None:
+    """Beat, every FLOWGATE_SCHEDULE_TICK_S: start the runs of the schedules due now."""
+    schedules.schedules_fire_due()

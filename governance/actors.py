@@ -11,15 +11,19 @@ from dataclasses import dataclass
 from governance.models import Membership, PrincipalKind, Role, User, Workspace
 
 SYSTEM = "system"
+# A schedule or an inbound webhook starting a run on its own: not a principal, but the trigger
+# an editor of the automation set up (`automations.triggers`).
+TRIGGER = "trigger"
 
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # human | agent | service | system
+    kind: str  # human | agent | service | system | trigger
     workspace: Workspace
     user: User | None = None
     role: str | None = None
-    source: str = "api"  # api | page | admin | slack | discord | telegram | system
+    # api | page | admin | slack | discord | telegram | system:<name> | schedule:<id> | webhook:<id>
+    source: str = "api"
 
     @classmethod
     def for_member(cls, membership: Membership, *, source: str = "api") -> Actor:
@@ -48,6 +52,12 @@ class Actor:
     @classmethod
     def system(cls, workspace: Workspace, name: str = "flowgate") -> Actor:
         return cls(kind=SYSTEM, workspace=workspace, user=None, role=None, source=f"system:{name}")
+
+    @classmethod
+    def trigger(cls, workspace: Workspace, source: str) -> Actor:
+        """A trigger acting on its own (`schedule:<schedule_id>`, `webhook:<trigger_id>`); it
+        holds no permission itself: the editor who set it up was authorised then."""
+        return cls(kind=TRIGGER, workspace=workspace, user=None, role=None, source=source)
 
     @property
     def actor_id(self) -> str:

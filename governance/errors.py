@@ -52,6 +52,12 @@ class Conflict(FlowgateError):
     message = "Conflict"
 
 
+class PayloadTooLarge(FlowgateError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    message = "Request body too large"
+
+
 class AutomationNotFound(NotFound):
     code = "AUTOMATION_V2_NOT_FOUND"
     message = "Automation not found"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from automations.models import RunStatus
+from automations.models import RunStatus, TriggerType
 
 
 def node_ids(**kwargs) -> serializers.ListField:
@@ -140,7 +140,10 @@ class RunSchema(serializers.Serializer):
     automation_id = serializers.CharField()
     workspace = serializers.CharField(help_text="`<org>/<workspace>`")
     status = serializers.ChoiceField(choices=RunStatus.choices)
-    trigger_type = serializers.CharField()
+    trigger_type = serializers.ChoiceField(
+        choices=TriggerType.choices,
+        help_text="What started the run: `run_now`, a schedule or an inbound webhook.",
+    )
     inputs = serializers.DictField(
         child=serializers.JSONField(), help_text="What the run was started with (`run_now`)."
     )

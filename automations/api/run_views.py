@@ -52,6 +52,9 @@ class RunNowView(WorkspaceAPIView):
 
 
 class RunDetailView(WorkspaceAPIView):
+    """One run: status, inputs, checkpoint (node states, outputs, the open gate, gate and
+    lifecycle history)."""
+
     @extend_schema(
         responses=inline_serializer("RunEnvelope", {"run": run_schema_field()}),
         operation_id="automation_runs_retrieve",

@@ -8,6 +8,7 @@ from automations.api import (
     run_control_views,
     run_list_views,
     run_views,
+    trigger_views,
     views,
 )
 
@@ -63,6 +64,32 @@ urlpatterns = [
         handoff_views.AutomationHandoffsView.as_view(),
         name="automation-handoffs",
     ),
+    path(
+        f"{PREFIX}/<str:automation_id>/schedules",
+        trigger_views.ScheduleListView.as_view(),
+        name="automation-schedules",
+    ),
+    path(
+        f"{PREFIX}/<str:automation_id>/schedules/<str:schedule_id>",
+        trigger_views.ScheduleDetailView.as_view(),
+        name="automation-schedule",
+    ),
+    path(
+        f"{PREFIX}/<str:automation_id>/webhook_triggers",
+        trigger_views.WebhookTriggerListView.as_view(),
+        name="automation-webhook-triggers",
+    ),
+    path(
+        f"{PREFIX}/<str:automation_id>/webhook_triggers/<str:trigger_id>",
+        trigger_views.WebhookTriggerDetailView.as_view(),
+        name="automation-webhook-trigger",
+    ),
+    path(
+        f"{PREFIX}/<str:automation_id>/webhook_triggers/<str:trigger_id>/rotate",
+        trigger_views.WebhookTriggerRotateView.as_view(),
+        name="automation-webhook-trigger-rotate",
+    ),
+    path("hooks/<str:token>", trigger_views.HookView.as_view(), name="hook"),
     path(
         f"{PREFIX}/<str:automation_id>/grants",
         views.GrantListView.as_view(),

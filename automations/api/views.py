@@ -165,6 +165,8 @@ class GrantListView(WorkspaceAPIView):
 
 
 class GrantDetailView(WorkspaceAPIView):
+    """Revoke a grant (owners and workspace admins; audited)."""
+
     @extend_schema(
         responses={204: None},
         parameters=[OpenApiParameter("grant_id", str, OpenApiParameter.PATH)],

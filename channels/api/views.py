@@ -52,6 +52,8 @@ def _listing(request, queryset, name: str, as_json) -> Response:
 
 
 class ConnectionListView(WorkspaceAPIView):
+    """The workspace's chat connections (workspace admins): list and add one."""
+
     @extend_schema(
         parameters=[ListQuerySerializer],
         responses=ConnectionListSerializer,
@@ -77,6 +79,8 @@ class ConnectionListView(WorkspaceAPIView):
 
 
 class ConnectionDetailView(WorkspaceAPIView):
+    """One chat connection (workspace admins): read, change, delete."""
+
     @extend_schema(
         responses=ConnectionSerializer, operation_id="channel_connections_retrieve", tags=TAGS
     )
@@ -104,6 +108,8 @@ class ConnectionDetailView(WorkspaceAPIView):
 
 
 class IdentityListView(WorkspaceAPIView):
+    """Chat accounts linked to members of the workspace: list, and link one (unconfirmed)."""
+
     @extend_schema(
         parameters=[ListQuerySerializer],
         responses=IdentityListSerializer,
@@ -147,6 +153,8 @@ class IdentityListView(WorkspaceAPIView):
 
 
 class IdentityDetailView(WorkspaceAPIView):
+    """Unlink a chat account (a workspace admin, or the member it is linked to)."""
+
     @extend_schema(responses={204: None}, operation_id="channel_identities_delete", tags=TAGS)
     def delete(self, request, identity_id: int):
         identity = selectors.identity_get(request.actor, identity_id)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -263,6 +264,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "automations.models.RunStatus",
         "AutomationStatusEnum": "automations.models.AutomationStatus",
+        "TriggerTypeEnum": "automations.models.TriggerType",
     },
 }
 
@@ -296,6 +298,18 @@ FLOWGATE_GATE_DEFAULT_EXPIRY_S = env.int("FLOWGATE_GATE_DEFAULT_EXPIRY_S", defau
 # How long a stored first response answers retries with the same Idempotency-Key (24 h).
 FLOWGATE_IDEMPOTENCY_RETENTION_S = env.int("FLOWGATE_IDEMPOTENCY_RETENTION_S", default=86400)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
+# Schedules (automations.triggers.schedules): how often beat looks for due schedules, the
+# closest two fire times of one schedule may be, and what a fire on a paused automation does
+# ("skip": nothing, audited; "queue": it stays due and fires once when the automation resumes).
+FLOWGATE_SCHEDULE_TICK_S = env.float("FLOWGATE_SCHEDULE_TICK_S", default=10.0)
+FLOWGATE_SCHEDULE_MIN_INTERVAL_S = env.int("FLOWGATE_SCHEDULE_MIN_INTERVAL_S", default=60)
+FLOWGATE_SCHEDULE_WHEN_PAUSED = env.str("FLOWGATE_SCHEDULE_WHEN_PAUSED", default="skip")
+if FLOWGATE_SCHEDULE_WHEN_PAUSED not in ("skip", "queue"):
+    raise ImproperlyConfigured("FLOWGATE_SCHEDULE_WHEN_PAUSED must be skip or queue")
+# Inbound webhook triggers (POST /api/hooks/<token>): the largest body (413 above it) and the
+# requests one trigger token may make (DRF rate syntax; 429 above it).
+FLOWGATE_WEBHOOK_MAX_BODY_BYTES = env.int("FLOWGATE_WEBHOOK_MAX_BODY_BYTES", default=65536)
+FLOWGATE_WEBHOOK_RATE = env.str("FLOWGATE_WEBHOOK_RATE", default="60/min")
 # Flow size limits, checked at save before the entries they bound (automations.flow.nodes).
 FLOWGATE_FLOW_MAX_NODES = env.int("FLOWGATE_FLOW_MAX_NODES", default=500)
 FLOWGATE_FLOW_MAX_DEPENDENCIES = env.int("FLOWGATE_FLOW_MAX_DEPENDENCIES", default=100)
@@ -375,6 +389,12 @@ CELERY_BEAT_SCHEDULE["sweep-runs"] = {
     "task": "automations.sweep_runs",
     "schedule": float(FLOWGATE_SWEEP_INTERVAL_S),
     "options": {"expires": FLOWGATE_SWEEP_INTERVAL_S},
+}
+CELERY_BEAT_SCHEDULE["fire-schedules"] = {
+    # Due schedules start their runs (one per fire time, however many beats run this).
+    "task": "automations.fire_schedules",
+    "schedule": FLOWGATE_SCHEDULE_TICK_S,
+    "options": {"expires": FLOWGATE_SCHEDULE_TICK_S},
 }
 CELERY_BEAT_SCHEDULE["sweep-gates"] = {
     # Open gates: reminders due, expiry policies (cancel / remind / escalate) applied.

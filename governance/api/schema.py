@@ -74,6 +74,10 @@ COMMON_ERROR_CODES = (
     "DATABASE_UNAVAILABLE",
 )
 ERROR_CODES_EXTENSION = "x-error-codes"
+# An operation whose callers are rate-limited (`extensions={RATE_LIMITED_EXTENSION: True}`)
+# also documents 429 `RATE_LIMITED`.
+RATE_LIMITED_EXTENSION = "x-rate-limited"
+RATE_LIMITED_ERROR = {"429": "Too many requests (`RATE_LIMITED`); retry after `Retry-After` s"}
 IDEMPOTENCY_ERROR_CODES = ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS")
 
 
@@ -117,6 +121,8 @@ def add_error_responses(result, generator, request, public):
         for method, operation in operations.items():
             ref = _error_component(result, operation)
             errors = READ_ERRORS if method in ("get", "head") else WRITE_ERRORS
+            if operation.get(RATE_LIMITED_EXTENSION):
+                errors = {**errors, **RATE_LIMITED_ERROR}
             responses = operation.setdefault("responses", {})
             if any(status.startswith("4") for status in responses):
                 continue

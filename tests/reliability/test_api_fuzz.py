@@ -68,6 +68,8 @@ def real_ids(case, world) -> None:
             case.path_parameters[name] = runs[digest % len(runs)]
         elif name == "node_id":
             case.path_parameters[name] = ("draft", "review", "approval", "publish")[digest % 4]
+        elif name in ("schedule_id", "trigger_id", "token"):
+            case.path_parameters[name] = ids[name]
         elif name in ("grant_id", "connection_id", "identity_id", "webhook_id", "delivery_id"):
             value = ids[name]
             case.path_parameters[name] = int(value) if value.isdigit() else value

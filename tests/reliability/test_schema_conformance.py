@@ -11,10 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
 
 from automations.models import Run, RunStatus
 from channels.models import DeliveryStatus, WebhookDelivery
-from tests.factories import simple_agents, simple_flow
+from governance.api.base import WorkspaceAPIView
+from tests.factories import automation_body, simple_agents, simple_flow
 from tests.support.schema_conformance import SchemaConformance
 from tests.support.wait import wait_for
 
@@ -160,12 +163,57 @@ def test_operation_texts_hold_no_internal_references(viewer):
     assert "reference notes" not in text
 
 
+def test_operation_descriptions_are_the_operations_own():
+    """A view without a docstring of its own used to be described by its base class's
+    ("Every workspace-scoped endpoint derives from this; `request.actor` is set in …"): an
+    internal note in every generated client's docstrings."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    internal = WorkspaceAPIView.__doc__.split(";")[0]
+    leaking = [
+        operation["operationId"]
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        if internal in operation.get("description", "")
+        or "SPEC" in operation.get("description", "")
+    ]
+    assert leaking == []
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_broker")
+def test_trigger_responses_conform_to_the_schema(operator, conformance):
+    """Schedules, webhook triggers (with and without their secret) and the hook's answer."""
+    op = Caller(operator, conformance)
+    op("POST", AUTOMATIONS, automation_body(automation_id="weekly"), status=201)
+    base = f"{AUTOMATIONS}/weekly"
+    schedule = op("POST", f"{base}/schedules", {"cron": "@daily"}, status=201)
+    one = f"{base}/schedules/{schedule['schedule_id']}"
+    op("GET", f"{base}/schedules", status=200)
+    op("GET", one, status=200)
+    op("PATCH", one, {"enabled": False}, status=200)
+    op("POST", f"{base}/schedules", {"cron": "nope"}, status=400)
+    op("GET", f"{base}/schedules/sch-missing", status=404)
+    trigger = op("POST", f"{base}/webhook_triggers", {"name": "CRM"}, status=201)
+    hook = f"{base}/webhook_triggers/{trigger['trigger_id']}"
+    op("GET", f"{base}/webhook_triggers", status=200)
+    op("GET", hook, status=200)
+    rotated = op("POST", f"{hook}/rotate", status=200)
+    fired = APIClient().post(f"{API}/hooks/{rotated['token']}", {"a": 1}, format="json")
+    conformance.check("POST", f"{API}/hooks/{rotated['token']}", fired)
+    assert fired.status_code == 202
+    op("DELETE", hook, status=204)
+    op("DELETE", one, status=204)
+    assert conformance.problems == [], "\n".join(conformance.problems)
+
+
 # Codes answered only by operations that keep the generic `Error` (grants).
 # Codes no listed operation can answer: grants have no enum yet; the chat assurance refusal is
 # asked for only by the chat interaction endpoints (`gate_decide(assured=False)`), which answer
 # in the platform's own shape, never the API's error JSON.
 UNLISTED_CODES = {"AUTOMATION_V2_GRANT_FORBIDDEN", "AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT"}
-CODE_LITERAL = re.compile(r"\"((?:AUTOMATION_V2|RUN_INPUTS|IDEMPOTENCY)_[A-Z0-9_]+)\"")
+CODE_LITERAL = re.compile(
+    r"\"((?:AUTOMATION_V2|RUN_INPUTS|IDEMPOTENCY|SCHEDULE|WEBHOOK_TRIGGER)_[A-Z0-9_]+)\""
+)
 
 
 def test_every_run_and_gate_error_code_is_in_an_operation_enum(conformance):

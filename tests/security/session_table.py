@@ -345,6 +345,22 @@ SESSION_ROUTES: list[SessionRoute] = [
         body={"revoke": "{grant_id}"},
         scoped="automation_pk",
     ),
+    SessionRoute(
+        "add a schedule (automation page)",
+        "POST",
+        AUTOMATIONS + "{automation_pk}/schedules/",
+        operate(OWNER_OR_ADMIN),
+        body={"cron": "@daily", "timezone": "UTC", "inputs": ""},
+        scoped="automation_pk",
+    ),
+    SessionRoute(
+        "add a webhook trigger (automation page)",
+        "POST",
+        AUTOMATIONS + "{automation_pk}/webhook_triggers/",
+        operate(OWNER_OR_ADMIN),
+        body={"trigger_name": "CRM"},
+        scoped="automation_pk",
+    ),
     # -- admin console: gates and audit --
     SessionRoute(
         "gate page (admin)",

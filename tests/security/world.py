@@ -24,6 +24,8 @@ from approvals.models import Gate, GateStatus
 from approvals.requests import request_create
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
+from automations.triggers.schedules import schedule_create
+from automations.triggers.webhooks import webhook_trigger_create
 from channels.linking import ChatAccount, link_token
 from channels.models import (
     ChannelConnection,
@@ -91,6 +93,9 @@ class World:
     delivery: WebhookDelivery
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
+    schedule_id: str = ""
+    trigger_id: str = ""
+    hook_token: str = ""
     request_id: str = ""
     delegation_id: str = ""
 
@@ -103,6 +108,9 @@ class World:
         return {
             "automation_id": self.automation.automation_id,
             "grant_id": self.grant_id,
+            "schedule_id": self.schedule_id,
+            "trigger_id": self.trigger_id,
+            "token": self.hook_token,
             "connection_id": str(self.connection.pk),
             "identity_id": str(self.identity.pk),
             "webhook_id": str(self.webhook.pk),
@@ -182,6 +190,11 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         grant_id=grant_ids[0],
         delegation_id=str(delegation.pk),
     )
+    world.schedule_id = schedule_create(
+        actor=owner, automation=automation, data={"cron": "0 9 * * mon-fri"}
+    ).schedule_id
+    trigger, world.hook_token = webhook_trigger_create(actor=owner, automation=automation)
+    world.trigger_id = trigger.trigger_id
     makers = {
         "queued": lambda: make_run(
             owner, FLOW, status=RunStatus.QUEUED, automation_id=AUTOMATION_ID

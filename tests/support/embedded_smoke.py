@@ -58,3 +58,24 @@ call("post", f"{AUTOMATION}/pause")
 call("post", f"{AUTOMATION}/resume", resume_runs=True)
 call("post", f"/api/automations/v2/runs/{run_id}/cancel")
 call("post", f"/api/automations/v2/runs/{run_id}/tasks/draft/retry")
+
+# Triggers: a schedule and a webhook trigger through the API, the hook itself, and the beat's
+# firing of a due schedule (SQLite has no FOR UPDATE SKIP LOCKED; its writers are serialised).
+from datetime import timedelta  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from automations.models import Schedule  # noqa: E402
+from automations.triggers.schedules import schedules_fire_due  # noqa: E402
+
+call("post", f"{AUTOMATION}/resume")
+schedule_id = call("post", f"{AUTOMATION}/schedules", cron="@daily").json()["schedule_id"]
+call("get", f"{AUTOMATION}/schedules")
+token = call("post", f"{AUTOMATION}/webhook_triggers", name="smoke").json()["token"]
+call("get", f"{AUTOMATION}/webhook_triggers")
+hook = client.post(f"/api/hooks/{token}", {}, content_type="application/json")
+print("POST /api/hooks/TOKEN", hook.status_code)
+Schedule.objects.filter(schedule_id=schedule_id).update(
+    next_fire_at=timezone.now() - timedelta(seconds=1)
+)
+print("FIRED", len(schedules_fire_due()))

@@ -190,6 +190,7 @@ class CeleryWorker:
         loglevel: str = "info",
         log_path: Path | str | None = None,
         ready_timeout: float = 30.0,
+        beat: bool = False,
     ) -> None:
         CeleryWorker._counter += 1
         self.queue = queue or session_queue()
@@ -198,6 +199,9 @@ class CeleryWorker:
         self.include = include
         self.loglevel = loglevel
         self.ready_timeout = ready_timeout
+        # With beat embedded (`-B`, as `./flowgate run` starts it): the periodic tasks of
+        # settings.CELERY_BEAT_SCHEDULE are sent to this worker's queue.
+        self.beat = beat
         self.name = f"{self.queue}-{CeleryWorker._counter}@{socket.gethostname()}"
         self._own_log = log_path is None
         if log_path is None:
@@ -230,6 +234,8 @@ class CeleryWorker:
         ]
         for module in self.include:
             cmd += ["-I", module]
+        if self.beat:
+            cmd += ["-B", "--schedule", str(self.log_path.with_suffix(".beat-schedule"))]
         return cmd
 
     def environment(self) -> dict[str, str]:
