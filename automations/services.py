@@ -26,9 +26,10 @@ from automations.models import (
     AutomationStatus,
     AutomationUserObjectPermission,
     Run,
-    RunNode,
     StopKind,
 )
+from automations.run_nodes import nodes_plan, run_settings
+from automations.run_spec import RunSpec
 from automations.runs import state
 from automations.runs.transitions import CANCELLABLE, Cause
 from automations.workspace_files import workspace_root_path
@@ -430,6 +431,8 @@ def run_start(
             )
         inputs = inputs or {}
         validate_inputs(locked.input_schema, inputs)
+        snapshot = automation_snapshot(locked)
+        spec = RunSpec.from_snapshot(snapshot)
         run = Run.objects.create(
             run_id=f"run-{uuid.uuid4().hex}",
             workspace=actor.workspace,
@@ -437,12 +440,11 @@ def run_start(
             requested_by=actor.user,
             requester_grantors=[] if actor.is_human else _grantors(actor, locked),
             trigger_type=trigger_type,
-            automation_snapshot=automation_snapshot(locked),
+            automation_snapshot=snapshot,
             inputs=inputs,
+            **run_settings(spec),
         )
-        RunNode.objects.bulk_create(
-            [RunNode(run=run, node_id=node["node_id"]) for node in locked.flow.get("nodes", [])]
-        )
+        nodes_plan(run, spec)
         lifecycle_record(run, "run_queued", reason=f"started by {actor.actor_id}")
         audit_record(
             workspace=actor.workspace,
