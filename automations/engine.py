@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import F, Min, Q
+from django.db.models import Case, F, Min, Q, When
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
@@ -87,15 +87,24 @@ def plan_run(run: Run, now: datetime) -> Plan:
     rows of every node are read only when the run ends (`_terminal`).
     """
     rows = RunNode.objects.filter(run=run)
-    running = rows.filter(state=NodeState.RUNNING).count()
     ready = rows.filter(state=NodeState.PENDING, deps_done=True)
-    work = ready.exclude(kind=APPROVAL)
-    slots = max(0, run.max_parallel - running)
-    due = work.filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).order_by("position")
-    plan = Plan(start=list(due[:slots]) if slots else [])
+    due = Q(not_before__isnull=True) | Q(not_before__lte=now)
+    # One read: the running nodes first, then the due ready work in flow order, up to
+    # `max_parallel` rows; what is not running fills the free slots.
+    active = list(
+        rows.filter(
+            Q(state=NodeState.RUNNING)
+            | (Q(state=NodeState.PENDING, deps_done=True) & ~Q(kind=APPROVAL) & due)
+        )
+        .alias(queue=Case(When(state=NodeState.RUNNING, then=0), default=1))
+        .order_by("queue", "position")[: run.max_parallel]
+    )
+    running = sum(1 for n in active if n.state == NodeState.RUNNING)
+    plan = Plan(start=[n for n in active if n.state != NodeState.RUNNING])
     if plan.start or running:
         plan.busy = True
         return plan
+    work = ready.exclude(kind=APPROVAL)
     plan.wake_at = work.aggregate(at=Min("not_before"))["at"]
     if plan.wake_at:
         plan.busy = True

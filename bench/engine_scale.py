@@ -5,7 +5,7 @@ and 1,000 nodes) it queues enough runs of one echo-agent flow to make about `--n
 executions (at least two runs, so both pool processes have work), then starts a fresh Celery
 worker (2 prefork processes, its own queue) and waits until every run completed.
 
-- node executions/s = the case's node executions / (last run's `finished_at` − first run's
+- node executions/s = the case's node executions / (last run's `finished_at` - first run's
   `started_at`), both written by the engine, so the worker's start-up is not counted;
 - peak RSS per worker process = the largest `VmHWM` (peak resident set) among the pool
   processes, read from `/proc` just before the worker is stopped. A fresh worker per case means
@@ -14,8 +14,8 @@ worker (2 prefork processes, its own queue) and waits until every run completed.
 A case that does not finish within `--timeout` seconds is reported with the node executions
 completed so far (`completed: false`). Ratios against the 5-node case of the same shape are the
 figures to compare (the machine is shared; the load average is recorded before and after).
-Targets (issue 15): node executions/s at 1,000 nodes ≥ 0.7 × at 5 nodes; peak RSS at 1,000
-nodes ≤ 1.5 × at 5 nodes.
+Targets (issue 15): node executions/s at 1,000 nodes >= 0.7 x at 5 nodes; peak RSS at 1,000
+nodes <= 1.5 x at 5 nodes.
 
 Run (PostgreSQL and Redis local):
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
@@ -172,6 +172,7 @@ def main() -> None:
             print(case, flush=True)
             cases.append(case)
             Run.objects.filter(automation__automation_id=f"{shape}-{size}").delete()
+            app.control.purge()  # what a case that timed out left queued
     ratios = {}
     for shape in args.shapes.split(","):
         by_size = {c["nodes"]: c for c in cases if c["shape"] == shape}

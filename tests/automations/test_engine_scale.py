@@ -114,7 +114,7 @@ def test_a_node_step_runs_the_same_statements_for_5_and_200_nodes(operator, shap
     # the finish is the accepting transaction: run and node locked, the node written, its
     # dependents released, the running nodes counted, the next ready ones read and started,
     # the run and its lifecycle rows written (plus the test's savepoint pair).
-    assert max(large) <= (15 if measure is execute else 11)
+    assert max(large) <= (14 if measure is execute else 10)
 
 
 @pytest.mark.django_db
