@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Case, F, Min, Q, When
+from django.db.models import F, Min, Q
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
@@ -96,8 +96,8 @@ def plan_run(run: Run, now: datetime) -> Plan:
             Q(state=NodeState.RUNNING)
             | (Q(state=NodeState.PENDING, deps_done=True) & ~Q(kind=APPROVAL) & due)
         )
-        .alias(queue=Case(When(state=NodeState.RUNNING, then=0), default=1))
-        .order_by("queue", "position")[: run.max_parallel]
+        # "running" sorts after "pending": descending puts the running nodes first.
+        .order_by("-state", "position")[: run.max_parallel]
     )
     running = sum(1 for n in active if n.state == NodeState.RUNNING)
     plan = Plan(start=[n for n in active if n.state != NodeState.RUNNING])

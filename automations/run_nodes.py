@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, OuterRef
 
 from automations.models import NodeState, Run, RunEdge, RunNode
@@ -107,12 +108,23 @@ def readiness_refresh(run: Run) -> None:
     rows.filter(deps_done=False).exclude(_undone_upstream()).update(deps_done=True)
 
 
+# `readiness_release` runs on every node completion: plain SQL (portable to SQLite), so no ORM
+# query is built and compiled for it each time.
+RELEASE_SQL = """
+UPDATE automations_runnode SET deps_done = TRUE
+WHERE id IN (SELECT node_id FROM automations_runedge WHERE upstream_id = %s)
+  AND NOT deps_done
+  AND NOT EXISTS (
+    SELECT 1 FROM automations_runedge edge
+    JOIN automations_runnode upstream ON upstream.id = edge.upstream_id
+    WHERE edge.node_id = automations_runnode.id AND upstream.state NOT IN (%s, %s)
+  )
+"""
+
+
 def readiness_release(node: RunNode) -> int:
     """`node` just completed: mark ready its dependents whose other dependencies are done too.
     One UPDATE over the node's dependents only; returns how many became ready."""
-    dependents = RunEdge.objects.filter(upstream=node).values("node_id")
-    return (
-        RunNode.objects.filter(pk__in=dependents, deps_done=False)
-        .exclude(_undone_upstream())
-        .update(deps_done=True)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(RELEASE_SQL, [node.pk, *DONE])
+        return cursor.rowcount

@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 from common import ROOT, setup_django, start_workers, write_result
 
 QUEUE = "bench-engine"
+PREFECT_VENV = ROOT / "var" / "bench-prefect"
+PREFECT_REQUIREMENT = "prefect>=3,<4"
 
 
 def wait_until(predicate, timeout: float) -> float:
@@ -53,6 +55,9 @@ def main() -> None:
     parser.add_argument("--noop", type=int, default=3000, help="no-op tasks for the yardstick")
     parser.add_argument("--chains", type=int, default=600, help="canvas chains of 5 no-ops")
     parser.add_argument("--prefect-runs", type=int, default=200, help="Prefect flow runs (0: skip)")
+    parser.add_argument(
+        "--prefect-venv", type=Path, default=PREFECT_VENV, help="Prefect's own virtualenv"
+    )
     args = parser.parse_args()
     os.environ["FLOWGATE_CELERY_QUEUE"] = QUEUE
     setup_django("flowgate_bench_engine")
@@ -131,7 +136,7 @@ def main() -> None:
     finally:
         for proc in procs:
             os.killpg(proc.pid, 9)
-    prefect = prefect_echo(args.prefect_runs) if args.prefect_runs else None
+    prefect = prefect_echo(args.prefect_runs, args.prefect_venv) if args.prefect_runs else None
     node_executions = args.runs * len(nodes)
     runs_per_s = args.runs / elapsed
     chains_per_s = args.chains / chains_elapsed
@@ -175,16 +180,12 @@ def celery_chains(app, count: int) -> float:
     return time.perf_counter() - began
 
 
-PREFECT_VENV = ROOT / "var" / "bench-prefect"
-PREFECT_REQUIREMENT = "prefect>=3,<4"
-
-
-def prefect_python() -> Path:
+def prefect_python(venv: Path) -> Path:
     """The Python of the benchmark's own Prefect virtualenv, created and installed on first
     use (`python -m venv` + pip)."""
-    python = PREFECT_VENV / "bin" / "python"
+    python = venv / "bin" / "python"
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PREFECT_VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     if subprocess.run([python, "-c", "import prefect"], capture_output=True).returncode:
         subprocess.run([python, "-m", "pip", "install", "-q", PREFECT_REQUIREMENT], check=True)
     return python
@@ -196,13 +197,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def prefect_echo(runs: int) -> dict:
+def prefect_echo(runs: int, venv: Path) -> dict:
     """Runs/s of the 5-step echo flow on Prefect 3: a Prefect server on its own database of
     this PostgreSQL server (`flowgate_bench_prefect`, recreated), 2 client processes running
     `runs / 2` flows each, one after the other (as 2 worker processes run Flowgate's)."""
     import psycopg
 
-    python = prefect_python()
+    python = prefect_python(venv)
     url = urlsplit(os.environ["DATABASE_URL"])
     server_url = url._replace(path="/postgres").geturl()
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -230,7 +231,7 @@ def prefect_echo(runs: int) -> dict:
     ).stdout.strip()
     with open(home / "server.log", "wb") as log:
         server = subprocess.Popen(
-            [PREFECT_VENV / "bin" / "prefect", "server", "start", "--host", "127.0.0.1",
+            [venv / "bin" / "prefect", "server", "start", "--host", "127.0.0.1",
              "--port", str(port)],
             env=env,
             stdout=log,
