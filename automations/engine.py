@@ -200,11 +200,12 @@ def _advance(run_id: str, *, inline: bool = False) -> tuple[Run | None, Attempt 
             events.append(
                 lifecycle_event(run, "run_execution_claimed", lease_owner=run.lease_owner)
             )
-            # Node states changed while the run was not running (resets, approvals): readiness
-            # is recomputed once here, then kept by each completion (`readiness_release`).
-            readiness_refresh(run)
         if run.status != RunStatus.RUNNING:
             return run, None
+        # An advance message (the claim, a retry's wake-up, a sweep's re-send) recomputes the
+        # readiness of the whole run, set-based: node states changed while it was not running
+        # (resets, approvals) count from here. Node completions keep it (`readiness_release`).
+        readiness_refresh(run)
         attempt = _advance_locked(run, now, events, inline=inline)
         state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)

@@ -221,8 +221,9 @@ class RunNode(models.Model):
     `position`, `kind`, `spec` and `agent` are the node's part of the run's snapshot, written
     with the snapshot (`automations.run_nodes`): a node step reads its own row, never the whole
     snapshot. `deps_done` says every dependency is completed or skipped; the engine keeps it
-    exact while the run is running (set for the whole run when a run is claimed, then for the
-    dependents of each node that completes), so the nodes ready to start are found by index.
+    exact while the run is running (set for the whole run on each advance message, the claim
+    among them, then for the dependents of each node that completes), so the nodes ready to
+    start are found by index.
     """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")

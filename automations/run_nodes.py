@@ -7,10 +7,11 @@ the run-wide settings onto the run (`run_settings`) and every `depends_on` entry
 own row and its direct upstream rows only, whatever the size of the flow.
 
 Readiness (`RunNode.deps_done`: every dependency completed or skipped) is derived state, so it
-is recomputed from the rows rather than counted: `readiness_refresh` for the whole run when it
-is claimed (every way into `running` goes through the claim, and every change an operator or
-a reviewer makes to node states happens while the run is not running), and
-`readiness_release` for the dependents of one node that just completed. Both are single
+is recomputed from the rows rather than counted: `readiness_refresh` for the whole run on every
+advance message (the claim, a retry's wake-up, a sweep's re-send: every way into `running` goes
+through the claim, and every change an operator or a reviewer makes to node states happens
+while the run is not running), and `readiness_release` for the dependents of one node that just
+completed (the accepting transaction, once per node). Both are single
 `UPDATE`s whose `NOT EXISTS` reads the edges of the nodes they touch, so a node step costs
 O(its dependents), not O(the flow).
 """
