@@ -10,6 +10,7 @@ class ApprovalsConfig(AppConfig):
         `approval` gate kind the engine opens, the reader of runs' gates for the run JSON and pages,
         and the save-time check that warns of gates no
         independent reviewer can decide."""
+        from approvals import request_events  # noqa: F401 (connects its gate_closed receiver)
         from approvals.reviewers import gate_warnings
         from approvals.selectors import ApprovalGateReader
         from approvals.services import ApprovalGateKind

@@ -15,7 +15,9 @@ lock (so nothing checked can change before the decision commits):
    `AUTOMATION_V2_GATE_EXPIRED` even after the sweep cancelled the run (SPEC §14);
 5. the decision is approve / rework / cancel, trimmed and case-insensitive (400
    `AUTOMATION_V2_GATE_INVALID_DECISION`) and offered by this gate (400
-   `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`);
+   `AUTOMATION_V2_GATE_DECISION_NOT_ALLOWED`); on an approval request's gate, an approval's
+   edits and response fit the request (400, `approvals.request_answers`), and the policy of
+   the approved arguments replaces the gate's for the checks below;
 6. `approval_request_id` / `transition_id`, when given, name the open gate (409
    `AUTOMATION_V2_GATE_TRANSITION_GUARD_DENIED`; a `guard_denied` record that settles nothing,
    lifecycle `approval_gate_transition_guard_denied`);
@@ -64,6 +66,7 @@ from approvals.policy import (
     escalation_grants,
     separation_refusal,
 )
+from approvals.request_answers import Answer, request_answer
 from automations import scheduling
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
@@ -148,6 +151,8 @@ def gate_decide(
     source: str = "api",
     assured: bool = True,
     with_history: bool = False,
+    arguments: Any = None,
+    response: Any = None,
 ) -> Outcome:
     """Decide the open gate of `run` as `actor` (see the module docstring for the checks).
 
@@ -158,6 +163,10 @@ def gate_decide(
     `AUTOMATION_V2_GATE_CHAT_ASSURANCE_INSUFFICIENT` (audited; the surface points the user to
     the approval page); rework and cancel are not. Raises typed errors
     (`Forbidden`, `Conflict`, `InvalidRequest`, `NotFound`) mapped to the JSON error shape.
+
+    On the gate of an approval request (`approvals.request_answers`), an approve may carry
+    edited `arguments` and the form's `response`; the actor is then judged by the policy of the
+    approved arguments, and the request row records what was approved.
     """
     context = _Context(
         actor=actor,
@@ -169,6 +178,8 @@ def gate_decide(
         request_id=(approval_request_id or "").strip() or None,
         transition=(transition_id or "").strip() or None,
         with_history=with_history,
+        arguments=arguments,
+        response=response,
     )
     try:
         with transaction.atomic():
@@ -208,6 +219,9 @@ class _Context:
     request_id: str | None
     transition: str | None
     with_history: bool
+    arguments: Any = None
+    response: Any = None
+    answer: Answer | None = None
     gate: Gate | None = None
     decision: str | None = None  # the submitted decision once it is known to be valid
 
@@ -310,6 +324,18 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
             nodeID=gate.node_id,
             decisions=gate.decisions,
         )
+    try:
+        context.answer = request_answer(
+            run=run,
+            gate=gate,
+            decision=chosen,
+            arguments=context.arguments,
+            response=context.response,
+        )
+    except InvalidRequest as refusal:
+        return refusal
+    if context.answer is not None:  # judged by what the approval covers (edits included)
+        policy = context.answer.policy
     mismatch = _guard_mismatch(gate, context.request_id, context.transition)
     if mismatch is not None:
         return _guard_deny(context, mismatch)
@@ -318,7 +344,12 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
         return _expired(context)
     if not context.assured and chosen == "approve" and policy.consequential:
         return Forbidden(ASSURANCE_MESSAGE, code=ASSURANCE_INSUFFICIENT, **context.ids())
-    cleared = frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
+    # An answer's policy may name classes `held` was not read with: read them afresh.
+    cleared = (
+        frozenset(c for c in policy.data_classes if clearance_codename(c) in held)
+        if context.answer is None
+        else None
+    )
     rule = separation_refusal(actor=actor, run=run, policy=policy, decision=chosen)
     if rule is not None:
         return Forbidden(
@@ -444,6 +475,8 @@ def _guard_deny(context: _Context, reason_code: str) -> Conflict:
 def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
     """Write the decision and its effects; the locks are held and every check passed."""
     actor, run, gate, decision = context.actor, context.run, context.gate, context.decision
+    answer = context.answer
+    bound = answer.metadata(gate) if answer is not None else None
     lifecycle, history = [], []
     if context.with_history:  # read before the writes, which then extend them in memory
         lifecycle = list(LifecycleEvent.objects.filter(run=run))
@@ -470,12 +503,15 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
             "approval_request_id": gate.pk,
             "transition_id": gate.transition_id,
             "round": gate.round,
+            **({"request": bound} if bound is not None else {}),
         },
     )
     source_status = run.status
     by_id = {n.node_id: n for n in nodes}
     change = _Change(run=run, nodes=by_id, gate=gate, now=now, reason=context.reason)
-    APPLY[decision](change, record, decided_by)
+    (APPLY if answer is None else APPLY_TO_REQUEST)[decision](change, record, decided_by)
+    if answer is not None:
+        answer.settle(record)
     state.run_save(run)
     state.nodes_save([by_id[n] for n in sorted(change.touched) if n in by_id], now=now)
     gate.status = GateStatus.DECIDED
@@ -514,6 +550,7 @@ def _apply(context: _Context, nodes: list[RunNode], now: datetime) -> Outcome:
             "fromStatus": source_status,
             "toStatus": run.status,
             **change.audit,
+            **({"approvalRequest": bound} if bound is not None else {}),
         },
     )
     if run.status == RunStatus.QUEUED:
@@ -633,3 +670,6 @@ def _apply_cancel(change: _Change, record: GateDecision, decided_by: dict) -> No
 
 
 APPLY = {"approve": _apply_approve, "rework": _apply_rework, "cancel": _apply_cancel}
+# A request has no work before its gate to redo: its rework ends the run, and the requester
+# revises and asks again with a new request (the reason tells it what to change).
+APPLY_TO_REQUEST = {**APPLY, "rework": _apply_cancel}

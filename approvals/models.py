@@ -142,3 +142,60 @@ class GateDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.gate_id} {self.decision}"
+
+
+class ApprovalRequest(models.Model):
+    """An approval a principal (usually an agent built elsewhere) asked for over the API.
+
+    It is decided like any gate: it is backed by a run of the workspace's approval-requests
+    automation (`approvals.requests`) parked on the one gate opened for it, so the decision
+    service, policy, audit, pages, pending list, chat cards and expiry are the gates' own. This
+    row keeps what a gate does not: the action and its proposed arguments, what a reviewer may
+    edit and the answer form, and — written by `gate_decide` in the decision's transaction —
+    the arguments approved, the diff from the proposed ones and the validated answer. Its status
+    is the gate's (`approvals.request_json.request_status`), never a second copy.
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="approval_request")
+    gate = models.OneToOneField(Gate, on_delete=models.CASCADE, related_name="approval_request")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="approval_requests",
+    )
+    action = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict)
+    summary = models.CharField(max_length=300)
+    context = models.JSONField(default=dict, blank=True)
+    # As submitted, `rules` included (the gate holds the policy of the proposed arguments).
+    policy = models.JSONField(default=dict, blank=True)
+    response_schema = models.JSONField(null=True, blank=True)
+    editable = models.JSONField(null=True, blank=True)
+    decision = models.OneToOneField(
+        GateDecision,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="approval_request",
+    )
+    approved_arguments = models.JSONField(null=True, blank=True)
+    diff = models.JSONField(default=list, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="request_ws_created"),
+            models.Index(
+                fields=["workspace", "requested_by", "-created_at", "-id"],
+                name="request_ws_requester",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pk} {self.action}"

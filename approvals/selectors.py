@@ -20,7 +20,7 @@ from __future__ import annotations
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from approvals.models import Gate, GateDecision, GateStatus
+from approvals.models import ApprovalRequest, Gate, GateDecision, GateStatus
 from approvals.policy import AUTHORITY_RULES, escalated_to_condition
 from automations.ids import is_run_id
 from automations.models import (
@@ -32,6 +32,7 @@ from automations.models import (
 from automations.selectors import of_runs
 from governance.actors import Actor
 from governance.errors import NotFound
+from governance.models import Role
 from governance.policy import REVIEW, ROLE_PERMISSIONS
 from governance.services import member_clearances
 
@@ -153,3 +154,34 @@ class ApprovalGateReader:
                 named=True,
             )
         )
+
+
+# --- approval requests ------------------------------------------------------------------------
+
+MAX_REQUEST_ID = 64
+# Roles that see every approval request of their workspace; everyone else (agents and services
+# always) sees only their own.
+REQUEST_READER_ROLES = frozenset({Role.REVIEWER, Role.ADMIN})
+
+
+def requests_visible(actor: Actor) -> QuerySet[ApprovalRequest]:
+    """The approval requests the actor may see, with everything `request_json` reads joined."""
+    rows = ApprovalRequest.objects.filter(workspace=actor.workspace).select_related(
+        "gate", "run", "requested_by", "decision__decided_by"
+    )
+    if actor.is_human and actor.role in REQUEST_READER_ROLES:
+        return rows
+    return rows.filter(requested_by=actor.user) if actor.user is not None else rows.none()
+
+
+def request_get(actor: Actor, request_id: str) -> ApprovalRequest:
+    """One visible request, else 404 (another workspace's, or another principal's for an
+    agent, is not found)."""
+    request = (
+        requests_visible(actor).filter(pk=request_id).first()
+        if 0 < len(request_id) <= MAX_REQUEST_ID
+        else None
+    )
+    if request is None:
+        raise NotFound("Approval request not found", code="APPROVAL_REQUEST_NOT_FOUND")
+    return request

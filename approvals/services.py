@@ -24,9 +24,9 @@ from automations.models import Run
 
 
 def reviewed_digest(reviewed: dict[str, Any]) -> str:
-    """SHA-256 of what the reviewer judges (the upstream outputs and the downstream plan), in
-    canonical JSON. A decision records it, so "approved what was seen, and what runs after
-    it" can be checked."""
+    """SHA-256 of what the reviewer judges (the upstream outputs, the downstream plan and the
+    run's inputs), in canonical JSON. A decision records it, so "approved what was seen, and
+    what runs after it" can be checked."""
     canonical = json.dumps(reviewed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -45,6 +45,8 @@ def gate_open(
     locked) and then parks the run; `gate_opened` is sent after that commit."""
     previous = Gate.objects.filter(run=run, node_id=node_id).aggregate(Max("round"))["round__max"]
     reviewed = {"upstream_outputs": upstream_outputs, "downstream_plan": downstream_plan}
+    if run.inputs:  # the reviewer sees them too (an approval request's action and arguments)
+        reviewed["inputs"] = run.inputs
     expiry = gate.get("expiry") or {}
     expires_after = expiry.get("expires_after_s") or settings.FLOWGATE_GATE_DEFAULT_EXPIRY_S
     opened = Gate.objects.create(

@@ -17,11 +17,21 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseNotAllowed, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from automations.admin_actions import AUTOMATION_ACTIONS, RUN_ACTIONS
+from automations.admin_actions import AUTOMATION_ACTIONS, RUN_PAGE_ACTIONS
+from automations.admin_format import duration, timestamp
+from automations.admin_run_list import RunChangeList, run_change_url, run_id_search
 from automations.admin_run_page import run_page_context
+from automations.admin_run_views import (
+    confirmed_bulk_action,
+    live_fragment,
+    run_act,
+    run_repair_page,
+)
 from automations.flow_diagram import flow_graph_svg
 from automations.models import Automation, LifecycleEvent, Run
 from automations.selectors import automation_grants
@@ -205,18 +215,30 @@ class AutomationAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, WorkspaceScopedAdm
 
 
 @admin.register(Run)
-class RunAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
-    """Runs: filters by status, automation and workspace; pause/resume/cancel/recover; the run
-    page with node states, outputs, lifecycle timeline, gate history and the flow graph."""
+class RunAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmin):
+    """Runs: filters by status, automation and workspace, search by any prefix of a run id;
+    the list and the run page (by run id) update live; the actions the run's state allows,
+    destructive ones after a confirmation; repair and node retry/requeue/continue from the node
+    table (`automations.admin_run_views`, `admin_run_page`, `admin_run_list`)."""
 
-    list_display = ("run_id", "automation", "workspace", "status", "created_at", "finished_at")
+    list_display = (
+        "run_id",
+        "automation",
+        "workspace",
+        "status_cell",
+        "step_cell",
+        "requester",
+        "created",
+        "duration_cell",
+    )
     list_filter = (
         "status",
         ("automation", ScopedAutomationFilter),
         ("workspace", ScopedWorkspaceFilter),
     )
-    search_fields = ("=run_id",)
-    list_select_related = ("automation", "workspace__organization")
+    search_fields = ("run_id",)  # any prefix (`get_search_results`), not the exact id
+    search_help_text = "Run id or its beginning, with or without “run-”."
+    list_select_related = ("automation", "workspace__organization", "requested_by")
     list_defer = (
         "automation_snapshot",
         "last_failure",
@@ -245,22 +267,22 @@ class RunAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, LargeTableAdmin, Workspac
             "Reasons",
             {"fields": ("detail", "pause_reason", "resume_reason", "stop_kind", "stop_reason")},
         ),
-        ("Times", {"fields": ("created_at", "started_at", "finished_at", "updated_at")}),
+        ("Times", {"fields": ("created", "started", "finished", "updated")}),
         ("Last failure", {"fields": ("last_failure",)}),
     )
-    readonly_fields = [f.name for f in Run._meta.fields]
+    readonly_fields = [
+        *(f.name for f in Run._meta.fields),
+        "created",
+        "started",
+        "finished",
+        "updated",
+    ]
     change_form_template = "admin/automations/run/change_form.html"
+    change_list_template = "admin/automations/run/change_list.html"
     action_form = ReasonActionForm
-    object_actions = RUN_ACTIONS
     actions = [
-        bulk_action(
-            name,
-            action,
-            prepare=lambda qs: qs.select_related("automation", "workspace__organization"),
-            workspace_of=lambda run: run.workspace,
-            inputs_of=_reason,
-        )
-        for name, action in RUN_ACTIONS.items()
+        confirmed_bulk_action(name, action, inputs_of=_reason)
+        for name, action in RUN_PAGE_ACTIONS.items()
     ]
 
     def get_queryset(self, request):
@@ -270,19 +292,107 @@ class RunAdmin(ObjectActionsMixin, ReadOnlyAdminMixin, LargeTableAdmin, Workspac
             .select_related("automation", "workspace__organization", "requested_by")
         )
 
+    def get_changelist(self, request, **kwargs):
+        return RunChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        return run_id_search(queryset, search_term), False
+
+    def get_object(self, request, object_id, from_field=None):
+        """By run id; an all-digit id is the primary key of the older integer URLs."""
+        if from_field is None and not str(object_id).isdigit():
+            from_field = "run_id"
+        return super().get_object(request, object_id, from_field)
+
     def get_urls(self):
-        return [*self.object_urls(), *super().get_urls()]
+        wrap = self.admin_site.admin_view
+        return [
+            path("live/", wrap(self.changelist_live_view), name="automations_run_live_list"),
+            path("<path:object_id>/act/", wrap(self.act_view), name="automations_run_act"),
+            path("<path:object_id>/live/", wrap(self.live_view), name="automations_run_live"),
+            path(
+                "<path:object_id>/repair/<str:node_id>/",
+                wrap(self.repair_view),
+                name="automations_run_repair",
+            ),
+            *super().get_urls(),
+        ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
+        if str(object_id).isdigit() and request.method in ("GET", "HEAD"):
+            return HttpResponsePermanentRedirect(run_change_url(run))  # an older integer URL
         if not self.has_view_permission(request, run):
             raise PermissionDenied
         context = {
             **(extra_context or {}),
             **run_page_context(run),
-            "object_actions": self.object_actions,
+            "live_url": reverse("admin:automations_run_live", args=[run.run_id]),
         }
         return super().change_view(request, object_id, form_url, context)
+
+    def changelist_view(self, request, extra_context=None):
+        context = {**(extra_context or {}), "live_url": reverse("admin:automations_run_live_list")}
+        return super().changelist_view(request, context)
+
+    def live_view(self, request, object_id):
+        return live_fragment(self.change_view(request, object_id))
+
+    def changelist_live_view(self, request):
+        return live_fragment(self.changelist_view(request))
+
+    def act_view(self, request, object_id):
+        return run_act(self, request, self.get_object(request, object_id))
+
+    def repair_view(self, request, object_id, node_id):
+        return run_repair_page(self, request, self.get_object(request, object_id), node_id)
+
+    @admin.display(description="Status", ordering="status")
+    def status_cell(self, run):
+        return _live_cell(run, "status", run.get_status_display(), status=run.status)
+
+    @admin.display(description="Now at")
+    def step_cell(self, run):
+        return _live_cell(run, "step", getattr(run, "console_step", "") or "—")
+
+    @admin.display(description="Requested by", ordering="requested_by__username")
+    def requester(self, run):
+        return run.requested_by.username if run.requested_by else "—"
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, run):
+        return timestamp(run.created_at)
+
+    @admin.display(description="Started")
+    def started(self, run):
+        return timestamp(run.started_at)
+
+    @admin.display(description="Finished")
+    def finished(self, run):
+        return timestamp(run.finished_at)
+
+    @admin.display(description="Updated")
+    def updated(self, run):
+        return timestamp(run.updated_at)
+
+    @admin.display(description="Duration")
+    def duration_cell(self, run):
+        return _live_cell(
+            run, "duration", duration(run.started_at, run.finished_at, now=timezone.now())
+        )
+
+
+def _live_cell(run: Run, column: str, text: str, *, status: str = ""):
+    """A list cell the list's poller refreshes in place (`data-live-region`, by id), so a
+    selection of rows survives the update."""
+    return format_html(
+        '<span id="fg-run-{}-{}" class="fg-{}" data-live-region data-status="{}">{}</span>',
+        run.pk,
+        column,
+        column,
+        status,
+        text,
+    )
 
 
 @admin.register(LifecycleEvent)
@@ -290,8 +400,17 @@ class LifecycleEventAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAd
     """The runs' history, newest first; each run page shows its own timeline."""
 
     workspace_path = "run__workspace"
-    list_display = ("run", "event", "reason", "at")
+    list_display = ("run", "event", "node", "reason", "at_seconds")
     search_fields = ("=run__run_id", "=event")
     list_select_related = ("run",)
     list_defer = ("run__automation_snapshot", "run__last_failure")
     ordering = ("-at", "-id")
+
+    @admin.display(description="Node")
+    def node(self, event):
+        node_id = event.metadata.get("node_id") if isinstance(event.metadata, dict) else None
+        return node_id or "—"
+
+    @admin.display(description="At", ordering="at")
+    def at_seconds(self, event):
+        return timestamp(event.at)

@@ -33,7 +33,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
-from automations import scheduling
+from automations import fairness, scheduling
 from automations.handoffs import writer as handoffs
 from automations.lifecycle import lifecycle_event, lifecycle_record
 from automations.models import (
@@ -236,7 +236,9 @@ def _hold_for_automation_pause(run: Run, now) -> None:
     )
 
 
-def _advance_locked(run: Run, now, events, *, inline: bool = False) -> Attempt | None:
+def _advance_locked(
+    run: Run, now, events, *, inline: bool = False, continuing: bool = False
+) -> Attempt | None:
     """Apply the plan to a running run whose row this transaction has locked.
 
     Node dispatches and wake-ups are scheduled for after commit. With
@@ -247,12 +249,17 @@ def _advance_locked(run: Run, now, events, *, inline: bool = False) -> Attempt |
     run.heartbeat_at = plan.wake_at or now
     if plan.start:
         alone = plan.start[0] if len(plan.start) == 1 else None
-        timed = alone is not None and NodeSpec(alone.spec).timeout_s is not None
-        claimed = alone if inline and alone and not timed else None
-        dispatches = _start_nodes(run, plan.start, now, events, claimed=claimed)
+        inline_ok = inline and alone is not None and NodeSpec(alone.spec).timeout_s is None
+        # Executing inline takes one of the workspace's slots (automations.fairness).
+        claimed = (
+            alone
+            if inline_ok and fairness.inline_slot_claim(run.workspace_id, continuing=continuing)
+            else None
+        )
+        _start_nodes(run, plan.start, now, events, claimed=claimed)
         if claimed:
             return _attempt(run, claimed, claimed.attempt_token)
-        scheduling.dispatch_after_commit(dispatches)
+        fairness.admit_after_commit(run.workspace_id)
     elif plan.wake_at:
         delay = max(0.0, (plan.wake_at - now).total_seconds())
         scheduling.advance_after_commit(run.run_id, countdown=delay)
@@ -311,17 +318,19 @@ NODE_START_FIELDS = [
     "not_before",
     "started_at",
     "finished_at",
+    "admitted_at",
+    "time_limit_s",
     "updated_at",
 ]
 
 
-def _start_nodes(run, nodes: list[RunNode], now, events, *, claimed=None) -> list[tuple]:
-    """Mark nodes running with a fresh attempt token; return what to enqueue after commit.
+def _start_nodes(run, nodes: list[RunNode], now, events, *, claimed=None) -> None:
+    """Mark nodes running with a fresh attempt token, held until `automations.fairness` admits
+    them into a slot of the workspace (and publishes them).
 
-    The `claimed` node is also claimed for the calling worker (`started_at` set, as
-    `node_execute`'s compare-and-set does for a dispatched attempt). One UPDATE however many
-    start (a plain one for a single node, `bulk_update` for several)."""
-    dispatches = []
+    The `claimed` node is admitted and claimed for the calling worker at once (`started_at`
+    set, as `node_execute`'s compare-and-set does for a dispatched attempt). One UPDATE however
+    many start (a plain one for a single node, `bulk_update` for several)."""
     for node in nodes:
         node.state = NodeState.RUNNING
         node.attempts += 1
@@ -329,25 +338,17 @@ def _start_nodes(run, nodes: list[RunNode], now, events, *, claimed=None) -> lis
         node.task_id = str(uuid.uuid4())
         node.not_before = None
         node.started_at = now if node is claimed else None
+        node.admitted_at = now if node is claimed else None
+        node.time_limit_s = NodeSpec(node.spec).timeout_s
         node.finished_at = None
         node.updated_at = now  # bulk_update does not apply `auto_now`
         events.append(
             lifecycle_event(run, "node_started", node_id=node.node_id, attempt=node.attempts)
         )
-        dispatches.append(
-            (
-                run.run_id,
-                node.node_id,
-                str(node.attempt_token),
-                node.task_id,
-                NodeSpec(node.spec).timeout_s,
-            )
-        )
     if len(nodes) == 1:
         nodes[0].save(update_fields=NODE_START_FIELDS)
     else:
         RunNode.objects.bulk_update(nodes, NODE_START_FIELDS)
-    return dispatches
 
 
 FINISH = {
@@ -412,6 +413,7 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
     if node is None:  # a re-snapshot removed the node since
         return False
     run = _runs().get(pk=node.run_id)
+    fairness.admit_logged(run.workspace_id)  # the claimed message leaves room in the broker
     inline = NodeSpec(node.spec).timeout_s is None
     _execute(_attempt(run, node, token), inline=inline)
     return True
@@ -617,8 +619,9 @@ def _accept(
         )
         if node.state == NodeState.COMPLETED:
             readiness_release(node)
+        fairness.admit_after_commit(run.workspace_id)  # the attempt's slot is free again
         # Advance in the same transaction: the next nodes start without another task hop.
-        attempt = _advance_locked(run, now, events, inline=inline)
+        attempt = _advance_locked(run, now, events, inline=inline, continuing=True)
         state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return True, attempt

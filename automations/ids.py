@@ -11,7 +11,10 @@ import re
 # Always used with `fullmatch` (`$` would accept a trailing newline).
 AUTOMATION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # Path segments under /api/automations/v2 that are routes, not automation ids.
-RESERVED_IDS = frozenset({"runs"})
+# The automation whose runs back agents' approval requests (`approvals.requests`): one per
+# workspace, made on demand, never created through the API.
+APPROVAL_REQUESTS_AUTOMATION_ID = "flowgate:approval-requests"
+RESERVED_IDS = frozenset({"runs", APPROVAL_REQUESTS_AUTOMATION_ID})
 # `run-<hex>` today (automations.services.run_start); the column holds 64 characters.
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 

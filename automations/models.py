@@ -243,6 +243,12 @@ class RunNode(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the running attempt got one of its workspace's slots (published, or claimed by the
+    # worker executing it); empty while the attempt is held back by the workspace's cap
+    # (automations.fairness).
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    # The running attempt's node `timeout_s`, the soft time limit of its task when admitted.
+    time_limit_s = models.FloatField(null=True, blank=True)
     # Reviewer feedback for the node's next attempts: one entry per rework that sent it back
     # (`gate_id`, `gate_node_id`, `round`, `reason`, `decided_by`), oldest first. Agent nodes
     # give it to their model, so the next draft can answer it.
@@ -266,6 +272,12 @@ class RunNode(models.Model):
                 fields=["run", "position"],
                 condition=models.Q(state="pending", deps_done=True),
                 name="runnode_ready",
+            ),
+            # Live attempts (admission counts and picks them per workspace).
+            models.Index(
+                fields=["run"],
+                condition=models.Q(state="running"),
+                name="runnode_running",
             ),
         ]
 

@@ -431,31 +431,54 @@ def run_start(
             )
         inputs = inputs or {}
         validate_inputs(locked.input_schema, inputs)
-        snapshot = automation_snapshot(locked)
-        spec = RunSpec.from_snapshot(snapshot)
-        run = Run.objects.create(
-            run_id=f"run-{uuid.uuid4().hex}",
-            workspace=actor.workspace,
-            automation=locked,
-            requested_by=actor.user,
-            requester_grantors=[] if actor.is_human else _grantors(actor, locked),
-            trigger_type=trigger_type,
-            automation_snapshot=snapshot,
-            inputs=inputs,
-            **run_settings(spec),
-        )
-        nodes_plan(run, spec)
-        lifecycle_record(run, "run_queued", reason=f"started by {actor.actor_id}")
-        audit_record(
-            workspace=actor.workspace,
-            event_type="automation.run_started",
+        run = run_create(
             actor=actor,
-            payload={
-                "automationID": locked.automation_id,
-                "runID": run.run_id,
-                "version": locked.version,
-                "trigger": trigger_type,
-            },
+            locked=locked,
+            trigger_type=trigger_type,
+            inputs=inputs,
+            snapshot=automation_snapshot(locked),
+            requester_grantors=[] if actor.is_human else _grantors(actor, locked),
         )
         scheduling.advance_after_commit(run.run_id)
+    return run
+
+
+def run_create(
+    *,
+    actor: Actor,
+    locked: Automation,
+    trigger_type: str,
+    inputs: dict[str, Any],
+    snapshot: dict[str, Any],
+    requester_grantors: list[str],
+) -> Run:
+    """Insert a queued run of `snapshot` (its node rows, lifecycle and audit event) in the
+    caller's transaction, the automation row locked by the caller; the caller authorised it and
+    schedules or advances it. `run_start` uses it, and so do approval requests
+    (`approvals.requests`), whose runs execute a snapshot made for the request."""
+    spec = RunSpec.from_snapshot(snapshot)
+    run = Run.objects.create(
+        run_id=f"run-{uuid.uuid4().hex}",
+        workspace=actor.workspace,
+        automation=locked,
+        requested_by=actor.user,
+        requester_grantors=requester_grantors,
+        trigger_type=trigger_type,
+        automation_snapshot=snapshot,
+        inputs=inputs,
+        **run_settings(spec),
+    )
+    nodes_plan(run, spec)
+    lifecycle_record(run, "run_queued", reason=f"started by {actor.actor_id}")
+    audit_record(
+        workspace=actor.workspace,
+        event_type="automation.run_started",
+        actor=actor,
+        payload={
+            "automationID": locked.automation_id,
+            "runID": run.run_id,
+            "version": locked.version,
+            "trigger": trigger_type,
+        },
+    )
     return run

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from structlog.contextvars import bound_contextvars
 
-from automations import engine, scheduling
+from automations import engine, fairness, scheduling
 from automations.runs import sweeps
 
 
@@ -31,5 +31,6 @@ def sweep_runs() -> None:
         sweeps.sweep_stale_runs()
     finally:  # re-sending lost queued runs must not depend on the reaping succeeding
         sweeps.requeue_idle_queued_runs()
+        fairness.admit_waiting()  # backstop: admissions are made after each commit
     # Only a sweep that got through both parts proves beat and the sweep work (/readyz).
     sweeps.sweep_mark_completed(scheduling.SWEEP_RUNS)

@@ -56,15 +56,23 @@ def write_result(name: str, figures: dict) -> Path:
 
 
 def start_workers(
-    count: int, *, queue: str, name: str, concurrency: int = 1, extra: tuple[str, ...] = ()
+    count: int,
+    *,
+    queue: str,
+    name: str,
+    concurrency: int = 1,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> list[subprocess.Popen]:
-    """`count` Celery worker processes on `queue` (test settings, quiet logs), each in its own
-    session so a benchmark can kill the whole process group when it is done."""
+    """`count` Celery worker processes on `queue` (test settings, quiet logs, this process's
+    environment plus `env`), each in its own session so a benchmark can kill the whole process
+    group when it is done."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "FLOWGATE_CELERY_QUEUE": queue,
         "LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue,

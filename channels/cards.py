@@ -14,6 +14,7 @@ platforms' limits, and Discord is told not to ping anyone it mentions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +23,15 @@ from typing import Any
 from django.conf import settings
 
 from approvals.models import Decision, Gate, GateDecision, GateStatus, Surface
+from approvals.request_answers import REQUEST_TRIGGER
 from automations.models import RunNode
 from channels.actions import CardAction
 
 SUMMARY_PER_NODE = 400  # characters of one upstream node's summary
 SUMMARY_TOTAL = 1800  # characters of the whole upstream summary (fits every platform's limit)
 INSTRUCTIONS_MAX = 1500
+MAX_REQUEST_ARGUMENTS = 10  # arguments of an approval request listed on its card
+REQUEST_LABEL = "Approval request (edit or answer on the approval page)"
 
 BUTTONS = {  # decision -> (label, Slack style, Discord style)
     "approve": ("Approve", "primary", 3),
@@ -64,9 +68,10 @@ class CardFacts:
     workspace: str
     expires_at: datetime
     decisions: tuple[str, ...]
-    upstream: tuple[tuple[str, str], ...]  # (node id, summary)
+    upstream: tuple[tuple[str, str], ...]  # (node id, summary); a request's action, arguments
     url: str
     notice: str = ""  # reminder / escalation banner of a re-post
+    upstream_label: str = "Upstream output"
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ def card_facts(gate: Gate, *, purpose: str = "card") -> CardFacts:
             "node_id", "output"
         )
     )
-    upstream, used = [], 0
+    upstream, used = _request_lines(gate), 0
     for node_id in gate.upstream_node_ids:
         summary = clip(_node_summary(outputs.get(node_id)), SUMMARY_PER_NODE)
         if used + len(summary) > SUMMARY_TOTAL:
@@ -136,7 +141,24 @@ def card_facts(gate: Gate, *, purpose: str = "card") -> CardFacts:
         upstream=tuple(upstream),
         url=approval_url(gate.pk),
         notice=_notice(gate, purpose),
+        upstream_label=REQUEST_LABEL
+        if gate.run.trigger_type == REQUEST_TRIGGER
+        else "Upstream output",
     )
+
+
+def _request_lines(gate: Gate) -> list[tuple[str, str]]:
+    """An approval request's action and top-level arguments (from the run's inputs, which the
+    gate's reviewed digest binds; no query). Edits and answers are made on the approval page."""
+    if gate.run.trigger_type != REQUEST_TRIGGER:
+        return []
+    inputs = gate.run.inputs or {}
+    arguments = inputs.get("arguments") or {}
+    lines = [("action", clip(str(inputs.get("action") or ""), SUMMARY_PER_NODE))]
+    for name, value in list(arguments.items())[:MAX_REQUEST_ARGUMENTS]:
+        shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        lines.append((str(name), clip(shown, SUMMARY_PER_NODE)))
+    return lines
 
 
 def _notice(gate: Gate, purpose: str) -> str:
@@ -239,7 +261,7 @@ def _slack_body(facts: CardFacts, lead: str) -> list[dict[str, Any]]:
     ]
     if facts.upstream:
         lines = "\n".join(f"• `{_mrkdwn(n)}`: {_mrkdwn(s)}" for n, s in facts.upstream)
-        blocks.append(_section(f"*Upstream output*\n{lines}"))
+        blocks.append(_section(f"*{facts.upstream_label}*\n{lines}"))
     blocks.append(
         {
             "type": "context",
@@ -299,7 +321,7 @@ def _discord_embed(facts: CardFacts, lead: str, color: int) -> dict[str, Any]:
     ]
     if facts.upstream:
         lines = "\n".join(f"• `{n}`: {s}" for n, s in facts.upstream)
-        fields.append({"name": "Upstream output", "value": clip(lines, 1024), "inline": False})
+        fields.append({"name": facts.upstream_label, "value": clip(lines, 1024), "inline": False})
     return {
         "title": clip(facts.title, 256),
         "url": facts.url,
@@ -362,7 +384,8 @@ def _telegram_text(facts: CardFacts, lead: str) -> str:
         f"Expires: {fmt_time(facts.expires_at)}",
     ]
     if facts.upstream:
-        parts.append("Upstream output:\n" + "\n".join(f"• {n}: {s}" for n, s in facts.upstream))
+        lines = "\n".join(f"• {n}: {s}" for n, s in facts.upstream)
+        parts.append(f"{facts.upstream_label}:\n{lines}")
     parts.append(f"Approval page: {facts.url}")
     return clip("\n\n".join(parts), TELEGRAM_MAX)
 

@@ -92,12 +92,15 @@ CREATOR_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 class WorkspaceAction(StrEnum):
     CREATE_AUTOMATION = "create"
     READ_AUDIT = "read_audit"
+    # Asking humans to approve an action (`POST /api/approvals/requests`), agents included.
+    REQUEST_APPROVAL = "request_approval"
 
 
 # Workspace-level actions: the roles that may take them ...
 WORKSPACE_ACTION_ROLES: dict[WorkspaceAction, frozenset[str]] = {
     WorkspaceAction.CREATE_AUTOMATION: CREATOR_ROLES,
     WorkspaceAction.READ_AUDIT: frozenset({Role.ADMIN}),
+    WorkspaceAction.REQUEST_APPROVAL: frozenset({Role.OPERATOR, Role.ADMIN}),
 }
 # ... and those only humans may take, whatever the role (an agent holding the admin role does
 # not read the audit trail).
@@ -110,6 +113,10 @@ WORKSPACE_DENIALS: dict[WorkspaceAction, tuple[str, str]] = {
     WorkspaceAction.READ_AUDIT: (
         "AUDIT_ACCESS_DENIED",
         "Only workspace admins may read the audit log",
+    ),
+    WorkspaceAction.REQUEST_APPROVAL: (
+        "APPROVAL_REQUEST_FORBIDDEN",
+        "Your role may not request approvals in this workspace",
     ),
 }
 

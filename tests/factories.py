@@ -486,3 +486,37 @@ def append_events(workspace: Workspace, count: int, *, actor: Actor | None = Non
             ).pk
             for n in range(count)
         ]
+
+
+# --- approval requests (issue 18) ----------------------------------------------------------------
+
+REQUESTS_URL = "/api/approvals/requests"
+
+
+def request_body(**overrides) -> dict:
+    """A payment an agent asks to make: `amount` and `memo` editable (amount at most 500)."""
+    return {
+        "action": "payments.send",
+        "arguments": {"amount": 100, "memo": "Invoice 42", "payee": {"iban": "DE00 1234"}},
+        "summary": "Pay invoice 42",
+        "context": {
+            "text": "Invoice 42 from ACME, due Friday.",
+            "links": [{"title": "Invoice 42", "url": "https://billing.example.com/42"}],
+        },
+        "editable": {
+            "paths": ["amount", "memo"],
+            "schema": {
+                "type": "object",
+                "properties": {"amount": {"type": "integer", "minimum": 1, "maximum": 500}},
+                "required": ["amount"],
+            },
+        },
+        **overrides,
+    }
+
+
+def ask(member, **overrides) -> dict:
+    """Open an approval request as `member` over the API; its JSON."""
+    response = member.client().post(REQUESTS_URL, request_body(**overrides), format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()

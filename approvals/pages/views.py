@@ -19,6 +19,7 @@ from approvals.pages.forms import DecisionForm
 from approvals.pages.gate_view import gate_view
 from approvals.pages.live import live_status
 from approvals.pages.pending import PAGE_SIZE, pending_for_user
+from approvals.pages.request_form import RequestAnswerForm, request_of, request_view
 from approvals.policy import GatePolicy, approval_barred_by
 from governance.actors import Actor
 from governance.errors import FlowgateError, Forbidden, NotFound
@@ -55,10 +56,21 @@ def pending_list(request: HttpRequest) -> HttpResponse:
 def gate_page(request: HttpRequest, gate_id: str) -> HttpResponse:
     """One gate opening: what is under review, who may decide it, and the decision form."""
     gate, actor = _visible_gate(request, gate_id)
-    form = None
+    form = answer_form = None
+    asked = request_of(gate)
     if request.method == "POST":
         form = DecisionForm(request.POST, decisions=gate.decisions)
-        if form.is_valid():
+        if asked is not None:
+            answer_form = RequestAnswerForm(request.POST, request=asked)
+        approving = form.is_valid() and form.cleaned_data["decision"] == "approve"
+        # The edits and the response go with an approval only (the service refuses them else).
+        answer = answer_form if approving and answer_form is not None else None
+        if form.is_valid() and (answer is None or answer.is_valid()):
+            extra = (
+                {}
+                if answer is None
+                else {"arguments": answer.edits(), "response": answer.response()}
+            )
             try:
                 outcome = gate_decide(
                     actor=actor,
@@ -67,14 +79,17 @@ def gate_page(request: HttpRequest, gate_id: str) -> HttpResponse:
                     reason=form.cleaned_data["reason"],
                     approval_request_id=form.cleaned_data["approval_request_id"],
                     source="page",
+                    **extra,
                 )
             except FlowgateError as error:
                 # Re-read: a lost race or an expiry changed the gate, and the page shows it.
                 gate, actor = _visible_gate(request, gate_id)
-                return _render(request, gate, actor, form, error=error, status=error.status)
+                return _render(
+                    request, gate, actor, form, answer_form, error=error, status=error.status
+                )
             messages.success(request, DECIDED_MESSAGES[outcome.decision])
             return redirect("approval_pages:gate", gate_id=gate.pk)
-        return _render(request, gate, actor, form, status=400)
+        return _render(request, gate, actor, form, answer_form, status=400)
     return _render(request, gate, actor, form)
 
 
@@ -129,6 +144,7 @@ def _render(
     gate: Gate,
     actor: Actor,
     form: DecisionForm | None,
+    answer_form: RequestAnswerForm | None = None,
     *,
     error: FlowgateError | None = None,
     status: int = 200,
@@ -136,8 +152,13 @@ def _render(
     if form is None:
         form = DecisionForm(initial={"approval_request_id": gate.pk}, decisions=gate.decisions)
     view = gate_view(gate, actor)
+    asked = answer_form.request if answer_form is not None else request_of(gate)
+    if asked is not None and answer_form is None:
+        answer_form = RequestAnswerForm(request=asked)
     context = {
         **view,
+        "approval_request": request_view(asked) if asked is not None else None,
+        "answer_form": answer_form,
         "next_pending": None if view["is_open"] else _next_pending(request, gate),
         "eligibility": gate_eligibility(actor=actor, gate=gate, run=gate.run),
         "form": form,

@@ -19,6 +19,7 @@ from automations.api.serializers import (
     GrantSerializer,
     automation_json,
 )
+from automations.ids import APPROVAL_REQUESTS_AUTOMATION_ID
 from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import keyset_page, sequence_page
@@ -44,7 +45,10 @@ class AutomationListView(WorkspaceAPIView):
     )
     def get(self, request):
         query = parse_input(AutomationListQuerySerializer, request.query_params)
-        queryset = selectors.automations_visible(request.actor)
+        # The approval-requests automation backs API requests; it is nobody's to list or edit.
+        queryset = selectors.automations_visible(request.actor).exclude(
+            automation_id=APPROVAL_REQUESTS_AUTOMATION_ID
+        )
         if "status" in query:
             queryset = queryset.filter(status=query["status"])
         rows, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))

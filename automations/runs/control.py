@@ -43,7 +43,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from automations import scheduling
+from automations import fairness, scheduling
 from automations.flow import descendants
 from automations.lifecycle import lifecycle_event
 from automations.models import (
@@ -181,6 +181,8 @@ def run_transition(
         state.run_move(locked, action, now=change.now)
         _write(change)
         scheduling.revoke_after_commit(task_ids)
+        if fenced:  # their slots go to the workspace's held attempts
+            fairness.admit_after_commit(locked.workspace_id)
         if locked.status == RunStatus.QUEUED:
             scheduling.advance_after_commit(locked.run_id)
         audit_record(

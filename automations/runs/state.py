@@ -28,7 +28,7 @@ from typing import Any
 
 from django.db.models import F
 
-from automations import scheduling
+from automations import fairness, scheduling
 from automations.models import (
     TERMINAL_STATUSES,
     LifecycleEvent,
@@ -180,7 +180,9 @@ def runs_cancel(
 
 def fence_nodes(nodes: Iterable[RunNode]) -> tuple[list[str], list[str]]:
     """Send the running nodes among `nodes` (locked) back to pending without their attempt
-    token; return their node ids (changed in memory: save them) and task ids to revoke."""
+    token; return their node ids (changed in memory: save them) and task ids to revoke. The
+    caller admits the workspace's held attempts into the freed slots
+    (`fairness.admit_after_commit`)."""
     fenced = [n for n in nodes if n.state == NodeState.RUNNING]
     task_ids = [n.task_id for n in fenced if n.task_id]
     for node in fenced:
@@ -192,15 +194,18 @@ def fence_nodes(nodes: Iterable[RunNode]) -> tuple[list[str], list[str]]:
 
 def fence_runs(run_pks: list[int], *, now: datetime) -> tuple[dict[int, list[str]], list[str]]:
     """`fence_nodes` set-based for locked runs, written at once; returns the fenced node ids
-    by run and the task ids to revoke. The attempt still counts."""
+    by run and the task ids to revoke. The attempt still counts. The freed slots go to the
+    workspaces' held attempts after commit."""
     running = RunNode.objects.filter(run_id__in=run_pks, state=NodeState.RUNNING)
-    fenced = list(running.values_list("run_id", "node_id", "task_id"))
+    fenced = list(running.values_list("run_id", "node_id", "task_id", "run__workspace_id"))
     by_run: dict[int, list[str]] = defaultdict(list)
-    for run_pk, node_id, _ in sorted(fenced):
+    for run_pk, node_id, _, _ in sorted(fenced):
         by_run[run_pk].append(node_id)
     if fenced:
         running.update(state=NodeState.PENDING, attempt_token=None, task_id="", updated_at=now)
-    return by_run, [task_id for _, _, task_id in fenced if task_id]
+    for workspace_id in {workspace_id for *_, workspace_id in fenced}:
+        fairness.admit_after_commit(workspace_id)
+    return by_run, [task_id for _, _, task_id, _ in fenced if task_id]
 
 
 def reset_nodes(

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from automations import scheduling
+from automations import fairness, scheduling
 from automations.lifecycle import lifecycle_record
 from automations.models import NodeState, Run, RunNode, RunStatus, StopKind, SweepMark
 from automations.run_spec import NodeSpec
@@ -124,27 +124,25 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
             },
         )
         scheduling.revoke_after_commit(task_ids)
+        fairness.admit_after_commit(run.workspace_id)
     logger.warning("reaped stale run %s → %s", run_id, run.status)
     return True
 
 
 def _resend(run: Run, unclaimed: list[RunNode], now) -> None:
     """Re-dispatch never-claimed attempts under fresh tokens (the old messages, if they ever
-    arrive, no longer match and are skipped), or re-advance a run with nothing running."""
-    dispatches = []
+    arrive, no longer match and are skipped), or re-advance a run with nothing running.
+
+    They go back to the workspace's admission (`automations.fairness`) in their old place
+    (node row order): a message lost in the broker gets its slot again, an attempt still held
+    by the cap stays held."""
     for node in unclaimed:
         node.attempt_token = uuid.uuid4()
         node.task_id = str(uuid.uuid4())
-        dispatches.append(
-            (
-                run.run_id,
-                node.node_id,
-                str(node.attempt_token),
-                node.task_id,
-                NodeSpec(node.spec).timeout_s,
-            )
-        )
-    RunNode.objects.bulk_update(unclaimed, ["attempt_token", "task_id", "updated_at"])
+        node.admitted_at = None
+    RunNode.objects.bulk_update(
+        unclaimed, ["attempt_token", "task_id", "admitted_at", "updated_at"]
+    )
     run.heartbeat_at = now
     run.save(update_fields=["heartbeat_at", "updated_at"])
     lifecycle_record(
@@ -153,8 +151,8 @@ def _resend(run: Run, unclaimed: list[RunNode], now) -> None:
         reason="no execution started before the stale threshold",
         nodes=[n.node_id for n in unclaimed],
     )
-    if dispatches:
-        scheduling.dispatch_after_commit(dispatches)
+    if unclaimed:
+        fairness.admit_after_commit(run.workspace_id)
     else:
         scheduling.advance_after_commit(run.run_id)
 

@@ -224,3 +224,17 @@ OPERATOR_ACTIONS: dict[Cause, OperatorAction] = {
         ),
     )
 }
+
+
+def operator_actions_allowed(status: str) -> frozenset[Cause]:
+    """The operator actions the table lets a run in `status` take: what a surface offers.
+
+    Cancelling a terminal run is a harmless no-op for the API (`noop_from`), but it is not
+    offered. Recover of a completed run also needs blocked evidence (`control.run_recover`
+    checks it; a surface with the nodes at hand can narrow this set the same way).
+    """
+    return frozenset(
+        cause
+        for cause, action in OPERATOR_ACTIONS.items()
+        if status in action.transition.sources and status not in action.noop_from
+    )

@@ -46,6 +46,7 @@ from django.db import IntegrityError, transaction
 from approvals.decisions import ASSURANCE_INSUFFICIENT, gate_decide
 from approvals.models import Gate
 from approvals.policy import AUTHORITY_REQUIRED, MESSAGES
+from approvals.request_answers import RESPONSE_INVALID
 from channels.actions import CardAction
 from channels.cards import approval_url
 from channels.interactions import words
@@ -62,6 +63,13 @@ MAX_DELIVERY_KEY = InteractionReceipt._meta.get_field("delivery_key").max_length
 # refuse signatures older than 5 minutes; Telegram redelivers an unacknowledged update for up to
 # 24 hours (it keeps none longer). Two days leaves a margin for clock skew and a late beat.
 RECEIPT_RETENTION = timedelta(days=2)
+
+# Refusals a chat click cannot fix: the user is sent the approval page link privately. An
+# approval request that asks for an answer (its response form) is answered there.
+PAGE_ONLY = {
+    ASSURANCE_INSUFFICIENT: words.sign_in_to_approve,
+    RESPONSE_INVALID: words.answer_on_the_page,
+}
 
 
 @dataclass(frozen=True)
@@ -104,10 +112,10 @@ def chat_decide(
             )
         except FlowgateError as exc:
             # The refusal (audited by the service) commits with the receipt.
-            if exc.code == ASSURANCE_INSUFFICIENT:  # decide on the page, signed in
+            if exc.code in PAGE_ONLY:  # decide on the page, signed in
                 url = approval_url(gate.pk)
                 return Answer(
-                    words.sign_in_to_approve(url), connection, link=url, sign_in=True, gate=gate
+                    PAGE_ONLY[exc.code](url), connection, link=url, sign_in=True, gate=gate
                 )
             return Answer(words.refusal(exc, gate), connection, gate=gate)
     return Answer(words.decided(outcome.decision, gate), connection, ok=True, gate=gate)

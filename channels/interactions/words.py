@@ -84,3 +84,10 @@ def sign_in_to_approve(url: str) -> str:
         "Nothing was decided: approving this consequential action needs the approval page, "
         f"because this chat connection cannot prove who clicked. Sign in and decide there: {url}"
     )
+
+
+def answer_on_the_page(url: str) -> str:
+    return (
+        "Nothing was decided: this request asks for an answer with the approval (a form). "
+        f"Sign in and give it on the approval page: {url}"
+    )

@@ -270,6 +270,12 @@ AUDIT_HMAC_KEYS = env.str("AUDIT_HMAC_KEYS", default="")
 FLOWGATE_HTTP_ALLOWED_HOSTS = env.list("FLOWGATE_HTTP_ALLOWED_HOSTS", default=[])
 FLOWGATE_STALE_AFTER_S = env.int("FLOWGATE_STALE_AFTER_S", default=600)
 FLOWGATE_SWEEP_INTERVAL_S = env.int("FLOWGATE_SWEEP_INTERVAL_S", default=30)
+# Node attempts one workspace may have admitted (queued in the broker or executing) at once;
+# the rest wait in the database until one of its attempts ends (automations/fairness.py).
+FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = env.int("FLOWGATE_WORKSPACE_MAX_RUNNING_NODES", default=8)
+# Of those, how many may wait in the broker (published, not yet taken by a worker process): the
+# broker then holds every busy workspace's next nodes in turn.
+FLOWGATE_WORKSPACE_BROKER_BACKLOG = env.int("FLOWGATE_WORKSPACE_BROKER_BACKLOG", default=2)
 # /readyz fails when the stale-run sweep (beat) has not completed for this long (config/health.py).
 FLOWGATE_READY_SWEEP_MAX_AGE_S = env.int(
     "FLOWGATE_READY_SWEEP_MAX_AGE_S", default=3 * FLOWGATE_SWEEP_INTERVAL_S

@@ -48,7 +48,8 @@ def post(client, url: str, data: dict):
 
 def act_url(obj) -> str:
     meta = obj._meta
-    return reverse(f"admin:{meta.app_label}_{meta.model_name}_act", args=[obj.pk])
+    key = obj.run_id if isinstance(obj, Run) else obj.pk
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_act", args=[key])
 
 
 @pytest.fixture
@@ -79,7 +80,13 @@ def run_audit(run, verb) -> AuditEvent:
 )
 def test_run_actions_go_through_run_control(operator, action, start, end, verb, event):
     run = make_run(actor_for(operator), status=start)
-    response = bulk(console(operator), RUNS, action, [run.pk], reason="night shift")
+    client = console(operator)
+    response = bulk(client, RUNS, action, [run.pk], reason="night shift")
+    if action in ("cancel", "recover"):  # destructive: the list asks first, nothing happens yet
+        assert b'data-testid="confirm-bulk"' in response.content
+        assert run.run_id.encode() in response.content
+        assert Run.objects.get(pk=run.pk).status == start
+        response = bulk(client, RUNS, action, [run.pk], reason="night shift", confirmed="yes")
     assert response.status_code == 200
     assert messages_of(response) == [f"Run {run.run_id}: {end}"]
     run.refresh_from_db()
@@ -103,7 +110,7 @@ def test_run_page_buttons_call_the_same_service(operator, op_run):
     assert messages_of(response) == [f"Run {op_run.run_id}: paused"]
     op_run.refresh_from_db()
     assert (op_run.status, op_run.pause_reason) == (RunStatus.PAUSED, "deploy freeze")
-    response = post(client, act_url(op_run), {"action": "recover"})
+    response = post(client, act_url(op_run), {"action": "recover", "confirmed": "yes"})
     assert messages_of(response) == [f"Run {op_run.run_id}: queued"]
     op_run.refresh_from_db()
     assert op_run.status == RunStatus.QUEUED
@@ -127,7 +134,7 @@ def test_a_refused_transition_is_a_message_and_changes_nothing(operator):
 
 def test_cancel_of_a_finished_run_says_so(operator):
     run = make_run(actor_for(operator), status=RunStatus.COMPLETED)
-    response = bulk(console(operator), RUNS, "cancel", [run.pk])
+    response = bulk(console(operator), RUNS, "cancel", [run.pk], confirmed="yes")
     assert messages_of(response) == [f"Run {run.run_id}: already completed, nothing to cancel"]
 
 
@@ -281,8 +288,11 @@ def test_run_page_shows_graph_nodes_outputs_gate_history_and_timeline(
     assert "rita-reviewer (human) via API" in html and "Looks right" in html
     assert 'data-event="approval_gate_opened"' in html
     assert 'data-event="approval_gate_decided"' in html
-    for name in ("pause", "resume", "cancel", "recover"):
+    # Approved, the run is queued again: only what the state machine allows a queued run.
+    for name in ("pause", "cancel"):
         assert f'data-action="{name}"' in html
+    for name in ("resume", "recover"):
+        assert f'data-action="{name}"' not in html
 
 
 def test_run_page_marks_the_gate_under_review(operator):

@@ -67,7 +67,7 @@ def test_the_landing_page_links_staff_to_the_admin_run_page(demo, signed_in_page
     attention = page.get_by_role("region", name="Runs needing attention")
     attention.get_by_role("link").filter(has_text=demo.run_id).click()
     expect(page).to_have_url(
-        f"{page.url.split('/admin/')[0]}/admin/automations/run/{demo.pk}/change/"
+        f"{page.url.split('/admin/')[0]}/admin/automations/run/{demo.run_id}/change/"
     )
 
 

@@ -137,6 +137,10 @@ class TestVisibilityAndAudit:
         assert not AuditEvent.objects.filter(event_type="automation.governance.denied").exists()
 
 
+# What operators do in a workspace, agents included: create automations, ask for approvals.
+ASKING = (WorkspaceAction.CREATE_AUTOMATION, WorkspaceAction.REQUEST_APPROVAL)
+
+
 @pytest.mark.django_db
 class TestWorkspaceActions:
     @pytest.mark.parametrize(
@@ -144,11 +148,11 @@ class TestWorkspaceActions:
         [
             (Role.VIEWER, PrincipalKind.HUMAN, set()),
             (Role.REVIEWER, PrincipalKind.HUMAN, set()),
-            (Role.OPERATOR, PrincipalKind.HUMAN, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.OPERATOR, PrincipalKind.HUMAN, {*ASKING}),
             (Role.ADMIN, PrincipalKind.HUMAN, set(WorkspaceAction)),
-            (Role.OPERATOR, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.OPERATOR, PrincipalKind.AGENT, {*ASKING}),
             # An agent holding the admin role is no workspace admin: no audit trail.
-            (Role.ADMIN, PrincipalKind.AGENT, {WorkspaceAction.CREATE_AUTOMATION}),
+            (Role.ADMIN, PrincipalKind.AGENT, {*ASKING}),
         ],
     )
     def test_table(self, make_member, role, kind, expected):

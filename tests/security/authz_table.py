@@ -45,6 +45,7 @@ CODES = {
     "SELF": "AUTOMATION_V2_GATE_SELF_APPROVAL_FORBIDDEN",
     "AUTHORITY": "AUTOMATION_V2_GATE_REVIEWER_AUTHORITY_DENIED",
     "AUDIT": "AUDIT_ACCESS_DENIED",
+    "REQUEST": "APPROVAL_REQUEST_FORBIDDEN",
     "CHANNEL": "CHANNEL_ACCESS_DENIED",
     "IDENTITY": "CHANNEL_IDENTITY_DENIED",
     "INVALID": "INVALID_REQUEST",
@@ -58,6 +59,7 @@ NOT_FOUND_CODES = {
     "run_id": "AUTOMATION_V2_RUN_NOT_FOUND",
     "connection_id": "CHANNEL_CONNECTION_NOT_FOUND",
     "identity_id": "CHANNEL_IDENTITY_NOT_FOUND",
+    "request_id": "APPROVAL_REQUEST_NOT_FOUND",
 }
 
 
@@ -65,9 +67,10 @@ NOT_FOUND_CODES = {
 class Route:
     """One API operation as the matrix calls it.
 
-    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}` and
-    `{<state>_run_id}` placeholders filled from the world; `run` names the run state the route
-    needs (queued, paused, gate) or None.
+    `path` has `{automation_id}`, `{grant_id}`, `{connection_id}`, `{identity_id}`,
+    `{request_id}` and `{<state>_run_id}` placeholders filled from the world; `run` names the
+    run state the route needs (queued, paused, gate; `request`: an approval request of the
+    agent with a grant) or None.
     """
 
     name: str
@@ -82,7 +85,7 @@ class Route:
         """The placeholder that names an object of the workspace (for the existence check)."""
         if "_run_id}" in self.path:
             return "run_id"
-        for name in ("automation_id", "connection_id", "identity_id"):
+        for name in ("automation_id", "connection_id", "identity_id", "request_id"):
             if f"{{{name}}}" in self.path:
                 return name
         return None
@@ -128,6 +131,7 @@ AUTOMATION = "/api/automations/v2/{automation_id}"
 CONNECTIONS = "/api/channels/connections"
 IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
+REQUESTS = "/api/approvals/requests"
 
 ROUTES: list[Route] = [
     # -- automations --
@@ -249,6 +253,46 @@ ROUTES: list[Route] = [
             ("verify the audit chain", "/api/audit/verify"),
         )
     ],
+    # -- approval requests (docs/agents.md); the world's request is the agent with a grant's --
+    Route("list approval requests", "GET", REQUESTS, everyone(200)),
+    Route(
+        "ask for an approval",
+        "POST",
+        REQUESTS,
+        {
+            **everyone(201),  # the other workspace's admin asks in its own workspace
+            **dict.fromkeys(("viewer", "reviewer", "elevated_reviewer"), (403, "REQUEST")),
+        },
+        body={"action": "payments.send", "arguments": {"amount": 1}, "summary": "Pay"},
+    ),
+    Route(
+        "read an approval request",
+        "GET",
+        REQUESTS + "/{request_id}",
+        {
+            **visible(200),
+            # Agents and humans without the reviewer or admin role see only their own.
+            **dict.fromkeys(
+                ("viewer", "operator", "owner", "agent_without_grant"), (404, "MISSING")
+            ),
+        },
+        run="request",
+    ),
+    Route(
+        "decide an approval request (approve)",
+        "POST",
+        REQUESTS + "/{request_id}/decide",
+        {
+            **visible(200),
+            **dict.fromkeys(
+                ("viewer", "operator", "owner", "agent_without_grant"), (404, "MISSING")
+            ),
+            "agent_with_grant": (403, "HUMAN"),  # its own request: only humans decide
+            "admin": (403, "SELF"),  # granted the agent its operate grant: accountable for it
+        },
+        body={"decision": "approve"},
+        run="request",
+    ),
     # -- chat connections and identities --
     Route("list chat connections", "GET", CONNECTIONS, workspace_admins(200, other=(200, None))),
     Route(

@@ -67,7 +67,7 @@ class SessionRoute:
     """One page or admin request.
 
     `path` and the values of `body` may hold the world's placeholders: `{gate_id}` (the open
-    gate of the gate run), `{automation_pk}`, `{<state>_run_pk}`, `{grant_id}`,
+    gate of the gate run), `{automation_pk}`, `{<state>_run_pk}`, `{<state>_run_id}`, `{grant_id}`,
     `{workspace_pk}`, `{audit_event_pk}` (the workspace's newest), `{owner_user_pk}`,
     `{link_token}` (a link page token for a chat account, through the world's connection). `scoped`
     names the placeholder whose object the existence check swaps for one that does not exist.
@@ -177,33 +177,71 @@ SESSION_ROUTES: list[SessionRoute] = [
     ),
     # -- admin console: runs --
     SessionRoute("run list", "GET", RUNS, members_see(other=(200, None))),
+    SessionRoute("run list, live cells", "GET", RUNS + "live/", members_see(other=(200, None))),
     SessionRoute(
-        "run page",
+        "run page (by run id)",
         "GET",
-        RUNS + "{paused_run_pk}/change/",
+        RUNS + "{paused_run_id}/change/",
         members_see(),
         run="paused",
-        scoped="paused_run_pk",
+        scoped="paused_run_id",
+    ),
+    SessionRoute(
+        "run page, live parts",
+        "GET",
+        RUNS + "{paused_run_id}/live/",
+        members_see(),
+        run="paused",
+        scoped="paused_run_id",
+    ),
+    SessionRoute(
+        "repair page of a node (form and reset preview)",
+        "GET",
+        RUNS + "{paused_run_id}/repair/draft/",
+        members_see(),
+        run="paused",
+        scoped="paused_run_id",
     ),
     *[
         SessionRoute(
-            f"{verb} a run (run page button)",
+            f"{verb} a run (run page button, confirmed)",
             "POST",
-            RUNS + f"{{{state}_run_pk}}/act/",
+            RUNS + f"{{{state}_run_id}}/act/",
             operate(OPERATE),
-            body={"action": verb},
+            body={"action": verb, "confirmed": "yes"},
             run=state,
-            scoped=f"{state}_run_pk",
+            scoped=f"{state}_run_id",
         )
         for verb, state in RUN_ACTIONS.items()
     ],
     *[
         SessionRoute(
-            f"{verb} runs (run list action)",
+            f"{verb} a node (run page node button, confirmed)",
+            "POST",
+            RUNS + "{paused_run_id}/act/",
+            operate(OPERATE),
+            body={"action": verb, "node_id": "draft", "confirmed": "yes"},
+            run="paused",
+            scoped="paused_run_id",
+        )
+        for verb in ("retry", "requeue")
+    ],
+    SessionRoute(
+        "repair a node (repair page)",
+        "POST",
+        RUNS + "{paused_run_id}/repair/draft/",
+        operate(OPERATE),
+        body={"reason": "fix"},
+        run="paused",
+        scoped="paused_run_id",
+    ),
+    *[
+        SessionRoute(
+            f"{verb} runs (run list action, confirmed)",
             "POST",
             RUNS,
             operate(OPERATE, other=(302, "NOTHING")),
-            body=_bulk(verb, f"{{{state}_run_pk}}"),
+            body={**_bulk(verb, f"{{{state}_run_pk}}"), "confirmed": "yes"},
             run=state,
             scoped=f"{state}_run_pk",
         )

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "pw-for-tests"  # tests/conftest.py make_member's password for humans
 DENIALS = ("automation.governance.denied", "automation.governance.gate_decision_denied")
-MISSING = {"gate_id": "zz-no-such-gate"}  # any other placeholder is a database key
+MISSING = {  # any other placeholder is a database key
+    "gate_id": "zz-no-such-gate",
+    **{f"{state}_run_id": "run-no-such-run" for state in ("queued", "paused", "gate")},
+}
 MISSING_KEY = "999999999"
 REFUSALS = set(CODES) - {"MISSING", "AUTH"}  # the services' refusal codes
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from rest_framework.test import APIClient
 
 from approvals.models import Gate, GateStatus
+from approvals.requests import request_create
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
 from channels.linking import ChatAccount, link_token
@@ -72,6 +73,7 @@ class World:
     identity: ChatIdentity
     runs: dict[str, Run] = field(default_factory=dict)
     grant_id: str = ""
+    request_id: str = ""
 
     def client(self, role: str) -> APIClient:
         member = self.members.get(role)
@@ -84,6 +86,7 @@ class World:
             "grant_id": self.grant_id,
             "connection_id": str(self.connection.pk),
             "identity_id": str(self.identity.pk),
+            "request_id": self.request_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -102,6 +105,7 @@ class World:
             ),
             "gate_id": Gate.objects.get(run=gate, status=GateStatus.OPEN).pk if gate else "",
             **{f"{state}_run_pk": str(run.pk) for state, run in self.runs.items()},
+            **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
 
@@ -166,5 +170,11 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         "gate": lambda: awaiting(owner, FLOW, automation_id=AUTOMATION_ID),
     }
     for state in runs:
+        if state == "request":  # an approval request of the agent holding a grant
+            world.request_id = request_create(
+                actor=actor_for(members["agent_with_grant"]),
+                data={"action": "payments.send", "arguments": {"amount": 1}, "summary": "Pay"},
+            ).pk
+            continue
         world.runs[state] = makers[state]()
     return world

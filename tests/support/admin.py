@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.test import Client
 from django.urls import reverse
 
+from automations.models import Run
+
 
 def console(member) -> Client:
     """A Django test client signed in to the admin as `member` made staff (not superuser)."""
@@ -27,5 +29,7 @@ def redirected_to(response) -> str:
 
 
 def change_url(obj) -> str:
+    """The object's admin page; a run's is by run id (its integer URL redirects there)."""
     meta = obj._meta
-    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+    key = obj.run_id if isinstance(obj, Run) else obj.pk
+    return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[key])

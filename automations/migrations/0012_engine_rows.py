@@ -42,7 +42,7 @@ def plan_existing_runs(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("automations", "0010_run_inputs"),
+        ("automations", "0011_runnode_admission"),
     ]
 
     operations = [
