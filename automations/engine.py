@@ -29,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import F, Min, Q
 from django.utils import timezone
 from structlog.contextvars import bound_contextvars
 
@@ -46,7 +47,8 @@ from automations.models import (
 )
 from automations.nodes.base import NodeContext, NodeFailure
 from automations.nodes.registry import gate_kind, node_kind
-from automations.run_spec import RunSpec
+from automations.run_nodes import readiness_refresh, readiness_release
+from automations.run_spec import NodeSpec, RunSpec
 from automations.runs import state
 from automations.runs.transitions import Cause
 
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=30)
 DONE = frozenset({NodeState.COMPLETED, NodeState.SKIPPED})
+APPROVAL = "approval"  # `RunNode.kind` of every gate node (`NodeSpec.kind`)
 
 
 def _claimant() -> str:
@@ -67,63 +70,72 @@ def _claimant() -> str:
 class Plan:
     """What the engine does next with a running run (computed under the run lock)."""
 
-    start: list[str] = field(default_factory=list)
-    gate: str | None = None
+    start: list[RunNode] = field(default_factory=list)
+    gate: RunNode | None = None
     wake_at: datetime | None = None
     busy: bool = False  # nodes running or waiting: not terminal, nothing else to do
     terminal: tuple[str, str, dict | None] | None = None  # (status, detail, last_failure)
 
 
-def plan_run(spec: RunSpec, nodes: dict[str, RunNode], now: datetime) -> Plan:
+def plan_run(run: Run, now: datetime) -> Plan:
     """Decide which nodes start, whether a gate opens, or how the run ends.
 
-    Runnable = pending, attempts left, every dependency completed. An approval node opens its
-    gate only when nothing else is runnable, waiting on a retry, or running.
+    Runnable = pending, attempts left, every dependency completed (`deps_done`). An approval
+    node opens its gate only when nothing else is runnable, waiting on a retry, or running.
+    Read set-based from the run's node rows by index (running nodes; the first ready nodes in
+    flow order, as many as there are free slots), so the cost does not grow with the flow; the
+    rows of every node are read only when the run ends (`_terminal`).
     """
-    state = {node_id: nodes[node_id].state for node_id in spec.order}
-    completed = {n for n, s in state.items() if s in DONE}
-    running = [n for n, s in state.items() if s == NodeState.RUNNING]
-    ready = [
-        n
-        for n in spec.order
-        if state[n] == NodeState.PENDING and set(spec.depends_on(n)) <= completed
-    ]
-    work = [n for n in ready if not spec.is_approval(n)]
-    due = [n for n in work if not nodes[n].not_before or nodes[n].not_before <= now]
-    waiting = [nodes[n].not_before for n in work if n not in due]
-    plan = Plan(start=due[: max(0, spec.max_parallel - len(running))])
-    if plan.start or running or waiting:
+    rows = RunNode.objects.filter(run=run)
+    ready = rows.filter(state=NodeState.PENDING, deps_done=True)
+    due = Q(not_before__isnull=True) | Q(not_before__lte=now)
+    # One read: the running nodes first, then the due ready work in flow order, up to
+    # `max_parallel` rows; what is not running fills the free slots.
+    active = list(
+        rows.filter(
+            Q(state=NodeState.RUNNING)
+            | (Q(state=NodeState.PENDING, deps_done=True) & ~Q(kind=APPROVAL) & due)
+        )
+        # "running" sorts after "pending": descending puts the running nodes first.
+        .order_by("-state", "position")[: run.max_parallel]
+    )
+    running = sum(1 for n in active if n.state == NodeState.RUNNING)
+    plan = Plan(start=[n for n in active if n.state != NodeState.RUNNING])
+    if plan.start or running:
         plan.busy = True
-        if not plan.start and not running:
-            plan.wake_at = min(waiting)
         return plan
-    gates = [n for n in ready if spec.is_approval(n)]
-    if gates:
-        plan.gate = gates[0]
+    work = ready.exclude(kind=APPROVAL)
+    plan.wake_at = work.aggregate(at=Min("not_before"))["at"]
+    if plan.wake_at:
+        plan.busy = True
         return plan
-    plan.terminal = _terminal(spec, nodes, state)
+    plan.gate = ready.filter(kind=APPROVAL).order_by("position").first()
+    if plan.gate is None:
+        plan.terminal = _terminal(rows)
     return plan
 
 
-def _terminal(spec: RunSpec, nodes: dict[str, RunNode], state: dict[str, str]):
+def _terminal(rows):
     """SPEC §3: any failed node → failed; else any blocked → blocked; else all done → completed;
     anything else could never progress → failed with a clear detail (never stuck)."""
-    failed = [n for n in spec.order if state[n] == NodeState.FAILED]
+    in_order = rows.order_by("position")
+    failed = list(in_order.filter(state=NodeState.FAILED).only("node_id", "output"))
     if failed:
-        first = nodes[failed[0]].output or {}
+        first = failed[0].output or {}
         last_failure = {
-            "node_id": failed[0],
+            "node_id": failed[0].node_id,
             "reason": first.get("reason", "node failed"),
             "failed_at": first.get("failed_at"),
             "failure_kind": first.get("failure_kind", "execution_failed"),
         }
-        detail = f"automation run failed from node outcomes: {', '.join(failed)}"
+        names = ", ".join(n.node_id for n in failed)
+        detail = f"automation run failed from node outcomes: {names}"
         return RunStatus.FAILED, detail, last_failure
-    blocked = [n for n in spec.order if state[n] == NodeState.BLOCKED]
+    blocked = list(in_order.filter(state=NodeState.BLOCKED).values_list("node_id", flat=True))
     if blocked:
         detail = f"automation run blocked by upstream node outcome: {', '.join(blocked)}"
         return RunStatus.BLOCKED, detail, None
-    pending = [n for n in spec.order if state[n] not in DONE]
+    pending = list(in_order.exclude(state__in=DONE).values_list("node_id", flat=True))
     if not pending:
         return RunStatus.COMPLETED, "automation run completed", None
     detail = f"flow deadlock: no runnable nodes (pending: {', '.join(pending)})"
@@ -134,6 +146,19 @@ def _terminal(spec: RunSpec, nodes: dict[str, RunNode], state: dict[str, str]):
         "failure_kind": "deadlock",
     }
     return RunStatus.FAILED, detail, last_failure
+
+
+def _runs():
+    """Runs as the engine reads them: without the snapshot (a node step never needs it), with
+    the automation's id and status from a join."""
+    return (
+        Run.objects.select_related("workspace__organization")
+        .defer("automation_snapshot")
+        .annotate(
+            automation_key=F("automation__automation_id"),
+            automation_status=F("automation__status"),
+        )
+    )
 
 
 # --- advancing a run --------------------------------------------------------------------------
@@ -159,16 +184,11 @@ def run_advance_and_execute(run_id: str) -> None:
 def _advance(run_id: str, *, inline: bool = False) -> tuple[Run | None, Attempt | None]:
     now = timezone.now()
     with transaction.atomic():
-        run = (
-            Run.objects.select_for_update(of=("self",))
-            .select_related("automation", "workspace__organization")
-            .filter(run_id=run_id)
-            .first()
-        )
+        run = _runs().select_for_update(of=("self",)).filter(run_id=run_id).first()
         if run is None:
             return None, None
         events = []
-        if run.status == RunStatus.QUEUED and run.automation.status != AutomationStatus.ACTIVE:
+        if run.status == RunStatus.QUEUED and run.automation_status != AutomationStatus.ACTIVE:
             _hold_for_automation_pause(run, now)
             return run, None
         if run.status == RunStatus.QUEUED:
@@ -182,9 +202,11 @@ def _advance(run_id: str, *, inline: bool = False) -> tuple[Run | None, Attempt 
             )
         if run.status != RunStatus.RUNNING:
             return run, None
-        nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
-        spec = RunSpec.from_snapshot(run.automation_snapshot)
-        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline)
+        # An advance message (the claim, a retry's wake-up, a sweep's re-send) recomputes the
+        # readiness of the whole run, set-based: node states changed while it was not running
+        # (resets, approvals) count from here. Node completions keep it (`readiness_release`).
+        readiness_refresh(run)
+        attempt = _advance_locked(run, now, events, inline=inline)
         state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return run, attempt
@@ -215,63 +237,76 @@ def _hold_for_automation_pause(run: Run, now) -> None:
 
 
 def _advance_locked(
-    run: Run,
-    nodes: dict[str, RunNode],
-    spec: RunSpec,
-    now,
-    events,
-    *,
-    inline: bool = False,
-    continuing: bool = False,
+    run: Run, now, events, *, inline: bool = False, continuing: bool = False
 ) -> Attempt | None:
-    """Apply the plan to a running run whose row and node rows this transaction has locked.
+    """Apply the plan to a running run whose row this transaction has locked.
 
     Node dispatches and wake-ups are scheduled for after commit. With
     `inline`, a single node to start without a time limit is not dispatched: it is claimed
     here and returned, for the calling worker to execute next (`node_execute`).
     """
-    plan = plan_run(spec, nodes, now)
+    plan = plan_run(run, now)
     run.heartbeat_at = plan.wake_at or now
     if plan.start:
         alone = plan.start[0] if len(plan.start) == 1 else None
-        inline_ok = inline and alone is not None and spec.timeout_s(alone) is None
+        inline_ok = inline and alone is not None and NodeSpec(alone.spec).timeout_s is None
         # Executing inline takes one of the workspace's slots (automations.fairness).
         claimed = (
             alone
             if inline_ok and fairness.inline_slot_claim(run.workspace_id, continuing=continuing)
             else None
         )
-        _start_nodes(run, spec, nodes, plan.start, now, events, claimed=claimed)
+        _start_nodes(run, plan.start, now, events, claimed=claimed)
         if claimed:
-            return _attempt(run, spec, nodes, claimed, nodes[claimed].attempt_token)
+            return _attempt(run, claimed, claimed.attempt_token)
         fairness.admit_after_commit(run.workspace_id)
     elif plan.wake_at:
         delay = max(0.0, (plan.wake_at - now).total_seconds())
         scheduling.advance_after_commit(run.run_id, countdown=delay)
     elif plan.gate:
-        _park_on_gate(run, spec, nodes, plan.gate, now, events)
+        _park_on_gate(run, plan.gate, now, events)
     elif plan.terminal:
         _finish(run, *plan.terminal, now=now, events=events)
     return None
 
 
-def _park_on_gate(run, spec, nodes, node_id: str, now, events) -> None:
-    """Open the gate of `node_id` through its registered gate kind and park the run on it."""
+def _upstream_outputs(run: Run, node: RunNode) -> dict[str, Any]:
+    """The outputs of `node`'s direct dependencies, in `depends_on` order (one query)."""
+    deps = NodeSpec(node.spec).depends_on
+    if not deps:
+        return {}
+    outputs = dict(
+        RunNode.objects.filter(run=run, node_id__in=deps).values_list("node_id", "output")
+    )
+    return {dep: outputs.get(dep) for dep in deps}
+
+
+def _park_on_gate(run: Run, node: RunNode, now, events) -> None:
+    """Open the gate of `node` through its registered gate kind and park the run on it.
+
+    The one engine step that reads the whole snapshot: the gate binds the downstream plan
+    (every node below it), once per opening."""
     # Keep the history in order: what led to the gate is recorded before the gate opens.
     LifecycleEvent.objects.bulk_create(events)
     events.clear()
-    metadata = gate_kind(spec.kind(node_id)).open(
+    run.automation_snapshot = (
+        Run.objects.filter(pk=run.pk).values_list("automation_snapshot", flat=True).get()
+    )
+    spec = RunSpec.from_snapshot(run.automation_snapshot)
+    metadata = gate_kind(node.kind).open(
         run=run,
-        node_id=node_id,
-        gate=spec.gate(node_id),
-        upstream_outputs={d: nodes[d].output for d in spec.depends_on(node_id)},
-        downstream_plan=spec.downstream_plan(node_id),
+        node_id=node.node_id,
+        gate=NodeSpec(node.spec).gate,
+        upstream_outputs=_upstream_outputs(run, node),
+        downstream_plan=spec.downstream_plan(node.node_id),
         now=now,
     )
     state.run_move(run, Cause.GATE_OPEN, now=now)
-    run.detail = f"awaiting approval for gate `{node_id}`"
+    run.detail = f"awaiting approval for gate `{node.node_id}`"
     events.append(
-        lifecycle_event(run, "approval_gate_opened", reason=run.detail, node_id=node_id, **metadata)
+        lifecycle_event(
+            run, "approval_gate_opened", reason=run.detail, node_id=node.node_id, **metadata
+        )
     )
 
 
@@ -289,27 +324,31 @@ NODE_START_FIELDS = [
 ]
 
 
-def _start_nodes(run, spec, nodes, node_ids, now, events, *, claimed=None) -> None:
+def _start_nodes(run, nodes: list[RunNode], now, events, *, claimed=None) -> None:
     """Mark nodes running with a fresh attempt token, held until `automations.fairness` admits
     them into a slot of the workspace (and publishes them).
 
     The `claimed` node is admitted and claimed for the calling worker at once (`started_at`
-    set, as `node_execute`'s compare-and-set does for a dispatched attempt)."""
-    for node_id in node_ids:
-        node = nodes[node_id]
+    set, as `node_execute`'s compare-and-set does for a dispatched attempt). One UPDATE however
+    many start (a plain one for a single node, `bulk_update` for several)."""
+    for node in nodes:
         node.state = NodeState.RUNNING
         node.attempts += 1
         node.attempt_token = uuid.uuid4()
         node.task_id = str(uuid.uuid4())
         node.not_before = None
-        node.started_at = now if node_id == claimed else None
-        node.admitted_at = now if node_id == claimed else None
-        node.time_limit_s = spec.timeout_s(node_id)
+        node.started_at = now if node is claimed else None
+        node.admitted_at = now if node is claimed else None
+        node.time_limit_s = NodeSpec(node.spec).timeout_s
         node.finished_at = None
-        events.append(lifecycle_event(run, "node_started", node_id=node_id, attempt=node.attempts))
-    # Usually one or two nodes: plain UPDATEs are cheaper than bulk_update's CASE expressions.
-    for node_id in node_ids:
-        nodes[node_id].save(update_fields=NODE_START_FIELDS)
+        node.updated_at = now  # bulk_update does not apply `auto_now`
+        events.append(
+            lifecycle_event(run, "node_started", node_id=node.node_id, attempt=node.attempts)
+        )
+    if len(nodes) == 1:
+        nodes[0].save(update_fields=NODE_START_FIELDS)
+    else:
+        RunNode.objects.bulk_update(nodes, NODE_START_FIELDS)
 
 
 FINISH = {
@@ -368,17 +407,15 @@ def node_execute(run_id: str, node_id: str, token: str) -> bool:
             "node attempt not claimed run=%s node=%s (fenced or duplicate)", run_id, node_id
         )
         return False
-    # One query for the run and all its nodes (a run has few nodes; the join is by unique key).
-    rows = {
-        row.node_id: row
-        for row in RunNode.objects.select_related("run__workspace__organization").filter(
-            run__run_id=run_id
-        )
-    }
-    run = rows[node_id].run
+    # The node's own row (its spec and agent were copied onto it at planning), then the run
+    # without its snapshot: a node step reads the same few rows whatever the flow's size.
+    node = RunNode.objects.filter(run__run_id=run_id, node_id=node_id).first()
+    if node is None:  # a re-snapshot removed the node since
+        return False
+    run = _runs().get(pk=node.run_id)
     fairness.admit_logged(run.workspace_id)  # the claimed message leaves room in the broker
-    spec = RunSpec.from_snapshot(run.automation_snapshot)
-    _execute(_attempt(run, spec, rows, node_id, token), inline=spec.timeout_s(node_id) is None)
+    inline = NodeSpec(node.spec).timeout_s is None
+    _execute(_attempt(run, node, token), inline=inline)
     return True
 
 
@@ -403,21 +440,22 @@ def _execute(attempt: Attempt | None, *, inline: bool) -> None:
             )
 
 
-def _attempt(run: Run, spec: RunSpec, nodes: dict[str, RunNode], node_id: str, token) -> Attempt:
-    """The attempt of `node_id` with its context, from the run's rows already in hand."""
+def _attempt(run: Run, node: RunNode, token) -> Attempt:
+    """The attempt of `node` with its context: its row, the run's (without the snapshot) and
+    its direct upstream outputs (one query)."""
     ctx = NodeContext(
         run_id=run.run_id,
-        automation_id=run.automation_snapshot.get("automation_id", ""),
+        automation_id=run.automation_key,
         workspace=run.workspace.path,
-        node=spec.nodes[node_id],
-        agent=spec.agent_of(node_id),
-        upstream_outputs={dep: nodes[dep].output for dep in spec.depends_on(node_id)},
-        attempt=nodes[node_id].attempts,
-        feedback=list(nodes[node_id].feedback or []),
-        workspace_root=spec.workspace_root,
+        node=node.spec,
+        agent=node.agent,
+        upstream_outputs=_upstream_outputs(run, node),
+        attempt=node.attempts,
+        feedback=list(node.feedback or []),
+        workspace_root=run.workspace_root,
         inputs=run.inputs,
     )
-    return Attempt(run_pk=run.pk, token=str(token), kind=spec.kind(node_id), ctx=ctx)
+    return Attempt(run_pk=run.pk, token=str(token), kind=node.kind, ctx=ctx)
 
 
 def _run_node(attempt: Attempt) -> tuple[dict | None, dict | None]:
@@ -519,13 +557,11 @@ def _accept(
     `_advance_locked`)."""
     now = timezone.now()
     with transaction.atomic():
-        run = (
-            Run.objects.select_for_update(of=("self",))
-            .select_related("workspace__organization")
-            .get(run_id=run_id)
-        )
-        nodes = {n.node_id: n for n in RunNode.objects.select_for_update().filter(run=run)}
-        node = nodes.get(node_id)  # a re-snapshot (task retry) may have removed the node
+        # The run row, then this node's row only: every writer of node rows locks the run first,
+        # so the run lock serialises them; the rest of the run's nodes stay unlocked.
+        run = _runs().select_for_update(of=("self",)).get(run_id=run_id)
+        # a re-snapshot (task retry) may have removed the node
+        node = RunNode.objects.select_for_update().filter(run=run, node_id=node_id).first()
         if run.status != RunStatus.RUNNING or node is None or str(node.attempt_token) != token:
             if run.status != RunStatus.RUNNING:
                 reason = f"run is {run.status}"
@@ -539,7 +575,7 @@ def _accept(
                 attempt=node.attempts if node is not None else None,
             )
             return False, None
-        spec = RunSpec.from_snapshot(run.automation_snapshot)
+        spec = NodeSpec(node.spec)
         events: list[LifecycleEvent] = []
         node.attempt_token = None
         node.finished_at = now
@@ -549,17 +585,17 @@ def _accept(
             node.output = output
             event = "node_blocked" if blocked else "node_completed"
             events.append(lifecycle_event(run, event, node_id=node_id, attempt=node.attempts))
-            if spec.handoff(node_id) is not None and not blocked:
+            if spec.handoff is not None and not blocked:
                 # Robust: a failing artifact write must not stop the dispatch of the next nodes.
                 transaction.on_commit(
                     lambda: handoffs.write_artifact(run_id=run_id, node_id=node_id), robust=True
                 )
         else:
             retryable = failure.get("retryable", True)
-            retry = retryable and node.attempts < spec.max_attempts(node_id)
+            retry = retryable and node.attempts < spec.max_attempts
             node.output = {"status": "failed", "failed_at": now.isoformat(), **failure}
             node.state = NodeState.PENDING if retry else NodeState.FAILED
-            node.not_before = now + timedelta(seconds=spec.backoff_s(node_id)) if retry else None
+            node.not_before = now + timedelta(seconds=spec.backoff_s) if retry else None
             events.append(
                 lifecycle_event(
                     run,
@@ -581,9 +617,11 @@ def _accept(
                 "updated_at",
             ]
         )
+        if node.state == NodeState.COMPLETED:
+            readiness_release(node)
         fairness.admit_after_commit(run.workspace_id)  # the attempt's slot is free again
         # Advance in the same transaction: the next nodes start without another task hop.
-        attempt = _advance_locked(run, nodes, spec, now, events, inline=inline, continuing=True)
+        attempt = _advance_locked(run, now, events, inline=inline, continuing=True)
         state.run_save(run)
         LifecycleEvent.objects.bulk_create(events)
     return True, attempt

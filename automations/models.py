@@ -184,6 +184,10 @@ class Run(models.Model):
     requester_grantors = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.QUEUED)
     automation_snapshot = models.JSONField(default=dict)
+    # The snapshot's run-wide settings the engine needs on every node step, copied from it
+    # whenever it is written (`automations.run_nodes`), so no step reads the whole snapshot.
+    max_parallel = models.PositiveIntegerField(default=1)
+    workspace_root = models.CharField(max_length=1024, blank=True)
     # What the run was started with (`run_now {"inputs": …}`): shown to agents, HTTP nodes and
     # reviewers.
     inputs = models.JSONField(default=dict, blank=True)
@@ -240,10 +244,22 @@ class RunNode(models.Model):
 
     `attempt_token` fences results: a node task's result is accepted only while the node still
     holds the token the task was started with (pause, cancel, repair and reset replace it).
+
+    `position`, `kind`, `spec` and `agent` are the node's part of the run's snapshot, written
+    with the snapshot (`automations.run_nodes`): a node step reads its own row, never the whole
+    snapshot. `deps_done` says every dependency is completed or skipped; the engine keeps it
+    exact while the run is running (set for the whole run on each advance message, the claim
+    among them, then for the dependents of each node that completes), so the nodes ready to
+    start are found by index.
     """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=128)
+    position = models.PositiveIntegerField(default=0)  # in the flow's order
+    kind = models.CharField(max_length=64, blank=True)  # `approval` for every gate node
+    spec = models.JSONField(default=dict, blank=True)
+    agent = models.JSONField(null=True, blank=True)
+    deps_done = models.BooleanField(default=False)
     state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     output = models.JSONField(null=True, blank=True)
@@ -276,6 +292,14 @@ class RunNode(models.Model):
                 condition=models.Q(attempt_token__isnull=False),
                 name="runnode_attempt_token",
             ),
+            # Running nodes, failed and blocked ones, in flow order.
+            models.Index(fields=["run", "state", "position"], name="runnode_run_state"),
+            # The nodes ready to start (or to open their gate), in flow order.
+            models.Index(
+                fields=["run", "position"],
+                condition=models.Q(state="pending", deps_done=True),
+                name="runnode_ready",
+            ),
             # Live attempts (admission counts and picks them per workspace).
             models.Index(
                 fields=["run"],
@@ -286,6 +310,25 @@ class RunNode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.node_id}"
+
+
+class RunEdge(models.Model):
+    """One `depends_on` entry of a run's flow: `node` waits for `upstream` (two rows of one run).
+
+    Written with the node rows; when a node completes, the engine finds the nodes it may release
+    (`upstream` = it) and checks their other dependencies through these rows, in one UPDATE.
+    """
+
+    node = models.ForeignKey(RunNode, on_delete=models.CASCADE, related_name="upstream_edges")
+    upstream = models.ForeignKey(RunNode, on_delete=models.CASCADE, related_name="downstream_edges")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "upstream"], name="one_run_edge_per_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upstream_id}->{self.node_id}"
 
 
 class LifecycleEvent(models.Model):

@@ -1,6 +1,10 @@
 """Read access to the automation snapshot a run executes (no database, no validation).
 
 The snapshot was validated when the automation was saved; the engine only needs lookups.
+`NodeSpec` reads one node's entry: the engine keeps that entry on the node's row
+(`RunNode.spec`, `automations.run_nodes`), so executing or finishing a node reads its own spec
+without the run's whole snapshot. `RunSpec` reads the whole snapshot, for what needs the whole
+flow (a gate's downstream plan, operator resets, the node rows' planning).
 """
 
 from __future__ import annotations
@@ -9,6 +13,51 @@ from dataclasses import dataclass
 from typing import Any
 
 from automations.flow import descendants, gate_config, is_approval_node
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node's entry of the flow (its `depends_on`, kind, retry, timeout, gate, handoff)."""
+
+    node: dict[str, Any]
+
+    @property
+    def depends_on(self) -> list[str]:
+        return list(self.node.get("depends_on") or [])
+
+    @property
+    def is_approval(self) -> bool:
+        return is_approval_node(self.node)
+
+    @property
+    def kind(self) -> str:
+        return "approval" if self.is_approval else self.node.get("kind", "agent")
+
+    @property
+    def max_attempts(self) -> int:
+        return int((self.node.get("retry") or {}).get("max_attempts") or 1)
+
+    @property
+    def backoff_s(self) -> float:
+        return float((self.node.get("retry") or {}).get("backoff_s") or 0)
+
+    @property
+    def timeout_s(self) -> float | None:
+        value = self.node.get("timeout_s")
+        return float(value) if value else None
+
+    @property
+    def gate(self) -> dict[str, Any]:
+        return gate_config(self.node)
+
+    @property
+    def handoff(self) -> dict[str, Any] | None:
+        """The node's handoff declaration (`node.handoff` or `metadata.handoff`): an object
+        (`artifact_type`, `target_automation_id`, `metadata`) or `true` for the defaults."""
+        declared = self.node.get("handoff") or (self.node.get("metadata") or {}).get("handoff")
+        if declared is True:
+            return {}
+        return declared if isinstance(declared, dict) else None
 
 
 @dataclass(frozen=True)
@@ -30,40 +79,21 @@ class RunSpec:
             workspace_root=snapshot.get("workspace_root") or "",
         )
 
+    def node(self, node_id: str) -> NodeSpec:
+        return NodeSpec(self.nodes[node_id])
+
     def depends_on(self, node_id: str) -> list[str]:
-        return list(self.nodes[node_id].get("depends_on") or [])
+        return self.node(node_id).depends_on
 
     def is_approval(self, node_id: str) -> bool:
-        return is_approval_node(self.nodes[node_id])
+        return self.node(node_id).is_approval
 
     def kind(self, node_id: str) -> str:
-        return "approval" if self.is_approval(node_id) else self.nodes[node_id].get("kind", "agent")
-
-    def max_attempts(self, node_id: str) -> int:
-        return int((self.nodes[node_id].get("retry") or {}).get("max_attempts") or 1)
-
-    def backoff_s(self, node_id: str) -> float:
-        return float((self.nodes[node_id].get("retry") or {}).get("backoff_s") or 0)
-
-    def timeout_s(self, node_id: str) -> float | None:
-        value = self.nodes[node_id].get("timeout_s")
-        return float(value) if value else None
+        return self.node(node_id).kind
 
     def agent_of(self, node_id: str) -> dict[str, Any] | None:
         agent_id = self.nodes[node_id].get("agent_id")
         return self.agents.get(agent_id) if agent_id else None
-
-    def gate(self, node_id: str) -> dict[str, Any]:
-        return gate_config(self.nodes[node_id])
-
-    def handoff(self, node_id: str) -> dict[str, Any] | None:
-        """The node's handoff declaration (`node.handoff` or `metadata.handoff`): an object
-        (`artifact_type`, `target_automation_id`, `metadata`) or `true` for the defaults."""
-        node = self.nodes[node_id]
-        declared = node.get("handoff") or (node.get("metadata") or {}).get("handoff")
-        if declared is True:
-            return {}
-        return declared if isinstance(declared, dict) else None
 
     def downstream_plan(self, node_id: str) -> list[dict[str, Any]]:
         """What runs after `node_id` (a gate): every node that depends on it, directly or not,

@@ -26,10 +26,11 @@ from automations.models import (
     AutomationStatus,
     AutomationUserObjectPermission,
     Run,
-    RunNode,
     StopKind,
     TriggerType,
 )
+from automations.run_nodes import nodes_plan, run_settings
+from automations.run_spec import RunSpec
 from automations.runs import state
 from automations.runs.transitions import CANCELLABLE, Cause
 from automations.workspace_files import workspace_root_path
@@ -490,6 +491,7 @@ def run_create(
     triggers (`automations.triggers`): there the trigger is the actor, `requested_by` the editor
     who set it up (default: the actor's user), `trigger_id` names the schedule or webhook trigger
     and `scheduled_for` the fire time (unique per schedule)."""
+    spec = RunSpec.from_snapshot(snapshot)
     run = Run.objects.create(
         run_id=f"run-{uuid.uuid4().hex}",
         workspace=actor.workspace,
@@ -501,9 +503,9 @@ def run_create(
         scheduled_for=scheduled_for,
         automation_snapshot=snapshot,
         inputs=inputs,
+        **run_settings(spec),
     )
-    nodes = (snapshot.get("flow") or {}).get("nodes") or []
-    RunNode.objects.bulk_create([RunNode(run=run, node_id=node["node_id"]) for node in nodes])
+    nodes_plan(run, spec)
     lifecycle_record(
         run,
         "run_queued",

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from automations.flow import HANDOFF_DEFAULTS, handoff_dirs
 from automations.lifecycle import lifecycle_record
 from automations.models import Run, RunNode
-from automations.run_spec import RunSpec
+from automations.run_spec import NodeSpec
 from automations.workspace_files import workspace_root_path
 from governance.errors import FlowgateError
 
@@ -95,7 +96,7 @@ def build_artifact(run: Run, node_id: str, output: Any, declared: dict[str, Any]
     now = timezone.now()
     return {
         "handoff_id": f"hoff-{now:%Y%m%d}-{uuid.uuid4()}",
-        "source_automation_id": run.automation_snapshot.get("automation_id", ""),
+        "source_automation_id": run.automation.automation_id,  # never changes
         "source_run_id": run.run_id,
         "source_node_id": node_id,
         "target_automation_id": declared.get("target_automation_id", ""),
@@ -112,15 +113,20 @@ def write_artifact(*, run_id: str, node_id: str) -> Path | None:
     Failures are recorded on the run as `handoff_failed`; they never fail the node, whose
     result is already committed.
     """
-    run = Run.objects.select_related("workspace__organization").get(run_id=run_id)
-    spec = RunSpec.from_snapshot(run.automation_snapshot)
-    declared = spec.handoff(node_id) or {}
-    config = run.automation_snapshot.get("handoff_config")
-    output = RunNode.objects.filter(run=run, node_id=node_id).values_list("output", flat=True)
+    # Only the snapshot's `handoff_config` is read, not the whole snapshot into Python.
+    run = (
+        Run.objects.select_related("workspace__organization", "automation")
+        .defer("automation_snapshot", "automation__flow", "automation__agents")
+        .annotate(handoff_config=KeyTransform("handoff_config", "automation_snapshot"))
+        .get(run_id=run_id)
+    )
+    node, output = RunNode.objects.filter(run=run, node_id=node_id).values_list("spec", "output")[0]
+    declared = NodeSpec(node).handoff or {}
+    config = run.handoff_config
     try:
-        root = workspace_root_path(run.workspace, spec.workspace_root)
+        root = workspace_root_path(run.workspace, run.workspace_root)
         dirs = handoff_dirs(str(root), config)
-        artifact = build_artifact(run, node_id, output.first(), declared)
+        artifact = build_artifact(run, node_id, output, declared)
         name = f"{artifact['handoff_id']}.json"
         auto_approve = (config or HANDOFF_DEFAULTS).get("auto_approve", True)
         with _dir_below(root, dirs["inbox"]) as inbox:

@@ -55,6 +55,7 @@ from automations.models import (
     RunStatus,
     StopKind,
 )
+from automations.run_nodes import nodes_replan
 from automations.run_spec import RunSpec
 from automations.runs import state
 from automations.runs.sweeps import STALE_REASON
@@ -282,21 +283,10 @@ def resnapshot(change: RunChange, automation: Automation) -> None:
     change.run.automation_snapshot = snapshot
     change.spec = RunSpec.from_snapshot(snapshot)
     change.snapshot_changed = True
-    wanted = set(change.spec.order)
-    gone = [node_id for node_id in change.nodes if node_id not in wanted]
-    if gone:
-        RunNode.objects.filter(run=change.run, node_id__in=gone).delete()
-        for node_id in gone:
-            del change.nodes[node_id]
-    missing = [node_id for node_id in change.spec.order if node_id not in change.nodes]
-    if missing:
-        created = RunNode.objects.bulk_create(
-            [RunNode(run=change.run, node_id=node_id) for node_id in missing]
-        )
-        change.nodes.update({node.node_id: node for node in created})
-    if gone or missing:
-        change.metadata["nodes_added"] = missing
-        change.metadata["nodes_removed"] = sorted(gone)
+    added, removed = nodes_replan(change.run, change.nodes, change.spec)
+    if added or removed:
+        change.metadata["nodes_added"] = added
+        change.metadata["nodes_removed"] = removed
 
 
 def blocked_node_ids(nodes: Iterable[RunNode]) -> set[str]:

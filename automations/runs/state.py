@@ -67,6 +67,8 @@ RUN_FIELDS = [
     "version",
     "updated_at",
 ]
+# The snapshot and the run-wide settings copied from it (`automations.run_nodes.run_settings`).
+SNAPSHOT_FIELDS = ["automation_snapshot", "max_parallel", "workspace_root"]
 NODE_FIELDS = [
     "state",
     "attempts",
@@ -184,9 +186,10 @@ def run_move(run: Run, cause: Cause, *, now: datetime) -> str:
 
 
 def run_save(run: Run, *, snapshot: bool = False) -> None:
-    """Write the run's transition fields (and its snapshot when replaced); one version up."""
+    """Write the run's transition fields (and its snapshot with the settings copied from it,
+    when replaced); one version up."""
     run.version += 1
-    run.save(update_fields=[*RUN_FIELDS, *(["automation_snapshot"] if snapshot else [])])
+    run.save(update_fields=[*RUN_FIELDS, *(SNAPSHOT_FIELDS if snapshot else [])])
 
 
 def runs_move(run_pks: list[int], cause: Cause, *, now: datetime, **fields: Any) -> int:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from automations import fairness, scheduling
 from automations.lifecycle import lifecycle_record
 from automations.models import NodeState, Run, RunNode, RunStatus, StopKind, SweepMark
-from automations.run_spec import RunSpec
+from automations.run_spec import NodeSpec
 from automations.runs import state
 from automations.runs.transitions import Cause
 from governance.actors import Actor
@@ -57,11 +57,11 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("workspace__organization")
+            .defer("automation_snapshot")
             .get(run_id=run_id)
         )
         if run.status != RunStatus.RUNNING or (run.heartbeat_at and run.heartbeat_at >= cutoff):
             return False
-        spec = RunSpec.from_snapshot(run.automation_snapshot)
         stuck = list(RunNode.objects.select_for_update().filter(run=run, state=NodeState.RUNNING))
         if all(node.started_at is None for node in stuck):
             # Nothing ever began executing: the messages wait in a busy broker or were lost
@@ -72,7 +72,7 @@ def run_reap_stale(run_id: str, *, cutoff) -> bool:
         task_ids = [n.task_id for n in stuck if n.task_id]
         exhausted = []
         for node in stuck:
-            out_of_attempts = node.attempts >= spec.max_attempts(node.node_id)
+            out_of_attempts = node.attempts >= NodeSpec(node.spec).max_attempts
             node.output = {
                 "status": "failed" if out_of_attempts else "needs_repair",
                 "failure_kind": STALE_REASON,
