@@ -6,7 +6,9 @@ server, `$TOKEN` the demo owner's token (a workspace admin of `demo/main`) and
 `$REVIEWER_TOKEN` the demo reviewer's; `$DEMO_RUN` is the demo run, waiting at its approval
 gate as the worker of `./flowgate run` leaves it. Values an example says to export
 (`export RUN=<run.run_id of the answer>`) are taken from its answer for the examples after it.
-No worker runs here: a run stays where the API's own answers leave it.
+No worker runs here: a run stays where the API's own answers leave it (and a webhook delivery
+stays `pending`). The server allowlists 127.0.0.1 for outbound HTTP, as the page tells the reader
+to, so its webhook example may name a receiver on the reader's machine.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ def test_every_example_has_an_expected_status():
     assert [str(e) for e in examples if e.status is None] == []
 
 
-def test_the_examples_run_as_written_against_a_live_server(live_server, tmp_path):
+def test_the_examples_run_as_written_against_a_live_server(live_server, settings, tmp_path):
     assert shutil.which("curl"), "curl is needed to run the documented examples"
+    # The webhook example's receiver is on the reader's machine, allowlisted as the page says.
+    settings.FLOWGATE_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]
     tokens = seed_demo()
     demo_run = demo_run_at_gate()
     env = {
