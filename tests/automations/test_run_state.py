@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from automations.models import TERMINAL_STATUSES, Run, RunStatus
+from automations.models import TERMINAL_STATUSES, Automation, Run, RunStatus
 from automations.runs import state
 from automations.runs.transitions import TRANSITIONS, Cause
 from automations.services import automation_create, run_start
 from governance.actors import Actor
 from governance.errors import Conflict
-from governance.models import Membership
+from governance.models import Membership, WorkspaceEvent
 
 PAIRS = [(cause, status) for cause in Cause for status in RunStatus]
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,9 +27,17 @@ def test_every_cause_has_one_row():
     assert all(row.sources <= set(RunStatus) for row in TRANSITIONS.values())
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(("cause", "status"), PAIRS, ids=[f"{c}-{s}" for c, s in PAIRS])
-def test_run_move_follows_the_table(cause, status):
-    run = Run(run_id="run-x", status=status, lease_owner="w:1", pause_reason="p")
+def test_run_move_follows_the_table(cause, status, workspace):
+    run = Run(
+        run_id="run-x",
+        status=status,
+        lease_owner="w:1",
+        pause_reason="p",
+        workspace=workspace,
+        automation=Automation(automation_id="weekly"),
+    )
     now = timezone.now()
     row = TRANSITIONS[cause]
     if status not in row.sources:
@@ -38,9 +46,14 @@ def test_run_move_follows_the_table(cause, status):
         assert refused.value.code == row.code
         assert refused.value.extra["runID"] == "run-x"
         assert run.status == status  # nothing changed
+        assert not WorkspaceEvent.objects.exists()
         return
     assert state.run_move(run, cause, now=now) == status
     assert run.status == row.target
+    # The move records its domain event (a first claim is `run.started`), nothing else does.
+    recorded = [(e.event_type, e.data["status"]) for e in WorkspaceEvent.objects.all()]
+    expected = state.RUN_EVENTS.get(cause)
+    assert recorded == ([(expected, row.target)] if expected else [])
     # The fields every change to the target implies.
     assert (run.lease_owner == "") == (row.target != RunStatus.RUNNING)
     if row.target == RunStatus.QUEUED:
