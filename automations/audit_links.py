@@ -21,12 +21,11 @@ def _pairs_query(pairs: set[tuple[int, str]], field: str) -> Q:
 
 
 def run_pages(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], str]:
-    rows = Run.objects.filter(_pairs_query(pairs, "run_id")).values_list(
-        "workspace_id", "run_id", "pk"
-    )
+    """The run pages, by run id (as `admin_run_list.run_change_url`); only runs that exist."""
+    rows = Run.objects.filter(_pairs_query(pairs, "run_id")).values_list("workspace_id", "run_id")
     return {
-        (ws, run_id): reverse("admin:automations_run_change", args=[quote(pk)])
-        for ws, run_id, pk in rows
+        (ws, run_id): reverse("admin:automations_run_change", args=[quote(run_id)])
+        for ws, run_id in rows
     }
 
 

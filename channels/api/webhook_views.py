@@ -36,6 +36,11 @@ def _read(request) -> None:
 
 
 class EndpointListView(WorkspaceAPIView):
+    """The workspace's outbound webhook endpoints: list, and create one (workspace admins).
+
+    An endpoint receives every event of the types it subscribes to, signed per the Standard
+    Webhooks specification with its secret (docs/api.md, "Webhooks")."""
+
     @extend_schema(
         parameters=[ListQuerySerializer],
         responses=EndpointListSerializer,
@@ -74,6 +79,9 @@ class EndpointListView(WorkspaceAPIView):
 
 
 class EndpointDetailView(WorkspaceAPIView):
+    """One webhook endpoint: read, change (URL, event types, active flag, secret rotation),
+    delete (workspace admins; every change audited)."""
+
     @extend_schema(
         responses=EndpointSerializer,
         operation_id="webhooks_retrieve",
@@ -110,6 +118,9 @@ class EndpointDetailView(WorkspaceAPIView):
 
 
 class DeliveryListView(WorkspaceAPIView):
+    """The delivery log of one endpoint: each event sent, its status, response code, attempts
+    and latency, newest first."""
+
     @extend_schema(
         parameters=[ListQuerySerializer],
         responses=DeliveryListSerializer,
@@ -134,6 +145,9 @@ class DeliveryListView(WorkspaceAPIView):
 
 
 class RedeliverView(WorkspaceAPIView):
+    """Send a finished delivery's event again as a new delivery, queued after the endpoint's
+    pending ones (409 while the original is still pending or retrying)."""
+
     @extend_schema(
         request=None,
         responses={201: DeliverySerializer},

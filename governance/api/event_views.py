@@ -80,6 +80,9 @@ def event_json(event: WorkspaceEvent) -> dict[str, Any]:
 
 
 class EventFeedView(WorkspaceAPIView):
+    """The workspace's domain events in order after a cursor (the same events the webhooks
+    send); with `wait`, the request waits up to that many seconds for the next event."""
+
     @extend_schema(
         parameters=[EventFeedQuerySerializer],
         responses=EventFeedSerializer,

@@ -88,7 +88,7 @@ def test_each_event_links_to_the_run_gate_and_automation_it_names(admin, reviewe
     client = console(admin)
     page = client.get(reverse(AUDIT), {"event_type": "automation.governance.gate_decided"})
     html = page.content.decode()
-    run_url = reverse("admin:automations_run_change", args=[gate.run.pk])
+    run_url = reverse("admin:automations_run_change", args=[gate.run.run_id])
     gate_url = reverse("admin:approvals_gate_change", args=[gate.pk])
     automation = Automation.objects.get(workspace=admin.workspace, automation_id="first")
     automation_url = reverse("admin:automations_automation_change", args=[automation.pk])

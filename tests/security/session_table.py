@@ -217,7 +217,7 @@ SESSION_ROUTES: list[SessionRoute] = [
     SessionRoute(
         "repair page of a node (form and reset preview)",
         "GET",
-        RUNS + "{paused_run_id}/repair/draft/",
+        RUNS + "{paused_run_id}/repair/{node_id}/",
         members_see(),
         run="paused",
         scoped="paused_run_id",
@@ -249,7 +249,7 @@ SESSION_ROUTES: list[SessionRoute] = [
     SessionRoute(
         "repair a node (repair page)",
         "POST",
-        RUNS + "{paused_run_id}/repair/draft/",
+        RUNS + "{paused_run_id}/repair/{node_id}/",
         operate(OPERATE),
         body={"reason": "fix"},
         run="paused",

@@ -134,6 +134,7 @@ class World:
                 AuditEvent.objects.filter(workspace=self.automation.workspace_id).latest("id").pk
             ),
             "gate_id": Gate.objects.get(run=gate, status=GateStatus.OPEN).pk if gate else "",
+            "node_id": "draft",  # a node of every run of the world's flow
             **{f"{state}_run_pk": str(run.pk) for state, run in self.runs.items()},
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
