@@ -6,7 +6,6 @@ with the agent's token in its environment; a human approves with an edit through
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -15,6 +14,8 @@ import time
 
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from tests.support.async_run import run_async
 
 PAYMENT = {"amount": 120, "to": "acme", "memo": "invoice 42"}
 
@@ -77,7 +78,7 @@ def test_an_mcp_agent_asks_waits_and_acts_on_the_edited_arguments(
         threads.append(threading.Thread(target=decide))
         threads[-1].start()
 
-    decided = asyncio.run(agent_with_mcp(live_server.url, agent.token, approve_with_edit))
+    decided = run_async(agent_with_mcp(live_server.url, agent.token, approve_with_edit))
     for thread in threads:
         thread.join()
 

@@ -11,6 +11,8 @@ import time
 import pytest
 from flowgate_client import ApprovalTimeout, AsyncFlowgateClient, FlowgateError
 
+from tests.support.async_run import run_async
+
 PAYMENT = {"amount": 120, "to": "acme", "memo": "invoice 42"}
 EDITABLE = {
     "paths": ["amount"],
@@ -111,4 +113,4 @@ def test_the_async_client_waits_for_the_decision(agent, reviewer, live_server, c
             await asyncio.to_thread(thread.join)
             return act(decided.approved_arguments)
 
-    assert asyncio.run(agent_flow()) == "paid 120 to acme"
+    assert run_async(agent_flow()) == "paid 120 to acme"
