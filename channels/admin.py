@@ -20,11 +20,12 @@ from governance.actors import Actor
 from governance.admin_scope import (
     ReadOnlyAdminMixin,
     ScopedWorkspaceFilter,
+    WorkspaceAdminWritesMixin,
     WorkspaceScopedAdmin,
     admin_scope,
 )
 from governance.errors import FlowgateError, Forbidden
-from governance.models import Membership, PrincipalKind, User, Workspace
+from governance.models import Membership, PrincipalKind, User
 
 EDITABLE = (*services.CONNECTION_FIELDS, *services.SECRET_FIELDS)
 
@@ -75,7 +76,7 @@ def connection_data(cleaned: dict) -> dict:
 
 
 @admin.register(ChannelConnection)
-class ChannelConnectionAdmin(WorkspaceScopedAdmin):
+class ChannelConnectionAdmin(WorkspaceAdminWritesMixin, WorkspaceScopedAdmin):
     form = ChannelConnectionForm
     list_display = ("name", "kind", "workspace", "channel_id", "assurance", "is_active")
     list_filter = ("kind", "is_active", ("workspace", ScopedWorkspaceFilter))
@@ -85,28 +86,6 @@ class ChannelConnectionAdmin(WorkspaceScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("workspace", "kind") if obj is not None else ()
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "workspace":
-            scope = admin_scope(request)
-            workspaces = Workspace.objects.select_related("organization")
-            if not scope.is_everything:
-                ids = [ws for ws in scope.roles if scope.administers(ws)]
-                workspaces = workspaces.filter(pk__in=ids)
-            kwargs["queryset"] = workspaces
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def has_add_permission(self, request):
-        scope = admin_scope(request)
-        return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
-
-    def has_change_permission(self, request, obj=None):
-        if obj is None:
-            return self.has_add_permission(request)
-        return admin_scope(request).administers(obj.workspace_id)
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         data = connection_data(form.cleaned_data)

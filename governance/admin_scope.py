@@ -141,6 +141,34 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class WorkspaceAdminWritesMixin:
+    """Rows a workspace admin manages (chat connections, webhook endpoints): added in, and
+    changed or deleted by, the admins of its workspace only; the add form offers only the
+    workspaces the user administers. The writes themselves go through the services."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "workspace":
+            scope = admin_scope(request)
+            workspaces = Workspace.objects.select_related("organization")
+            if not scope.is_everything:
+                ids = [ws for ws in scope.roles if scope.administers(ws)]
+                workspaces = workspaces.filter(pk__in=ids)
+            kwargs["queryset"] = workspaces
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_add_permission(self, request):
+        scope = admin_scope(request)
+        return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_add_permission(request)
+        return admin_scope(request).administers(obj.workspace_id)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+
 class ScopedWorkspaceFilter(admin.RelatedFieldListFilter):
     """The workspace filter, offering only the workspaces the user may see."""
 

@@ -14,12 +14,11 @@ from governance.actors import Actor
 from governance.admin_scope import (
     ReadOnlyAdminMixin,
     ScopedWorkspaceFilter,
+    WorkspaceAdminWritesMixin,
     WorkspaceScopedAdmin,
-    admin_scope,
 )
 from governance.errors import FlowgateError
 from governance.events import declared_event_types
-from governance.models import Workspace
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -47,7 +46,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(WorkspaceScopedAdmin):
+class WebhookEndpointAdmin(WorkspaceAdminWritesMixin, WorkspaceScopedAdmin):
     form = WebhookEndpointForm
     list_display = ("url", "workspace", "is_active", "created_at")
     list_filter = ("is_active", ("workspace", ScopedWorkspaceFilter))
@@ -55,29 +54,6 @@ class WebhookEndpointAdmin(WorkspaceScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("workspace",) if obj is not None else ()
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "workspace":
-            scope = admin_scope(request)
-            workspaces = Workspace.objects.select_related("organization")
-            if not scope.is_everything:
-                workspaces = workspaces.filter(
-                    pk__in=[ws for ws in scope.roles if scope.administers(ws)]
-                )
-            kwargs["queryset"] = workspaces
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def has_add_permission(self, request):
-        scope = admin_scope(request)
-        return scope.is_everything or any(scope.administers(ws) for ws in scope.roles)
-
-    def has_change_permission(self, request, obj=None):
-        if obj is None:
-            return self.has_add_permission(request)
-        return admin_scope(request).administers(obj.workspace_id)
-
-    def has_delete_permission(self, request, obj=None):
-        return self.has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         fields = ("url", "description", "event_types", "is_active")
