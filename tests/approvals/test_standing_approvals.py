@@ -411,3 +411,21 @@ def test_the_admin_lists_and_revokes_through_the_service(agent, reviewer, admin,
     [revoked] = events("approvals.standing_approval.revoked")
     assert revoked.actor_id == "ada-admin"
     assert ask(agent)["status"] == "pending"
+
+
+@pytest.mark.django_db
+def test_the_approval_page_says_which_standing_approval_approved_it(agent, reviewer, admin):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.support.pages import page_text
+
+    standing = granted(reviewer)
+    asked = ask(agent)
+    browser = Client()
+    browser.force_login(admin.user)
+    page = browser.get(reverse("approval_pages:gate", args=[asked["gate_id"]]))
+    text = page_text(page)
+    assert "via standing approval" in text
+    assert f"rita-reviewer's standing approval {standing['id']}" in text
+    assert "Small supplier payments this week" in text

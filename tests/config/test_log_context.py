@@ -42,9 +42,14 @@ def test_worker_log_lines_carry_the_run_node_workspace_and_request_id(celery_wor
         (run_id, operator.workspace.path, "req-42.abc")
     }
     assert any(line["event"] == "node attempt started" for line in node_lines)
-    # Celery's own lines about the task carry the request id that published it.
-    succeeded = [line for line in lines if "succeeded" in line["event"]]
-    assert succeeded and all(line.get("request_id") == "req-42.abc" for line in succeeded)
+    # Celery's own lines about the task carry the request id that published it. Celery logs
+    # "succeeded" after the task returned, so after the run's commit: wait for the line.
+    succeeded = wait_for(
+        lambda: [line for line in log_lines(celery_worker.log()) if "succeeded" in line["event"]],
+        timeout=30,
+        message="celery's task succeeded line",
+    )
+    assert all(line.get("request_id") == "req-42.abc" for line in succeeded)
 
 
 @pytest.mark.django_db
