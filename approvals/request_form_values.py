@@ -95,9 +95,8 @@ def response_from_values(fields: list[FormField], values: Mapping[str, Any]) -> 
         if value in ("", None):
             continue
         if field.kind == "enum":
-            try:
+            # Not one of the options: kept as sent, and the response schema refuses it.
+            with suppress(TypeError, ValueError):
                 value = json.loads(value)
-            except (TypeError, ValueError):
-                pass  # not one of the options: kept, and the response schema refuses it
         answer[field.name] = value
     return answer
