@@ -404,3 +404,29 @@ def test_other_platforms_approve_an_editable_request_as_proposed(chat_fakes, age
     assert decisions(gate) == [("approve", "discord", "rita-reviewer", "")]
     request = ApprovalRequest.objects.get(pk=asked["request_id"])
     assert request.approved_arguments == asked["arguments"] and request.diff == []
+
+
+def test_when_slack_does_not_take_the_form_the_user_is_told_to_press_again(chat_fakes, agent, rita):
+    chat_fakes.slack.fail_next(1, status=500, retry_after=None, call="views.open")
+    asked = ask(agent)
+
+    assert slack_post(slack_click(asked["gate_id"], "approve")).status_code == 200
+
+    [told] = [r.body["text"] for r in chat_fakes.slack.calls("chat.postEphemeral")]
+    assert told == (
+        "The approval form could not be opened in time, so nothing was decided: "
+        "press Approve again."
+    )
+    assert decisions(gate_of(asked)) == []
+
+
+def test_a_form_too_large_for_slack_is_left_to_the_page(chat_fakes, agent, rita):
+    memo = "Invoice 42, " * 300  # 3,600 characters: more than a Slack text input holds
+    asked = ask(agent, arguments={"amount": 100, "memo": memo, "payee": {"iban": "DE00 1234"}})
+
+    slack_post(slack_click(asked["gate_id"], "approve"))
+
+    assert opened_views(chat_fakes) == []
+    [told] = [r.body["text"] for r in chat_fakes.slack.calls("chat.postEphemeral")]
+    assert "too large for Slack" in told and asked["url"] in told
+    assert decisions(gate_of(asked)) == []
