@@ -7,6 +7,7 @@ opening reviewed them and the downstream plan: the approval page's own include,
 (`approvals.admin_decide`), taken through `approvals.decisions.gate_decide` like on every other
 surface. Delegations are listed and revoked (through `approvals.delegation.delegation_revoke`,
 authorised and audited as for the API); they are created by the delegator themselves over the API.
+Standing approvals likewise (`approvals.standing.standing_revoke`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from django.urls import path
 
 from approvals.admin_decide import decide_view, decision_context
 from approvals.delegation import delegation_revoke
-from approvals.models import Delegation, Gate, GateDecision
+from approvals.models import Delegation, Gate, GateDecision, StandingApproval
 from approvals.pages.gate_view import reviewed_content
+from approvals.standing import standing_revoke
 from governance.admin_actions import AdminAction, bulk_action
 from governance.admin_paging import LargeTableAdmin
 from governance.admin_scope import (
@@ -133,6 +135,19 @@ class GateDecisionAdmin(ReadOnlyAdminMixin, LargeTableAdmin, WorkspaceScopedAdmi
     ordering = ("-decided_at", "-id")
 
 
+def _theirs_or_administered(request, queryset, *people: str):
+    """The rows naming the staff user in one of the `people` fields, and every row of the
+    workspaces they administer (superusers: every row)."""
+    scope = admin_scope(request)
+    if scope.is_everything:
+        return queryset
+    administered = [ws for ws in scope.workspace_ids if scope.administers(ws)]
+    theirs = Q(workspace_id__in=administered)
+    for field in people:
+        theirs |= Q(**{field: request.user})
+    return queryset.filter(theirs)
+
+
 def _revoke(actor, delegation: Delegation) -> str:
     delegation_revoke(actor=actor, delegation_id=delegation.pk)
     return "revoked: the delegate no longer decides with this authority"
@@ -149,14 +164,8 @@ class DelegationAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     def get_queryset(self, request):
         """As the API lists them: the delegations the staff member gave or received, and all of
         the workspaces they administer (superusers: every one)."""
-        queryset = super().get_queryset(request)
-        scope = admin_scope(request)
-        if scope.is_everything:
-            return queryset
-        administered = [ws for ws in scope.workspace_ids if scope.administers(ws)]
-        user = request.user
-        return queryset.filter(
-            Q(workspace_id__in=administered) | Q(delegator=user) | Q(delegate=user)
+        return _theirs_or_administered(
+            request, super().get_queryset(request), "delegator", "delegate"
         )
 
     actions = [
@@ -165,6 +174,46 @@ class DelegationAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
             AdminAction("Revoke the selected delegations", _revoke),
             prepare=lambda queryset: queryset.select_related("workspace__organization"),
             workspace_of=lambda delegation: delegation.workspace,
+            inputs_of=lambda request: {},
+        )
+    ]
+
+
+def _revoke_standing(actor, grant: StandingApproval) -> str:
+    standing_revoke(actor=actor, standing_id=grant.pk, reason="revoked in the admin")
+    return "revoked: it approves no more requests"
+
+
+@admin.register(StandingApproval)
+class StandingApprovalAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    """Standing approvals and how often each was used; granted over the API (the grantor's own
+    decision, with its constraints as JSON), revoked here or there."""
+
+    list_display = (
+        "action",
+        "grantee",
+        "granted_by",
+        "expires_at",
+        "use_count",
+        "max_uses",
+        "revoked_at",
+        "workspace",
+    )
+    list_filter = (("workspace", ScopedWorkspaceFilter),)
+    search_fields = ("=id", "=action", "=grantee__username", "=granted_by__username")
+    list_select_related = ("grantee", "granted_by", "workspace__organization")
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self, request):
+        """The grants the staff member gave, and all of the workspaces they administer."""
+        return _theirs_or_administered(request, super().get_queryset(request), "granted_by")
+
+    actions = [
+        bulk_action(
+            "revoke",
+            AdminAction("Revoke the selected standing approvals", _revoke_standing),
+            prepare=lambda queryset: queryset.select_related("workspace__organization"),
+            workspace_of=lambda grant: grant.workspace,
             inputs_of=lambda request: {},
         )
     ]

@@ -100,6 +100,8 @@ class Surface(models.TextChoices):
     DISCORD = "discord", "Discord"
     TELEGRAM = "telegram", "Telegram"
     SYSTEM = "system", "System"
+    # Approved in advance by a human's standing approval (`approvals.standing`).
+    STANDING = "standing", "Standing approval"
 
 
 class GateDecision(models.Model):
@@ -213,6 +215,14 @@ class ApprovalRequest(models.Model):
     approved_arguments = models.JSONField(null=True, blank=True)
     diff = models.JSONField(default=list, blank=True)
     response = models.JSONField(null=True, blank=True)
+    # The standing approval that approved it when it was made (`approvals.standing`).
+    standing_approval = models.ForeignKey(
+        "StandingApproval",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="uses",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -279,3 +289,69 @@ class Delegation(models.Model):
 
     def active(self, now) -> bool:
         return self.revoked_at is None and self.starts_at <= now < self.ends_at
+
+
+class StandingApproval(models.Model):
+    """`granted_by` approves in advance, until `expires_at` (unless revoked first), the requests
+    `grantee` makes for `action` whose arguments satisfy `constraints` (a JSON Schema) and whose
+    policy `policy` covers, at most `max_uses` times (`approvals.standing`).
+
+    Each use is a decision by the grantor on the request's gate, through the decision service
+    (so every rule is judged again at that moment), with the surface `standing`; the request
+    names the grant (`ApprovalRequest.standing_approval`) and `use_count` counts them, updated
+    under the row's lock so a limit holds across concurrent requests."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="standing_approvals"
+    )
+    action = models.CharField(max_length=200)
+    grantee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="standing_approvals"
+    )
+    constraints = models.JSONField(default=dict)
+    # The policy it approves at most: `reviewer_eligibility`, `risk_tier`, `data_classes`.
+    policy = models.JSONField(default=dict)
+    reason = models.CharField(max_length=500)
+    max_uses = models.PositiveIntegerField(null=True, blank=True)
+    use_count = models.PositiveIntegerField(default=0)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoke_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(granted_by=models.F("grantee")),
+                name="standing_approval_not_to_self",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_uses__isnull=True)
+                | models.Q(use_count__lte=models.F("max_uses")),
+                name="standing_approval_within_max_uses",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "grantee", "action", "expires_at"],
+                name="standing_ws_grantee_action",
+            ),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} for {self.grantee} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+    def active(self, now) -> bool:
+        return (
+            self.revoked_at is None
+            and now < self.expires_at
+            and (self.max_uses is None or self.use_count < self.max_uses)
+        )

@@ -53,6 +53,7 @@ def request_json(request: ApprovalRequest, now: datetime | None = None) -> dict[
             "edited": bool(request.diff),
             "diff": request.diff,
             "digest": metadata.get("decision_digest"),
+            "standing_approval": request.standing_approval_id,
         }
     gate = request.gate
     return {

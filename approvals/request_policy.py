@@ -119,3 +119,35 @@ def judged_policy(policy: Mapping[str, Any], proposed: Any, approved: Any) -> Ga
     if tier_raised(before, after):
         after["reviewer_eligibility"] = "elevated_reviewer"
     return GatePolicy.of(after)
+
+
+def parse_grant_policy(value: Any, report: Report) -> JSON:
+    """A standing approval's `policy` (`approvals.standing`): the most it approves in advance,
+    the gate policy keys only (no `rules`, and no `quorum`: a two-person rule is never met in
+    advance), eligibility raised to `MIN_ELIGIBILITY` as a request's is."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        report("policy", "must be an object")
+        value = {}
+    reject_unknown_keys(value, POLICY_KEYS, "policy", report)
+    policy = _parse_part(value, "policy", report)
+    policy["reviewer_eligibility"] = _stricter(policy["reviewer_eligibility"], MIN_ELIGIBILITY)
+    return policy
+
+
+def policy_within(effective: Mapping[str, Any], most: Mapping[str, Any]) -> bool:
+    """Whether a request whose gate has the `effective` policy stays within `most` (a standing
+    approval's): no stricter eligibility, no data class beyond `most`'s, no quorum, and a risk
+    tier that is `most`'s or needs no approval (tiers have no order of their own)."""
+    if effective.get("quorum"):
+        return False
+    rank = REVIEWER_ELIGIBILITY.index
+    if rank(effective.get("reviewer_eligibility") or "none") > rank(
+        most.get("reviewer_eligibility") or "none"
+    ):
+        return False
+    if not set(effective.get("data_classes") or ()) <= set(most.get("data_classes") or ()):
+        return False
+    tier = effective.get("risk_tier")
+    return tier in (None, most.get("risk_tier")) or tier not in APPROVAL_REQUIRED_RISK_TIERS

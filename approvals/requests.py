@@ -23,34 +23,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from approvals import request_events
 from approvals.decisions import gate_decide
 from approvals.models import ApprovalRequest, Gate
 from approvals.request_answers import REQUEST_TRIGGER, judge
+from approvals.request_automation import SYSTEM_USERNAME, accountable_grantors, requests_automation
 from approvals.request_json import PENDING, request_status
 from approvals.request_policy import effective_policy, parse_request_policy
 from approvals.request_schemas import schema_problem, violations
 from approvals.selectors import request_get
+from approvals.standing import standing_apply
 from automations.engine import run_advance
 from automations.flow import gate_config
-from automations.ids import APPROVAL_REQUESTS_AUTOMATION_ID
-from automations.models import (
-    Automation,
-    AutomationGroupObjectPermission,
-    AutomationUserObjectPermission,
-)
+from automations.models import Automation
 from automations.services import run_create
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import InvalidFlow, InvalidRequest
-from governance.models import PrincipalKind, User
 from governance.policy import WorkspaceAction, authorize_workspace
 
-# The principal that owns every workspace's approval-requests automation: a service that never
-# signs in (inactive, no password, no membership), so nobody is accountable as its "creator".
-SYSTEM_USERNAME = "flowgate.approval-requests"
 NODE_ID = "approval"
 MAX_WAIT_S = 60
 # Longest sleep between two reads of a long poll when no wake-up arrives (no Redis, or a lost
@@ -79,14 +72,15 @@ def request_create(*, actor: Actor, data: Mapping[str, Any]) -> ApprovalRequest:
 
     One transaction: the approval-requests automation (made if missing, its row locked as any
     run start locks it), the run with the request's snapshot, the gate the engine opens for it,
-    the request row and the audit event `approvals.request.created`; `gate_opened` (chat cards)
-    and the request's `created` event follow the commit.
+    the request row and the audit event `approvals.request.created`, and — when one of the
+    actor's standing approvals covers it (`approvals.standing`) — its approval; `gate_opened`
+    (chat cards) and the request's events follow the commit.
     """
     authorize_workspace(actor, WorkspaceAction.REQUEST_APPROVAL)
     terms = _terms(data)
     node = _approval_node(terms)
     with transaction.atomic():
-        automation = _requests_automation(actor)
+        automation = requests_automation(actor)
         run = run_create(
             actor=actor,
             locked=automation,
@@ -130,6 +124,7 @@ def request_create(*, actor: Actor, data: Mapping[str, Any]) -> ApprovalRequest:
             },
         )
         request_events.request_event(request_events.CREATED, request)
+        standing_apply(actor=actor, request=request, gate=gate)
     return request_get(actor, request.pk)
 
 
@@ -186,58 +181,6 @@ def request_wait(*, actor: Actor, request_id: str, timeout: float) -> ApprovalRe
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def accountable_grantors(actor: Actor) -> list[str]:
-    """The humans accountable for an agent or service in its workspace: whoever granted it a
-    permission on any of the workspace's automations, directly or through one of its groups
-    (user pks as strings, sorted, as `Run.requester_grantors`)."""
-    to_user = AutomationUserObjectPermission.objects.filter(
-        content_object__workspace=actor.workspace, user=actor.user
-    ).values_list("granted_by_id", flat=True)
-    to_group = AutomationGroupObjectPermission.objects.filter(
-        content_object__workspace=actor.workspace, group__user=actor.user
-    ).values_list("granted_by_id", flat=True)
-    return sorted({str(pk) for pk in to_user.union(to_group) if pk is not None})
-
-
-def _system_user() -> User:
-    user, created = User.objects.get_or_create(
-        username=SYSTEM_USERNAME, defaults={"kind": PrincipalKind.SERVICE, "is_active": False}
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    return user
-
-
-def _requests_automation(actor: Actor) -> Automation:
-    """The workspace's approval-requests automation, locked (made on first use; a concurrent
-    first use loses the unique constraint in a savepoint and locks the winner's row)."""
-    live = Automation.objects.select_for_update(of=("self",)).filter(
-        workspace=actor.workspace,
-        automation_id=APPROVAL_REQUESTS_AUTOMATION_ID,
-        deleted_at__isnull=True,
-    )
-    found = live.first()
-    if found is not None:
-        return found
-    owner = _system_user()
-    try:
-        with transaction.atomic():
-            Automation.objects.create(
-                workspace=actor.workspace,
-                automation_id=APPROVAL_REQUESTS_AUTOMATION_ID,
-                name="Approval requests",
-                description="Backs the approval requests principals make over the API.",
-                flow={"nodes": []},
-                metadata={"system": "approval_requests"},
-                created_by=owner,
-                updated_by=owner,
-            )
-    except IntegrityError:
-        pass
-    return live.get()
 
 
 def _snapshot(automation: Automation, node: dict[str, Any]) -> dict[str, Any]:

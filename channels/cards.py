@@ -53,6 +53,7 @@ SURFACE_NAMES = {
     Surface.DISCORD: "Discord",
     Surface.TELEGRAM: "Telegram",
     Surface.SYSTEM: "Flowgate",
+    Surface.STANDING: "a standing approval",
 }
 COLORS = {"open": 0xF2C744, "approve": 0x2EB67D, "rework": 0x4A90D9, "other": 0x9B9B9B}
 

@@ -160,6 +160,14 @@ def _quorum_and_delegation_rows() -> list[str]:
         "followed; the decision records both people (`decided_by`, `on_behalf_of`); "
         "creating, revoking and the end of a delegation are audited; a delegation to oneself "
         "is refused (400 `APPROVALS_DELEGATION_TO_SELF`) |",
+        "| standing approval (`/api/approvals/standing`) | a human who could approve an agent's "
+        "requests for one action approves, in advance and for a while, those whose arguments "
+        "satisfy a JSON Schema and whose policy stays within the grant's; refused (403, "
+        "audited) when the grantor lacks the review permission or the authority for that "
+        "policy, or is accountable for the agent (a human who granted it anything), so it "
+        "cannot launder self-approval; each use is a decision by the grantor through the "
+        "decision service (surface `standing`), judged again at that moment, and never of a "
+        "request that asks a question or needs a quorum; revocable by the grantor or an admin |",
     ]
 
 

@@ -113,6 +113,11 @@ class RequestDecideInputSerializer(StrictInputSerializer):
 
 class RequestListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=STATUSES, required=False)
+    standing_approval = StrictCharField(
+        required=False,
+        max_length=64,
+        help_text="Only the requests it approved.",
+    )
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
     )
@@ -139,6 +144,10 @@ class DecisionSerializer(serializers.Serializer):
     diff = serializers.ListField(child=serializers.DictField())
     digest = serializers.CharField(
         allow_null=True, help_text="SHA-256 binding what was reviewed and what was approved."
+    )
+    standing_approval = serializers.CharField(
+        allow_null=True,
+        help_text="The standing approval that approved it when it was made (surface standing).",
     )
 
 
@@ -205,6 +214,8 @@ class ApprovalRequestsView(WorkspaceAPIView):
         rows = requests_visible(request.actor)
         if query.get("status"):
             rows = rows.filter(_status_condition(query["status"]))
+        if query.get("standing_approval"):
+            rows = rows.filter(standing_approval_id=query["standing_approval"])
         page, next_cursor = keyset_page(rows, limit=query["limit"], cursor=query.get("cursor"))
         now = timezone.now()
         return Response(

@@ -1,5 +1,6 @@
 """API routes of approvals: a run's gate decision (under the run's own path), the caller's
-pending approvals, approval requests (docs/agents.md) and delegations of review authority."""
+pending approvals, approval requests and standing approvals (docs/agents.md) and delegations
+of review authority."""
 
 from django.urls import path
 
@@ -9,6 +10,11 @@ from approvals.api.request_views import (
     ApprovalRequestDecideView,
     ApprovalRequestsView,
     ApprovalRequestView,
+)
+from approvals.api.standing_views import (
+    StandingDetailView,
+    StandingListView,
+    StandingRevokeView,
 )
 from approvals.api.views import RunGateView
 from automations.api.urls import PREFIX
@@ -32,5 +38,16 @@ urlpatterns = [
         "approvals/requests/<str:request_id>/decide",
         ApprovalRequestDecideView.as_view(),
         name="approval-request-decide",
+    ),
+    path("approvals/standing", StandingListView.as_view(), name="approvals-standing"),
+    path(
+        "approvals/standing/<str:standing_id>",
+        StandingDetailView.as_view(),
+        name="approvals-standing-detail",
+    ),
+    path(
+        "approvals/standing/<str:standing_id>/revoke",
+        StandingRevokeView.as_view(),
+        name="approvals-standing-revoke",
     ),
 ]

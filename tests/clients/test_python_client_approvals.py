@@ -114,3 +114,32 @@ def test_the_async_client_waits_for_the_decision(agent, reviewer, live_server, c
             return act(decided.approved_arguments)
 
     assert run_async(agent_flow()) == "paid 120 to acme"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_a_standing_approval_covers_is_approved_at_once(agent, reviewer, connect):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from approvals.standing import standing_create
+    from tests.factories import actor_for
+
+    grant = standing_create(
+        actor=actor_for(reviewer),
+        data={
+            "action": "payments.send",
+            "grantee": agent.user.username,
+            "constraints": {"properties": {"amount": {"maximum": 200}}},
+            "expires_at": timezone.now() + timedelta(days=1),
+            "reason": "small payments",
+        },
+    )
+    approval = connect(agent).request_approval(
+        action="payments.send", arguments=PAYMENT, summary="Pay invoice 42"
+    )
+    assert approval.request.approved  # no wait: approved when it was made
+    decided = approval.wait(timeout=1)
+    assert decided.decision is not None
+    assert (decided.decision.surface, decided.decision.standing_approval) == ("standing", grant.pk)
+    assert act(decided.approved_arguments) == "paid 120 to acme"

@@ -55,6 +55,9 @@ CODES = {
     "DELEGATE_SELF": "APPROVALS_DELEGATION_TO_SELF",
     "DELEGATE_INVALID": "APPROVALS_DELEGATION_DELEGATE_INVALID",
     "DELEGATE_HUMAN": "APPROVALS_DELEGATION_REQUIRES_HUMAN",
+    "STANDING_INVALID": "APPROVALS_STANDING_INVALID",
+    "STANDING_HUMAN": "APPROVALS_STANDING_REQUIRES_HUMAN",
+    "STANDING_REVOKE": "APPROVALS_STANDING_REVOKE_FORBIDDEN",
     "MISSING": "the route's not-found code, exactly as for an id that does not exist",
 }
 UNAUTHENTICATED = (401, "AUTH")
@@ -67,6 +70,7 @@ NOT_FOUND_CODES = {
     "delegation_id": "APPROVALS_DELEGATION_NOT_FOUND",
     "webhook_id": "WEBHOOK_NOT_FOUND",
     "request_id": "APPROVAL_REQUEST_NOT_FOUND",
+    "standing_id": "APPROVALS_STANDING_NOT_FOUND",
 }
 
 
@@ -99,6 +103,7 @@ class Route:
             "webhook_id",
             "request_id",
             "delegation_id",
+            "standing_id",
         ):
             if f"{{{name}}}" in self.path:
                 return name
@@ -151,6 +156,7 @@ IDENTITIES = "/api/channels/identities"
 RUN = "/api/automations/v2/runs/{%s_run_id}"
 REQUESTS = "/api/approvals/requests"
 DELEGATIONS = "/api/approvals/delegations"
+STANDING = "/api/approvals/standing"
 # A month from when the table is loaded: inside the longest period a delegation may have.
 DELEGATION_ENDS = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
@@ -396,6 +402,52 @@ ROUTES: list[Route] = [
         },
         body={"decision": "approve"},
         run="request",
+    ),
+    # -- standing approvals (docs/agents.md); the world's is the reviewer's to the plain agent --
+    Route("list standing approvals", "GET", STANDING, everyone(200)),
+    Route(
+        "grant a standing approval",
+        "POST",
+        STANDING,
+        {
+            **everyone(201),
+            # The other workspace's admin, in its own workspace, names nobody of theirs.
+            "other_workspace": (400, "STANDING_INVALID"),
+            **dict.fromkeys(("viewer", "operator", "owner"), (403, "ACCESS")),
+            **dict.fromkeys(AGENTS, (403, "STANDING_HUMAN")),
+        },
+        body={
+            "action": "payments.send",
+            "grantee": "bot-plain",
+            "constraints": {"type": "object"},
+            "expires_at": DELEGATION_ENDS,
+            "reason": "matrix",
+        },
+    ),
+    Route(
+        "read a standing approval",
+        "GET",
+        STANDING + "/{standing_id}",
+        {
+            **dict.fromkeys(ROLES, (404, "MISSING")),
+            "anonymous": UNAUTHENTICATED,
+            # Reviewers and admins see every one; an agent sees those granted to it.
+            **dict.fromkeys(
+                ("reviewer", "elevated_reviewer", "admin", "agent_without_grant"), (200, None)
+            ),
+        },
+    ),
+    Route(
+        "revoke a standing approval",
+        "POST",
+        STANDING + "/{standing_id}/revoke",
+        {
+            **dict.fromkeys(ROLES, (404, "MISSING")),
+            "anonymous": UNAUTHENTICATED,
+            # Its grantor and the workspace's admins revoke; others who see it may not.
+            **dict.fromkeys(("reviewer", "admin"), (200, None)),
+            **dict.fromkeys(("elevated_reviewer", "agent_without_grant"), (403, "STANDING_REVOKE")),
+        },
     ),
     # -- chat connections and identities --
     Route("list chat connections", "GET", CONNECTIONS, workspace_admins(200, other=(200, None))),

@@ -5,8 +5,9 @@ Used by the authorisation matrix (tests/security) and the API fuzzing suite
 (tests/reliability), so both talk to real objects: an automation with a governed gate, a run
 parked on that gate by the engine itself, a paused run with a blocked node (recover, repair and
 the task operations all have their context), a queued run (pause), a grant to revoke, a chat
-connection, a member's proven chat link, a delegation (the reviewer's, to the viewer) and a
-webhook endpoint with a delivered delivery.
+connection, a member's proven chat link, a delegation (the reviewer's, to the viewer), a
+standing approval (the reviewer's, to the agent without a grant) and a webhook endpoint with a
+delivered delivery.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rest_framework.test import APIClient
 from approvals.delegation import delegation_create
 from approvals.models import Gate, GateStatus
 from approvals.requests import request_create
+from approvals.standing import standing_create
 from automations.models import Automation, NodeState, Run, RunStatus
 from automations.services import automation_create, grant_add
 from automations.triggers.schedules import schedule_create
@@ -98,6 +100,7 @@ class World:
     hook_token: str = ""
     request_id: str = ""
     delegation_id: str = ""
+    standing_id: str = ""
 
     def client(self, role: str) -> APIClient:
         member = self.members.get(role)
@@ -117,6 +120,7 @@ class World:
             "delivery_id": str(self.delivery.pk),
             "request_id": self.request_id,
             "delegation_id": self.delegation_id,
+            "standing_id": self.standing_id,
             **{f"{state}_run_id": run.run_id for state, run in self.runs.items()},
         }
 
@@ -190,6 +194,16 @@ def build_world(make_member, *, runs=("queued", "paused", "gate")) -> World:
         delivery=delivery,
         grant_id=grant_ids[0],
         delegation_id=str(delegation.pk),
+        standing_id=standing_create(
+            actor=actor_for(members["reviewer"]),
+            data={
+                "action": "payments.send",
+                "grantee": members["agent_without_grant"].user.username,
+                "constraints": {"type": "object"},
+                "expires_at": timezone.now() + timedelta(days=7),
+                "reason": "the matrix's standing approval",
+            },
+        ).pk,
     )
     world.schedule_id = schedule_create(
         actor=owner, automation=automation, data={"cron": "0 9 * * mon-fri"}

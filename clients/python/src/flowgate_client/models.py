@@ -29,6 +29,8 @@ class Decision:
     surface: str | None
     edited: bool
     diff: list[Any]
+    #: The standing approval that approved the request in advance (surface `standing`).
+    standing_approval: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Decision:
@@ -40,6 +42,7 @@ class Decision:
             surface=data.get("surface"),
             edited=bool(data.get("edited")),
             diff=list(data.get("diff") or []),
+            standing_approval=data.get("standing_approval"),
         )
 
 
