@@ -4,14 +4,14 @@ arguments) and, with the decision form, the fields a reviewer may edit and the r
 Editable paths are one input each, holding the proposed value: a string as typed, any other
 value as JSON (`90`, `true`, `["a"]`). A simple `response_schema` (`request_schemas.form_fields`:
 string, number, integer, boolean and enum properties) becomes one input per property; any other
-schema one JSON text area. The form only shapes the values; the decision service judges them
-(editable paths and schema, response schema, policy of the edited arguments).
+schema one JSON text area. The form only shapes the values (`approvals.request_form_values`,
+shared with Slack's approve modal); the decision service judges them (editable paths and
+schema, response schema, policy of the edited arguments).
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,17 @@ from django import forms
 
 from approvals.models import ApprovalRequest, Gate
 from approvals.request_answers import REQUEST_TRIGGER
+from approvals.request_form_values import (
+    choice_value,
+    edit_text,
+    edits_from_texts,
+    response_from_values,
+)
 from approvals.request_schemas import FormField, form_fields
 
 EDIT_PREFIX = "edit."
 RESPONSE_PREFIX = "response."
 RESPONSE_JSON = "response_json"
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -63,19 +68,11 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _value_at(arguments: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(arguments, dict) or part not in arguments:
-            return _MISSING
-        arguments = arguments[part]
-    return arguments
-
-
 def _response_field(field: FormField) -> forms.Field:
     common = {"label": field.label, "required": field.required, "help_text": field.description}
     if field.kind == "enum":
         choices = [("", "—")] if not field.required else []
-        choices += [(json.dumps(choice), str(choice)) for choice in field.choices]
+        choices += [(choice_value(choice), str(choice)) for choice in field.choices]
         return forms.ChoiceField(choices=choices, **common)
     if field.kind == "boolean":
         return forms.BooleanField(**{**common, "required": False})
@@ -94,12 +91,10 @@ class RequestAnswerForm(forms.Form):
         self.request = request
         self.edit_paths = list((request.editable or {}).get("paths") or ())
         for path in self.edit_paths:
-            current = _value_at(request.arguments, path)
-            initial = "" if current is _MISSING else current
             self.fields[EDIT_PREFIX + path] = forms.CharField(
                 label=path,
                 required=False,
-                initial=initial if isinstance(initial, str) else json.dumps(initial),
+                initial=edit_text(request.arguments, path),
                 max_length=10_000,
             )
         self.response_fields = form_fields(request.response_schema)
@@ -121,25 +116,8 @@ class RequestAnswerForm(forms.Form):
 
     def edits(self) -> dict[str, Any] | None:
         """The changed editable values as a nested object, None when nothing changed."""
-        edits: dict[str, Any] = {}
-        for path in self.edit_paths:
-            current = _value_at(self.request.arguments, path)
-            typed = self.cleaned_data.get(EDIT_PREFIX + path, "")
-            if current is _MISSING and typed == "":
-                continue
-            value: Any = typed
-            if not isinstance(current, str):
-                # Not JSON: kept as text, and the editable schema says whether text is allowed.
-                with suppress(ValueError):
-                    value = json.loads(typed)
-            if value == current and type(value) is type(current):
-                continue
-            *parents, leaf = path.split(".")
-            target = edits
-            for part in parents:
-                target = target.setdefault(part, {})
-            target[leaf] = value
-        return edits or None
+        texts = {path: self.cleaned_data.get(EDIT_PREFIX + path, "") for path in self.edit_paths}
+        return edits_from_texts(self.request.arguments, self.edit_paths, texts)
 
     def response(self) -> Any:
         """The answer as JSON, None when the request asks for none."""
@@ -150,14 +128,8 @@ class RequestAnswerForm(forms.Form):
                 return json.loads(self.cleaned_data[RESPONSE_JSON])
             except ValueError:
                 return self.cleaned_data[RESPONSE_JSON]
-        answer = {}
-        for field in self.response_fields:
-            value = self.cleaned_data.get(RESPONSE_PREFIX + field.name)
-            if field.kind == "enum":
-                if value in ("", None):
-                    continue
-                value = json.loads(value)
-            elif value in ("", None) and field.kind != "boolean":
-                continue
-            answer[field.name] = value
-        return answer
+        values = {
+            field.name: self.cleaned_data.get(RESPONSE_PREFIX + field.name)
+            for field in self.response_fields
+        }
+        return response_from_values(self.response_fields, values)

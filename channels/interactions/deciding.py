@@ -2,7 +2,8 @@
 
 A platform handler verifies the request (which yields the connections whose secret signed it),
 parses the chat account and the card action, and calls `chat_decide` (approve, cancel, a rework
-with its reason) or `chat_rework_prompt` (a rework button: may we ask for the reason?).
+with its reason, an approval with Slack's form values) or `chat_form_prompt` (a button that asks
+for a form first — a rework reason, Slack's approve modal: may we ask?).
 
 Both:
 1. claim the delivery for every connection that verified it (`InteractionReceipt`, unique per
@@ -30,6 +31,12 @@ Both:
    `approval_request_id` and the platform as source, so every policy rule applies (self-approval,
    reviewer authority, humans only, the transition guard for stale cards, expiry).
 
+A refusal the user can fix in the form they submitted (`FIXABLE`: an edit outside the editable
+paths or against the editable schema, a response against the response schema; only when the
+caller says the values came from a form, `in_form`) writes nothing at all: the receipt and the
+refusal's audit event roll back, as the API refuses malformed edits with nothing written
+(`approvals.requests.request_decide`), so the same form can be corrected and submitted again.
+
 Nothing here calls a chat platform: the handler tells the user after the commit.
 """
 
@@ -48,6 +55,7 @@ from approvals.models import Gate
 from approvals.policy import AUTHORITY_REQUIRED, MESSAGES
 from approvals.quorum import recorded_message
 from approvals.request_answers import RESPONSE_INVALID
+from approvals.request_edits import EDIT_INVALID, NOT_EDITABLE
 from channels.actions import CardAction
 from channels.cards import approval_url
 from channels.interactions import words
@@ -71,6 +79,8 @@ PAGE_ONLY = {
     ASSURANCE_INSUFFICIENT: words.sign_in_to_approve,
     RESPONSE_INVALID: words.answer_on_the_page,
 }
+# Refusals of values typed into a form, which the user can correct there (see the docstring).
+FIXABLE = frozenset({NOT_EDITABLE, EDIT_INVALID, RESPONSE_INVALID})
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,9 @@ class Answer:
     link: str | None = None  # a link sent privately: to link the account, or the approval page
     sign_in: bool = False  # `link` is the approval page: decide there (see `_needs_page`)
     gate: Gate | None = None
+    # A `FIXABLE` refusal of a form's values: the service's `fields` (path -> messages), and
+    # nothing was written (see the module docstring).
+    fields: dict[str, list[str]] | None = None
 
 
 def chat_decide(
@@ -94,8 +107,15 @@ def chat_decide(
     action: CardAction,
     delivery_key: str,
     reason: str | None = None,
+    arguments: Any = None,
+    response: Any = None,
+    in_form: bool = False,
 ) -> Answer:
-    """Decide `action` as the member `account` is linked to (see the module docstring)."""
+    """Decide `action` as the member `account` is linked to (see the module docstring).
+
+    `arguments` (edits) and `response` go to the decision service with an approval from a
+    form; `in_form` makes a refusal of them an Answer with `fields` that claims nothing.
+    """
     with transaction.atomic():
         found = _find(verified, account, action, delivery_key)
         if isinstance(found, Answer):
@@ -110,8 +130,14 @@ def chat_decide(
                 approval_request_id=gate.pk,
                 source=account.kind,
                 assured=identity.connection.assurance == Assurance.PLATFORM,
+                arguments=arguments,
+                response=response,
             )
         except FlowgateError as exc:
+            if in_form and exc.code in FIXABLE:
+                transaction.set_rollback(True)  # no receipt, no audit: the form is resubmitted
+                fields = exc.extra.get("fields") or {"": [exc.message]}
+                return Answer(exc.message, connection, gate=gate, fields=fields)
             # The refusal (audited by the service) commits with the receipt.
             if exc.code in PAGE_ONLY:  # decide on the page, signed in
                 url = approval_url(gate.pk)
@@ -124,14 +150,15 @@ def chat_decide(
     return Answer(words.decided(outcome.decision, gate), connection, ok=True, gate=gate)
 
 
-def chat_rework_prompt(
+def chat_form_prompt(
     *,
     verified: Sequence[ChannelConnection],
     account: ChatAccount,
     action: CardAction,
     delivery_key: str,
 ) -> Answer:
-    """Whether to ask `account` for a rework reason (`ok`), or why not.
+    """Whether to ask `account` for a form — a rework reason, Slack's approve modal — (`ok`),
+    or why not.
 
     Only what can be told before asking is checked here (a linked member, an opening still
     open); the submission goes through `chat_decide`, where every rule applies.

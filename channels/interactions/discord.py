@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from channels.actions import decode_action
 from channels.interactions import words
-from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
+from channels.interactions.deciding import Answer, chat_decide, chat_form_prompt
 from channels.interactions.http import (
     MAX_AGE_S,
     dig,
@@ -79,7 +79,7 @@ def handle(request: HttpRequest) -> HttpResponse:
         )
         return _says(answer.text)
     if action.decision == "rework":
-        answer = chat_rework_prompt(
+        answer = chat_form_prompt(
             verified=verified, account=account, action=action, delivery_key=key
         )
         return _rework_modal(answer, action.encode()) if answer.ok else _says(answer.text)

@@ -29,7 +29,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from channels.actions import CardAction, decode_action
 from channels.interactions import words
-from channels.interactions.deciding import Answer, chat_decide, chat_rework_prompt
+from channels.interactions.deciding import Answer, chat_decide, chat_form_prompt
 from channels.interactions.http import dig, ignored, json_object, unverified
 from channels.linking import ChatAccount
 from channels.models import ChannelConnection, ChannelKind
@@ -103,7 +103,7 @@ def _button(query: dict[str, Any], verified, key: str) -> HttpResponse:
             send_after_commit(telegram_answer(verified[0], query_id, words.NOT_OURS))
         return ignored(words.NOT_OURS)
     if action.decision == "rework":
-        answer = chat_rework_prompt(
+        answer = chat_form_prompt(
             verified=verified, account=account, action=action, delivery_key=key
         )
         if answer.ok:

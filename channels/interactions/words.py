@@ -39,6 +39,10 @@ GONE = "This approval no longer exists."
 NEED_REASON = "Say what should change: a rework needs a reason."
 DUPLICATE = "This click was already handled."
 NO_FORM = "The rework form could not be opened in time, so nothing was decided: press Rework again."
+NO_APPROVE_FORM = (
+    "The approval form could not be opened in time, so nothing was decided: press Approve again."
+)
+NOT_A_FORM = "This form is not from Flowgate."
 NOT_OURS = "This button is not from a Flowgate card: nothing was decided."
 
 
@@ -92,4 +96,11 @@ def answer_on_the_page(url: str) -> str:
     return (
         "Nothing was decided: this request asks for an answer with the approval (a form). "
         f"Sign in and give it on the approval page: {url}"
+    )
+
+
+def form_on_the_page(url: str) -> str:
+    return (
+        "Nothing was decided: this request's form is too large for Slack. "
+        f"Sign in and approve it on the approval page: {url}"
     )

@@ -108,17 +108,20 @@ def slack_click(gate_id: str, decision: str, *, user="U0RITA", team=SLACK_TEAM, 
 
 
 def slack_submission(view: dict, reason: str, *, user="U0RITA", team=SLACK_TEAM, view_id="V1"):
+    """The rework modal `view` submitted with `reason`."""
+    values = {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
+    return slack_view_submission(view, values, user=user, team=team, view_id=view_id)
+
+
+def slack_view_submission(
+    view: dict, values: dict, *, user="U0RITA", team=SLACK_TEAM, view_id="V1"
+) -> dict:
+    """`view` submitted with the input state `values` (block id -> action id -> state)."""
     return {
         "type": "view_submission",
         "team": {"id": team, "domain": "acme"},
         "user": {"id": user, "username": "rita", "name": "rita", "team_id": team},
-        "view": {
-            **view,
-            "id": view_id,
-            "state": {
-                "values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
-            },
-        },
+        "view": {**view, "id": view_id, "state": {"values": values}},
     }
 
 
