@@ -49,7 +49,8 @@ or cancel is closed, so a decision naming it is refused and never settles a late
 Two additions keep their rules in their own modules:
 - delegation (`approvals.delegation`): when the actor's own review permission or authority
   falls short, an active delegator's is used (`_Context.on_behalf_of`, recorded with the
-  decision); separation of duties is then checked for both people;
+  decision); separation of duties is then checked for both people. Not on a standing
+  approval's use (surface `standing`): that is the grantor's own decision, made in advance;
 - quorum (`approvals.quorum`): an approve of a gate whose policy asks for more than one
   approval is refused with 409 `AUTOMATION_V2_GATE_ALREADY_APPROVED` when the same person
   approved this opening already, settles the gate like any approve when it completes the
@@ -71,7 +72,7 @@ from django.utils import timezone
 from approvals import signals
 from approvals.delegation import delegated_authority
 from approvals.events import APPROVAL_RECORDED, DECIDED, gate_event
-from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus
+from approvals.models import HUMAN_DECISIONS, Decision, Gate, GateDecision, GateStatus, Surface
 from approvals.policy import (
     MESSAGES,
     SELF_APPROVAL_FORBIDDEN,
@@ -416,7 +417,14 @@ def _decide_locked(context: _Context) -> Outcome | FlowgateError:
 
 def _delegated(context: _Context, policy: GatePolicy) -> frozenset[str] | None:
     """When the actor's own authority falls short: the permissions of an active delegator who
-    has enough (`approvals.delegation`), recorded as `context.on_behalf_of`; else None."""
+    has enough (`approvals.delegation`), recorded as `context.on_behalf_of`; else None.
+
+    Never for a standing approval's use (`approvals.standing`): it is the grantor's own
+    decision made in advance, valid only while the grantor could still make it themselves; a
+    delegation lends authority to the decisions a delegate makes, and the delegator approved
+    nothing in advance."""
+    if context.source == Surface.STANDING:
+        return None
     found = delegated_authority(
         actor=context.actor, run=context.run, gate=context.gate, policy=policy, now=timezone.now()
     )

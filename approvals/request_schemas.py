@@ -13,6 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
 
 # Types a form can ask for (the approval page, Slack's modal); other schemas are answered with
 # JSON on the page.
@@ -29,6 +30,16 @@ def schema_problem(schema: Any) -> str | None:
         where = "/".join(str(part) for part in exc.absolute_path) or "(root)"
         return f"not a valid JSON Schema (Draft 2020-12) at {where}: {exc.message}"
     return None
+
+
+def satisfies(schema: dict[str, Any], value: Any) -> bool:
+    """Whether `value` satisfies `schema`; False when the schema cannot be applied to it (a
+    `$ref` that resolves to nothing passes `schema_problem` and fails only when it is
+    followed): fail closed, never an error."""
+    try:
+        return Draft202012Validator(schema).is_valid(value)
+    except Unresolvable:
+        return False
 
 
 def violations(schema: dict[str, Any], value: Any, prefix: str) -> dict[str, list[str]]:

@@ -19,6 +19,8 @@ The rules (docs/agents.md, "Standing approvals"):
   moment — a grantor who lost the role, a clearance or their membership, or who has since
   granted the agent something, approves nothing, and the request waits for a human (audited
   `approvals.standing_approval.not_applied` with the refusal's code);
+- constraints that cannot be applied (a `$ref` resolving to nothing) cover nothing: the
+  request waits for a human rather than failing;
 - never for what needs a human now: a request with a `response_schema` (a question only a person
   answers) or a quorum (the two-person rule), or whose policy exceeds the grant's;
 - every use is audited (`approvals.standing_approval.used`, after the decision's own
@@ -42,7 +44,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 
 from approvals.decisions import gate_decide
 from approvals.models import ApprovalRequest, Gate, StandingApproval, Surface
@@ -50,7 +51,7 @@ from approvals.policy import MESSAGES, SELF_APPROVAL_FORBIDDEN, GatePolicy, auth
 from approvals.request_answers import canonical_digest
 from approvals.request_automation import accountable_grantors, requests_automation
 from approvals.request_policy import parse_grant_policy, policy_within
-from approvals.request_schemas import schema_problem
+from approvals.request_schemas import satisfies, schema_problem
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import Conflict, FlowgateError, Forbidden, InvalidRequest, NotFound
@@ -222,7 +223,7 @@ def standing_apply(*, actor: Actor, request: ApprovalRequest, gate: Gate) -> Non
     for grant in grants:
         if not (
             policy_within(gate.policy, grant.policy)
-            and Draft202012Validator(grant.constraints).is_valid(request.arguments)
+            and satisfies(grant.constraints, request.arguments)
         ):
             continue
         if _use(grant, request, gate):
