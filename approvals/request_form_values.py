@@ -49,7 +49,9 @@ def edits_from_texts(
 
     A typed value replaces a string as it is; for any other proposed value it is read as JSON,
     and text that is not JSON is kept as text (the editable schema says whether it is allowed).
-    An empty input for a path the arguments do not hold adds nothing.
+    An empty input for a path the arguments do not hold adds nothing. Editable paths may nest
+    (`payee` and `payee.iban`): a value typed for the outer path that is not an object replaces
+    it whole, and a change of a path inside it, which has nowhere to go, is left out.
     """
     edits: dict[str, Any] = {}
     for path in paths:
@@ -69,7 +71,10 @@ def edits_from_texts(
         target = edits
         for part in parents:
             target = target.setdefault(part, {})
-        target[leaf] = value
+            if not isinstance(target, dict):
+                break  # an outer path was given a value that is not an object: it stands
+        else:
+            target[leaf] = value
     return edits or None
 
 

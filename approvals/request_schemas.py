@@ -43,10 +43,18 @@ def satisfies(schema: dict[str, Any], value: Any) -> bool:
 
 
 def violations(schema: dict[str, Any], value: Any, prefix: str) -> dict[str, list[str]]:
-    """Every violation of `schema` by `value`, keyed by `prefix.path.to.value`."""
-    errors = sorted(
-        Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)
-    )
+    """Every violation of `schema` by `value`, keyed by `prefix.path.to.value`; a schema that
+    cannot be applied to it (a `$ref` resolving to nothing) is one violation at `prefix`."""
+    try:
+        errors = sorted(
+            Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)
+        )
+    except Unresolvable as exc:
+        return {
+            prefix: [
+                f"The schema cannot be applied: its reference {exc.ref!r} resolves to nothing."
+            ]
+        }
     fields: dict[str, list[str]] = {}
     for error in errors:
         key = ".".join([prefix, *(str(part) for part in error.absolute_path)])

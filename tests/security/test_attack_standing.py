@@ -49,9 +49,7 @@ def granted(member, **overrides) -> dict:
 
 
 def demote(member) -> None:
-    Membership.objects.filter(user=member.user, workspace=member.workspace).update(
-        role=Role.VIEWER
-    )
+    Membership.objects.filter(user=member.user, workspace=member.workspace).update(role=Role.VIEWER)
 
 
 def unclear(member) -> None:
@@ -86,8 +84,7 @@ def test_a_grantor_who_lost_authority_approves_nothing_even_as_someones_delegate
     assert not GateDecision.objects.filter(gate_id=asked["gate_id"], settles=True).exists()
     assert StandingApproval.objects.get(pk=standing["id"]).use_count == 0
     assert (
-        AuditEvent.objects.filter(event_type="approvals.standing_approval.not_applied").count()
-        == 2
+        AuditEvent.objects.filter(event_type="approvals.standing_approval.not_applied").count() == 2
     )
 
 
