@@ -100,3 +100,26 @@ def test_a_response_schema_that_cannot_be_applied_is_answered_not_a_500(
     assert response.json()["response_action"] in ("errors", "update"), response.json()
     assert not settled(asked)
     assert Gate.objects.get(pk=asked["gate_id"]).status == "open"
+
+
+def test_deeply_nested_json_typed_into_an_edit_is_answered_not_a_500(
+    chat_fakes,  # noqa: F811
+    agent,
+    rita,
+):
+    """A plain text input holds up to 3000 characters: enough for JSON nested 1500 deep, which
+    Python's decoder refuses with a RecursionError rather than a ValueError."""
+    asked = ask(agent)
+    view = open_form(chat_fakes, asked)
+    deep = "[" * 1500 + "]" * 1500
+    values = {
+        "edit.amount": {"edit.amount": text_input(deep)},
+        "edit.memo": {"edit.memo": text_input("Invoice 42")},
+    }
+
+    response = slack_post(slack_view_submission(view, values, view_id="V1", user="U0RITA"))
+
+    assert response.status_code == 200
+    assert response.json()["response_action"] == "errors", response.json()
+    assert "edit.amount" in response.json()["errors"]
+    assert not settled(asked)
