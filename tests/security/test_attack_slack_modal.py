@@ -102,16 +102,26 @@ def test_a_response_schema_that_cannot_be_applied_is_answered_not_a_500(
     assert Gate.objects.get(pk=asked["gate_id"]).status == "open"
 
 
+@pytest.mark.parametrize(
+    ("depth", "editable"),
+    [
+        (1500, None),  # Python's decoder gives up: RecursionError
+        (900, {"paths": ["amount", "memo"]}),  # decoded, then too deep to encode: RecursionError
+    ],
+    ids=["too-deep-to-decode", "too-deep-to-encode"],
+)
 def test_deeply_nested_json_typed_into_an_edit_is_answered_not_a_500(
     chat_fakes,  # noqa: F811
     agent,
     rita,
+    depth,
+    editable,
 ):
-    """A plain text input holds up to 3000 characters: enough for JSON nested 1500 deep, which
-    Python's decoder refuses with a RecursionError rather than a ValueError."""
-    asked = ask(agent)
+    """A plain text input holds up to 3000 characters: enough for JSON nested 1500 deep. Such
+    text is kept as text, which the editable schema (when there is one) refuses inline."""
+    asked = ask(agent) if editable is None else ask(agent, editable=editable)
     view = open_form(chat_fakes, asked)
-    deep = "[" * 1500 + "]" * 1500
+    deep = "[" * depth + "]" * depth
     values = {
         "edit.amount": {"edit.amount": text_input(deep)},
         "edit.memo": {"edit.memo": text_input("Invoice 42")},
@@ -120,6 +130,11 @@ def test_deeply_nested_json_typed_into_an_edit_is_answered_not_a_500(
     response = slack_post(slack_view_submission(view, values, view_id="V1", user="U0RITA"))
 
     assert response.status_code == 200
-    assert response.json()["response_action"] == "errors", response.json()
-    assert "edit.amount" in response.json()["errors"]
-    assert not settled(asked)
+    if editable is None:  # the request's editable schema: amount is an integer
+        assert response.json()["response_action"] == "errors", response.json()
+        assert "edit.amount" in response.json()["errors"]
+        assert not settled(asked)
+    else:  # no schema: the text is what Rita approved
+        assert response.json()["response_action"] == "update", response.json()
+        approved = ApprovalRequest.objects.get(pk=asked["request_id"]).approved_arguments
+        assert approved["amount"] == deep
