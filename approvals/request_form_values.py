@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from contextlib import suppress
 from typing import Any
 
 from approvals.request_schemas import FormField
 
 MISSING = object()  # an editable path the proposed arguments do not hold
+# Deepest JSON a form's input is read as: a 3000-character input holds arrays nested 1500 deep,
+# which Python decodes, or not, and then cannot encode (digests, storage) at the depth of a
+# request's stack; deeper text stays text (the editable schema says whether it is allowed).
+MAX_DEPTH = 64
 
 
 def value_at(arguments: Any, path: str) -> Any:
@@ -61,10 +64,7 @@ def edits_from_texts(
         current = value_at(arguments, path)
         if current is MISSING and typed == "":
             continue
-        value: Any = typed
-        if not isinstance(current, str):
-            with suppress(ValueError):
-                value = json.loads(typed)
+        value: Any = typed if isinstance(current, str) else _json_or_text(typed)
         if value == current and type(value) is type(current):
             continue
         *parents, leaf = path.split(".")
@@ -76,6 +76,29 @@ def edits_from_texts(
         else:
             target[leaf] = value
     return edits or None
+
+
+def _json_or_text(typed: str) -> Any:
+    """`typed` read as JSON, or as it is when it is not JSON nested at most `MAX_DEPTH` deep."""
+    try:
+        value = json.loads(typed)
+    except (ValueError, RecursionError):
+        return typed
+    return typed if _deeper_than(value, MAX_DEPTH) else value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` deep in `value` (no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            pending += [
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            ]
+    return False
 
 
 def choice_value(choice: Any) -> str:
@@ -101,7 +124,6 @@ def response_from_values(fields: list[FormField], values: Mapping[str, Any]) -> 
             continue
         if field.kind == "enum":
             # Not one of the options: kept as sent, and the response schema refuses it.
-            with suppress(TypeError, ValueError):
-                value = json.loads(value)
+            value = _json_or_text(value) if isinstance(value, str) else value
         answer[field.name] = value
     return answer
