@@ -102,28 +102,34 @@ def test_a_response_schema_that_cannot_be_applied_is_answered_not_a_500(
     assert Gate.objects.get(pk=asked["gate_id"]).status == "open"
 
 
+UNCONSTRAINED = {"paths": ["amount", "memo"]}  # no editable schema: any value may be approved
+
+
 @pytest.mark.parametrize(
-    ("depth", "editable"),
+    ("typed", "editable"),
     [
-        (1500, None),  # Python's decoder gives up: RecursionError
-        (900, {"paths": ["amount", "memo"]}),  # decoded, then too deep to encode: RecursionError
+        ("[" * 1500 + "]" * 1500, None),  # Python's decoder gives up: RecursionError
+        ("[" * 900 + "]" * 900, UNCONSTRAINED),  # decoded, too deep to encode: RecursionError
+        ('"\\u0000"', UNCONSTRAINED),  # decoded to a NUL, which PostgreSQL's jsonb refuses
+        ('"\\ud800"', UNCONSTRAINED),  # an unpaired surrogate, which cannot be encoded
+        ("1e400", UNCONSTRAINED),  # decoded to infinity, which JSON cannot hold
     ],
-    ids=["too-deep-to-decode", "too-deep-to-encode"],
+    ids=["too-deep-to-decode", "too-deep-to-encode", "nul", "lone-surrogate", "infinity"],
 )
-def test_deeply_nested_json_typed_into_an_edit_is_answered_not_a_500(
+def test_json_typed_into_an_edit_that_cannot_be_stored_is_answered_not_a_500(
     chat_fakes,  # noqa: F811
     agent,
     rita,
-    depth,
+    typed,
     editable,
 ):
-    """A plain text input holds up to 3000 characters: enough for JSON nested 1500 deep. Such
-    text is kept as text, which the editable schema (when there is one) refuses inline."""
+    """A plain text input holds up to 3000 characters, read as JSON for a value that is not a
+    string: JSON the API's parser refuses (`governance.api.parsers`) must not get through a
+    form either. Such text is kept as text, which the editable schema (if any) judges."""
     asked = ask(agent) if editable is None else ask(agent, editable=editable)
     view = open_form(chat_fakes, asked)
-    deep = "[" * depth + "]" * depth
     values = {
-        "edit.amount": {"edit.amount": text_input(deep)},
+        "edit.amount": {"edit.amount": text_input(typed)},
         "edit.memo": {"edit.memo": text_input("Invoice 42")},
     }
 
@@ -137,4 +143,4 @@ def test_deeply_nested_json_typed_into_an_edit_is_answered_not_a_500(
     else:  # no schema: the text is what Rita approved
         assert response.json()["response_action"] == "update", response.json()
         approved = ApprovalRequest.objects.get(pk=asked["request_id"]).approved_arguments
-        assert approved["amount"] == deep
+        assert approved["amount"] == typed
