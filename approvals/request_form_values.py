@@ -17,12 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from approvals.request_schemas import FormField
+from governance.api.parsers import json_loads
 
 MISSING = object()  # an editable path the proposed arguments do not hold
-# Deepest JSON a form's input is read as: a 3000-character input holds arrays nested 1500 deep,
-# which Python decodes, or not, and then cannot encode (digests, storage) at the depth of a
-# request's stack; deeper text stays text (the editable schema says whether it is allowed).
-MAX_DEPTH = 64
 
 
 def value_at(arguments: Any, path: str) -> Any:
@@ -79,26 +76,13 @@ def edits_from_texts(
 
 
 def _json_or_text(typed: str) -> Any:
-    """`typed` read as JSON, or as it is when it is not JSON nested at most `MAX_DEPTH` deep."""
+    """`typed` read as JSON, or as it is when it is not JSON the API would accept (too deep,
+    infinite, a NUL or a lone surrogate: `governance.api.parsers`), which no decision could
+    store."""
     try:
-        value = json.loads(typed)
-    except (ValueError, RecursionError):
+        return json_loads(typed)
+    except ValueError:
         return typed
-    return typed if _deeper_than(value, MAX_DEPTH) else value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than `limit` deep in `value` (no recursion)."""
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, (list, dict)):
-            if depth > limit:
-                return True
-            pending += [
-                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
-            ]
-    return False
 
 
 def choice_value(choice: Any) -> str:

@@ -45,6 +45,19 @@ class FlowgateJSONParser(JSONParser):
         return data
 
 
+def json_loads(text: str) -> Any:
+    """`text` as JSON, under the rules of this parser (for JSON typed into a form, which then
+    goes where a body's would); ValueError for anything the parser refuses."""
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
+    problem = json_problem(data)
+    if problem:
+        raise ValueError(problem)
+    return data
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
