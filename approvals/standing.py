@@ -209,8 +209,8 @@ def standing_apply(*, actor: Actor, request: ApprovalRequest, gate: Gate) -> Non
     """Approve `request`, just made by `actor` in the caller's transaction, with the first
     active grant it matches, oldest first; leave it pending when none does (or none of the
     matching grants' grantors may approve it any more)."""
-    if actor.user is None or request.response_schema is not None:
-        return
+    if actor.is_human or actor.user is None or request.response_schema is not None:
+        return  # grants are to agents and services only
     now = timezone.now()
     grants = (
         StandingApproval.objects.select_for_update(of=("self",))

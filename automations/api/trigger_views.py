@@ -95,7 +95,9 @@ class ScheduleDetailView(WorkspaceAPIView):
         request=ScheduleInputSerializer(partial=True),
         responses=ScheduleSerializer,
         operation_id="automation_schedules_update",
-        extensions=error_codes(*codes.ACCESS, *codes.SCHEDULE_READ, *codes.SCHEDULE),
+        extensions=error_codes(
+            *codes.ACCESS, *codes.SCHEDULE_READ, *codes.SCHEDULE, codes.TRIGGER_OWNER
+        ),
     )
     def patch(self, request, automation_id: str, schedule_id: str):
         schedule = self._schedule(request, automation_id, schedule_id)

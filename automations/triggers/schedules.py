@@ -11,6 +11,10 @@ failing automation from holding the others back.
 Lock order: the schedule row, then the automation row (`services.automation_lock_for_run`), then
 the audit chain head. Editors lock the schedule before the automation too.
 
+A schedule acts for its creator, who must still be allowed to change the automation when it
+fires (`automations.triggers.owners`); otherwise the fire disables it (audited
+`automation.schedule.disabled`) and re-enabling it is refused (409): an editor adds a new one.
+
 A fire that is late (beat was down) starts one run for the earliest missed fire time and moves
 on to the first fire time after now: missed fire times collapse into one run. A fire on a
 paused or draft automation is skipped (audited `automation.schedule.fire_skipped`) with
@@ -32,6 +36,7 @@ from automations import scheduling, services
 from automations.inputs import validate_inputs
 from automations.models import Automation, AutomationStatus, Schedule, TriggerType
 from automations.triggers import cron
+from automations.triggers.owners import OWNER_NOT_AUTHORISED, owner_refusal
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import Conflict, FlowgateError, NotFound
@@ -133,6 +138,8 @@ def schedule_update(*, actor: Actor, schedule: Schedule, data: dict[str, Any]) -
             return locked
         values = {name: data.get(name, getattr(locked, name)) for name in EDITABLE}
         _check(automation=locked.automation, values=values, now=now)
+        if values["enabled"] and not locked.enabled:
+            _owner_may_fire(locked)
         for name in changed:
             setattr(locked, name, values[name])
         if {"cron", "timezone", "enabled"} & set(changed):
@@ -147,6 +154,18 @@ def schedule_update(*, actor: Actor, schedule: Schedule, data: dict[str, Any]) -
             payload={**_describe(locked), "changed": changed},
         )
     return locked
+
+
+def _owner_may_fire(schedule: Schedule) -> None:
+    """409 when re-enabling a schedule whose creator may no longer start its runs: it would
+    only be disabled again at its next fire (`owners`); an editor adds a new one instead."""
+    reason = owner_refusal(schedule.created_by, schedule.automation)
+    if reason is not None:
+        raise Conflict(
+            f"{reason}: add a new schedule instead",
+            code=OWNER_NOT_AUTHORISED,
+            scheduleID=schedule.schedule_id,
+        )
 
 
 def schedule_delete(*, actor: Actor, schedule: Schedule) -> None:
@@ -209,6 +228,10 @@ def _fire_next(now) -> str | None:
             return None
         fire_at = schedule.next_fire_at
         actor = Actor.trigger(schedule.workspace, f"schedule:{schedule.schedule_id}")
+        refusal = owner_refusal(schedule.created_by, schedule.automation)
+        if refusal is not None:
+            _disable(schedule, actor=actor, fire_at=fire_at, reason=refusal)
+            return ""
         try:
             with transaction.atomic():  # a savepoint: a refused start leaves nothing behind
                 run = _start(schedule, actor=actor, fire_at=fire_at)
@@ -251,6 +274,24 @@ def _advance(schedule: Schedule, now) -> None:
     """Move `next_fire_at` to the first fire time after now (missed ones collapse)."""
     schedule.next_fire_at = cron.next_fire(schedule.cron, schedule.timezone, now)
     schedule.save(update_fields=["next_fire_at", "last_fired_at", "last_run_id", "updated_at"])
+
+
+def _disable(schedule: Schedule, *, actor: Actor, fire_at, reason: str) -> None:
+    """Its creator may no longer start its runs (`owners`): disabled, audited once."""
+    schedule.enabled = False
+    schedule.next_fire_at = None
+    schedule.save(update_fields=["enabled", "next_fire_at", "updated_at"])
+    audit_record(
+        workspace=schedule.workspace,
+        event_type="automation.schedule.disabled",
+        actor=actor,
+        payload={
+            **_describe(schedule),
+            "scheduledFor": fire_at.isoformat(),
+            "code": OWNER_NOT_AUTHORISED,
+            "reason": reason,
+        },
+    )
 
 
 def _skipped(schedule: Schedule, *, actor: Actor, fire_at, error: FlowgateError) -> None:

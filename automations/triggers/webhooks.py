@@ -9,6 +9,10 @@ learns nothing about which tokens exist. Editors of the automation (change permi
 create, rotate and revoke triggers; every change and every run a trigger starts is audited, the
 latter with the trigger as the actor (`kind` `trigger`, `actor_id` `webhook:<trigger_id>`).
 
+A trigger acts for its creator, who must still be allowed to change the automation when it is
+called (`automations.triggers.owners`); otherwise the call revokes it (audited, actor the
+trigger) and answers 404: an editor creates a new one.
+
 Lock order: the trigger row, then the automation row, then the audit chain head (so a revoke
 that commits first is seen by every fire that follows it).
 """
@@ -26,6 +30,7 @@ from django.utils import timezone
 from automations import scheduling, services
 from automations.inputs import validate_inputs
 from automations.models import Automation, Run, TriggerType, WebhookTrigger
+from automations.triggers.owners import OWNER_NOT_AUTHORISED, owner_refusal
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import NotFound
@@ -140,7 +145,9 @@ def webhook_trigger_revoke(*, actor: Actor, trigger: WebhookTrigger) -> None:
 def webhook_fire(*, token: str, inputs: dict[str, Any]) -> Run:
     """Start a run of the trigger's automation with `inputs` (validated against its
     `input_schema`: 400 `RUN_INPUTS_INVALID` and no run). 404 for any token that starts
-    nothing; 409 `AUTOMATION_V2_NOT_ACTIVE` while the automation is paused."""
+    nothing; 409 `AUTOMATION_V2_NOT_ACTIVE` while the automation is paused. A trigger whose
+    creator may no longer change the automation (`automations.triggers.owners`) is revoked by
+    this call (audited) and answers 404 like any revoked one."""
     if not token.startswith(TOKEN_PREFIX):
         raise hook_not_found()
     with transaction.atomic():
@@ -156,19 +163,38 @@ def webhook_fire(*, token: str, inputs: dict[str, Any]) -> Run:
         )
         if trigger is None:
             raise hook_not_found()
-        locked = services.automation_lock_for_run(trigger.automation)
-        validate_inputs(locked.input_schema, inputs)
-        run = services.run_create(
-            actor=Actor.trigger(trigger.workspace, f"webhook:{trigger.trigger_id}"),
-            locked=locked,
-            trigger_type=TriggerType.WEBHOOK,
-            inputs=inputs,
-            snapshot=services.automation_snapshot(locked),
-            requester_grantors=services.requester_grantors(trigger.created_by, locked),
-            requested_by=trigger.created_by,
-            trigger_id=trigger.trigger_id,
-        )
-        scheduling.advance_after_commit(run.run_id)
-        trigger.last_used_at = timezone.now()
-        trigger.save(update_fields=["last_used_at"])
+        refusal = owner_refusal(trigger.created_by, trigger.automation)
+        if refusal is None:
+            return _start(trigger, inputs)
+        _revoke_for_owner(trigger, refusal)  # commits; the caller learns nothing more
+    raise hook_not_found()
+
+
+def _start(trigger: WebhookTrigger, inputs: dict[str, Any]) -> Run:
+    locked = services.automation_lock_for_run(trigger.automation)
+    validate_inputs(locked.input_schema, inputs)
+    run = services.run_create(
+        actor=Actor.trigger(trigger.workspace, f"webhook:{trigger.trigger_id}"),
+        locked=locked,
+        trigger_type=TriggerType.WEBHOOK,
+        inputs=inputs,
+        snapshot=services.automation_snapshot(locked),
+        requester_grantors=services.requester_grantors(trigger.created_by, locked),
+        requested_by=trigger.created_by,
+        trigger_id=trigger.trigger_id,
+    )
+    scheduling.advance_after_commit(run.run_id)
+    trigger.last_used_at = timezone.now()
+    trigger.save(update_fields=["last_used_at"])
     return run
+
+
+def _revoke_for_owner(trigger: WebhookTrigger, reason: str) -> None:
+    trigger.revoked_at = timezone.now()
+    trigger.save(update_fields=["revoked_at"])
+    audit_record(
+        workspace=trigger.workspace,
+        event_type="automation.webhook_trigger.revoked",
+        actor=Actor.trigger(trigger.workspace, f"webhook:{trigger.trigger_id}"),
+        payload={**_describe(trigger), "code": OWNER_NOT_AUTHORISED, "reason": reason},
+    )

@@ -297,3 +297,59 @@ def test_concurrent_firing_starts_exactly_one_run_per_fire_time(operator, no_bro
     assert len(started) == len(set(started)) == 20
     fired = list(Run.objects.values_list("trigger_id", "scheduled_for"))
     assert sorted(fired) == sorted((schedule_id, fire_at) for schedule_id in ids)
+
+
+# --- A schedule acts for its creator, who must still be allowed to change the automation -------
+
+
+class TestOwnerAuthority:
+    @pytest.fixture
+    def admins_schedule(self, operator, admin) -> str:
+        """A schedule an admin added to the operator's automation."""
+        create(operator, automation_id="weekly")
+        return add(admin).json()["schedule_id"]
+
+    @pytest.mark.parametrize("how", ["removed", "demoted", "deactivated"])
+    def test_a_creator_who_lost_the_authority_stops_the_schedule_audited(
+        self, admin, admins_schedule, how
+    ):
+        from governance.models import Membership, Role
+        from governance.services import member_remove
+
+        membership = Membership.objects.get(user=admin.user)
+        if how == "removed":
+            member_remove(membership=membership)
+        elif how == "demoted":
+            Membership.objects.filter(pk=membership.pk).update(role=Role.VIEWER)
+        else:
+            type(admin.user).objects.filter(pk=admin.user.pk).update(is_active=False)
+        make_due(admins_schedule, datetime.now(UTC) - timedelta(seconds=1))
+        assert schedules.schedules_fire_due() == []
+        assert not Run.objects.exists()
+        schedule = Schedule.objects.get()
+        assert (schedule.enabled, schedule.next_fire_at) == (False, None)
+        disabled = AuditEvent.objects.get(event_type="automation.schedule.disabled")
+        assert disabled.payload["code"] == "TRIGGER_OWNER_NOT_AUTHORISED"
+        assert disabled.actor_id == f"schedule:{admins_schedule}"
+        assert schedules.schedules_fire_due() == []  # stopped once, not skipped every tick
+        assert AuditEvent.objects.filter(event_type="automation.schedule.disabled").count() == 1
+
+    def test_re_enabling_it_is_refused_and_a_new_schedule_acts_for_its_editor(
+        self, operator, admin, admins_schedule
+    ):
+        from governance.models import Membership
+        from governance.services import member_remove
+
+        member_remove(membership=Membership.objects.get(user=admin.user))
+        make_due(admins_schedule, datetime.now(UTC) - timedelta(seconds=1))
+        schedules.schedules_fire_due()
+        response = operator.client().patch(
+            f"{schedules_url()}/{admins_schedule}", {"enabled": True}, format="json"
+        )
+        assert response.status_code == 409, response.json()
+        assert response.json()["code"] == "TRIGGER_OWNER_NOT_AUTHORISED"
+        assert Schedule.objects.get(schedule_id=admins_schedule).enabled is False
+        mine = add(operator).json()["schedule_id"]
+        make_due(mine, datetime.now(UTC) - timedelta(seconds=1))
+        [run_id] = schedules.schedules_fire_due()
+        assert Run.objects.get(run_id=run_id).requested_by == operator.user

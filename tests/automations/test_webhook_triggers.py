@@ -255,3 +255,24 @@ def test_a_webhook_run_gives_its_body_to_the_echo_agent(operator, celery_worker)
     assert run["inputs"] == {"topic": "Q3 sales", "pages": 2}
     text = run["checkpoint"]["node_outputs"]["draft"]["content"]["text"]
     assert 'inputs: {"pages": 2, "topic": "Q3 sales"}' in text
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_broker", "automation")
+def test_a_trigger_whose_creator_left_is_revoked_by_its_next_call(admin):
+    from governance.models import Membership
+    from governance.services import member_remove
+
+    trigger = new_trigger(admin)
+    assert hook(trigger["token"], {"topic": "Q3"}).status_code == 202
+    member_remove(membership=Membership.objects.get(user=admin.user))
+    response = hook(trigger["token"], {"topic": "Q4"})
+    assert (response.status_code, response.json()) == (404, UNKNOWN_ROUTE)
+    assert Run.objects.count() == 1
+    assert WebhookTrigger.objects.get().revoked_at is not None
+    revoked = AuditEvent.objects.get(event_type="automation.webhook_trigger.revoked")
+    assert revoked.payload["code"] == "TRIGGER_OWNER_NOT_AUTHORISED"
+    assert revoked.actor_id == f"webhook:{trigger['trigger_id']}"
+    # Revoked once: later calls are plain 404s that write nothing.
+    assert hook(trigger["token"], {"topic": "Q5"}).status_code == 404
+    assert AuditEvent.objects.filter(event_type="automation.webhook_trigger.revoked").count() == 1
