@@ -8,18 +8,27 @@ reproduction of a finding and states what must hold instead.
 2. A grant whose `constraints` refer (`$ref`) to something that does not resolve passes the
    schema check, then fails every request of its action by its grantee with a 500: the agent
    cannot even ask a human until the grant is revoked.
+3. The grant's `constraints` are evaluated with Python's backtracking `re` while the request's
+   transaction holds the lock of the workspace's approval-requests automation: a plausible
+   `pattern` in a grant ("words separated by spaces") and an argument crafted by the grantee
+   stall every other approval request of the workspace (exponential in the argument's length;
+   26 characters is seconds, 34 is a quarter of an hour). Not fixed.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from approvals.delegation import delegation_create
 from approvals.models import ApprovalRequest, GateDecision, StandingApproval
-from governance.models import AuditEvent, Membership, Role
+from approvals.requests import request_create
+from governance.models import AuditEvent, Membership, PrincipalKind, Role
 from governance.services import clearances_set
 from tests.factories import REQUESTS_URL, actor_for, ask, request_body
 
@@ -126,3 +135,35 @@ def test_constraints_that_cannot_be_applied_never_break_the_agents_requests(
     assert response.status_code == 201, response.content[:200]
     assert response.json()["status"] == "pending"
     assert ApprovalRequest.objects.filter(pk=response.json()["request_id"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grantees_crafted_argument_never_stalls_the_workspaces_other_requests(
+    agent, reviewer, make_member
+):
+    """The crafted request runs in a process of its own, as in a server: Python's `re` holds
+    the GIL while it backtracks, so a thread would stall this test's thread too."""
+    words = {
+        "type": "object",
+        "properties": {"memo": {"type": "string", "pattern": "^([a-z0-9]+ ?)+$"}},
+    }
+    granted(reviewer, constraints=words)
+    bystander = make_member("acme/ops", "other-bot", role=Role.OPERATOR, kind=PrincipalKind.AGENT)
+    crafted = request_body(arguments={"amount": 100, "memo": "a" * 26 + "!"})
+    grantee = actor_for(agent)
+    connection.close()  # the child opens its own
+
+    def stall() -> None:
+        request_create(actor=grantee, data=crafted)
+        connection.close()
+
+    staller = multiprocessing.get_context("fork").Process(target=stall)
+    staller.start()
+    time.sleep(1.5)  # the crafted request holds the automation's lock by now
+    begun = time.monotonic()
+    made = request_create(actor=actor_for(bystander), data=request_body())
+    waited = time.monotonic() - begun
+    staller.join(timeout=60)
+
+    assert made.pk
+    assert waited < 1.0, f"another agent's request waited {waited:.1f}s for the crafted one"
