@@ -34,7 +34,7 @@ from approvals.request_json import PENDING, request_status
 from approvals.request_policy import effective_policy, parse_request_policy
 from approvals.request_schemas import schema_problem, violations
 from approvals.selectors import request_get
-from approvals.standing import standing_apply
+from approvals.standing import standing_apply, standing_covering
 from automations.engine import run_advance
 from automations.flow import gate_config
 from automations.models import Automation
@@ -79,6 +79,7 @@ def request_create(*, actor: Actor, data: Mapping[str, Any]) -> ApprovalRequest:
     authorize_workspace(actor, WorkspaceAction.REQUEST_APPROVAL)
     terms = _terms(data)
     node = _approval_node(terms)
+    covering = standing_covering(actor=actor, action=terms.action, arguments=terms.arguments)
     with transaction.atomic():
         automation = requests_automation(actor)
         run = run_create(
@@ -124,7 +125,7 @@ def request_create(*, actor: Actor, data: Mapping[str, Any]) -> ApprovalRequest:
             },
         )
         request_events.request_event(request_events.CREATED, request)
-        standing_apply(actor=actor, request=request, gate=gate)
+        standing_apply(actor=actor, request=request, gate=gate, covering=covering)
     return request_get(actor, request.pk)
 
 

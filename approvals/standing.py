@@ -29,9 +29,11 @@ The rules (docs/agents.md, "Standing approvals"):
 - revocable at once by the grantor or a workspace admin (`…_revoked`); a revoked, expired or
   used-up grant approves nothing.
 
-Concurrency: a request locks the grantee's matching grants (in the request's transaction, after
-the backing automation and run: the lock order of a run start), so `max_uses` holds across
-concurrent requests and a revocation either precedes a use or follows it.
+Concurrency: the constraints are judged before the request's transaction (`standing_covering`:
+how long a JSON Schema takes is the grantee's to choose, never while a lock is held); then a
+request locks the grantee's covering grants (in the request's transaction, after the backing
+automation and run: the lock order of a run start), so `max_uses` holds across concurrent
+requests and a revocation either precedes a use or follows it.
 """
 
 from __future__ import annotations
@@ -206,25 +208,47 @@ def standing_revoke(*, actor: Actor, standing_id: str, reason: str = "") -> Stan
     return grant
 
 
-def standing_apply(*, actor: Actor, request: ApprovalRequest, gate: Gate) -> None:
+def standing_covering(*, actor: Actor, action: str, arguments: Any) -> frozenset[str]:
+    """The ids of the actor's active grants of `action` whose `constraints` the `arguments`
+    satisfy, read before the request's transaction (`request_create`).
+
+    Judged outside it because the time a JSON Schema takes is the grantee's to choose: a
+    backtracking `pattern` of a grant against arguments crafted for it may take minutes, which
+    must not be while the request holds the workspace's approval-requests lock (every other
+    request of the workspace would wait). A grant's constraints never change, so the answer
+    still holds under the lock, where `standing_apply` re-reads the grants it names."""
+    if actor.is_human or actor.user is None:
+        return frozenset()  # grants are to agents and services only
+    grants = StandingApproval.objects.filter(
+        active_condition(timezone.now()),
+        workspace=actor.workspace,
+        grantee=actor.user,
+        action=action,
+    ).only("pk", "constraints")
+    return frozenset(g.pk for g in grants if satisfies(g.constraints, arguments))
+
+
+def standing_apply(
+    *, actor: Actor, request: ApprovalRequest, gate: Gate, covering: frozenset[str]
+) -> None:
     """Approve `request`, just made by `actor` in the caller's transaction, with the first
-    active grant it matches, oldest first; leave it pending when none does (or none of the
-    matching grants' grantors may approve it any more)."""
+    grant of `covering` (`standing_covering`) still active and whose policy covers the
+    request's, oldest first; leave it pending when none does (or none of the matching grants'
+    grantors may approve it any more)."""
     if actor.is_human or actor.user is None or request.response_schema is not None:
         return  # grants are to agents and services only
+    if not covering:
+        return
     now = timezone.now()
     grants = (
         StandingApproval.objects.select_for_update(of=("self",))
         .select_related("grantee", "granted_by")
         .filter(active_condition(now), workspace=actor.workspace, grantee=actor.user)
-        .filter(action=request.action)
+        .filter(action=request.action, pk__in=covering)
         .order_by("created_at", "pk")
     )
     for grant in grants:
-        if not (
-            policy_within(gate.policy, grant.policy)
-            and satisfies(grant.constraints, request.arguments)
-        ):
+        if not policy_within(gate.policy, grant.policy):
             continue
         if _use(grant, request, gate):
             return
