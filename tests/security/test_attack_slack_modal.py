@@ -8,6 +8,9 @@ finding and states what must hold instead.
 2. A request whose `response_schema` refers (`$ref`) to something that does not resolve passes
    the schema check when it is made and is asked in the modal (its properties look simple), then
    every submission of the modal fails with a 500 instead of an answer the user can act on.
+3. JSON typed into an edit that the API's own parser refuses (nested 900 or 1500 deep — a
+   3000-character input holds it —, `"\\u0000"`, `"\\ud800"`, `1e400`) fails the submission
+   with a 500 (a RecursionError, or PostgreSQL refusing the stored value).
 """
 
 from __future__ import annotations

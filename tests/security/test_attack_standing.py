@@ -8,11 +8,12 @@ reproduction of a finding and states what must hold instead.
 2. A grant whose `constraints` refer (`$ref`) to something that does not resolve passes the
    schema check, then fails every request of its action by its grantee with a 500: the agent
    cannot even ask a human until the grant is revoked.
-3. The grant's `constraints` are evaluated with Python's backtracking `re` while the request's
-   transaction holds the lock of the workspace's approval-requests automation: a plausible
+3. The grant's `constraints` were evaluated with Python's backtracking `re` while the request's
+   transaction held the lock of the workspace's approval-requests automation: a plausible
    `pattern` in a grant ("words separated by spaces") and an argument crafted by the grantee
-   stall every other approval request of the workspace (exponential in the argument's length;
-   26 characters is seconds, 34 is a quarter of an hour). Not fixed.
+   stalled every other approval request of the workspace (exponential in the argument's length;
+   26 characters is seconds, 34 a quarter of an hour). Fixed for the lock (the constraints are
+   judged before the transaction); the crafted request itself still burns its worker's CPU.
 """
 
 from __future__ import annotations
