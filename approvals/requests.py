@@ -239,6 +239,14 @@ def _terms(data: Mapping[str, Any]) -> Terms:
         problem = schema_problem(response_schema)
         if problem is not None:
             report("response_schema", problem)
+        if policy.get("quorum"):
+            # Each approver of a quorum would answer; the answers could differ and no single
+            # one is the request's. Ask one person, or ask in the context instead.
+            report(
+                "response_schema",
+                "a request that needs several approvals (policy.quorum) cannot ask for a "
+                "response: whose answer would it be?",
+            )
     editable = _editable(data.get("editable"), data["arguments"], report)
     if fields:
         raise InvalidRequest("Invalid approval request", fields=fields)

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from approvals import delegation
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.fields import StrictCharField
-from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.pagination import cursor_field, next_cursor_field, page_response
 from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
@@ -66,13 +66,12 @@ class DelegationListView(WorkspaceAPIView):
     )
     def get(self, request):
         query = parse_input(DelegationQuerySerializer, request.query_params)
-        rows, next_cursor = keyset_page(
+        return page_response(
             delegation.delegations_visible(request.actor),
-            limit=query["limit"],
-            cursor=query.get("cursor"),
+            query,
+            key="delegations",
+            render=delegation.delegation_json,
         )
-        items = [delegation.delegation_json(d) for d in rows]
-        return Response({"delegations": items, "count": len(items), "next_cursor": next_cursor})
 
     @extend_schema(
         request=DelegationInputSerializer,

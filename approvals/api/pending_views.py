@@ -11,7 +11,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
 
 from approvals.models import Gate
 from approvals.policy import GatePolicy, approval_barred_by
@@ -22,7 +21,7 @@ from automations.api.run_schema import QuorumProgressSchema
 from automations.api.serializers import to_ms
 from governance.actors import Actor
 from governance.api.base import WorkspaceAPIView, parse_input
-from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.pagination import cursor_field, next_cursor_field, page_response
 from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
@@ -119,16 +118,10 @@ class PendingApprovalsView(WorkspaceAPIView):
     )
     def get(self, request):
         query = parse_input(PendingQuerySerializer, request.query_params)
-        gates, next_cursor = keyset_page(
+        return page_response(
             gates_pending(request.actor),
-            limit=query["limit"],
-            cursor=query.get("cursor"),
+            query,
+            key="approvals",
+            render=lambda gate: pending_json(gate, request.actor),
             time_field="requested_at",
-        )
-        return Response(
-            {
-                "approvals": [pending_json(g, request.actor) for g in gates],
-                "count": len(gates),
-                "next_cursor": next_cursor,
-            }
         )

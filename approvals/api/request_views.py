@@ -26,7 +26,7 @@ from approvals.selectors import request_get, requests_visible
 from automations.api.run_control_views import MAX_REASON, StrictInputSerializer
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.fields import StrictCharField
-from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.pagination import cursor_field, next_cursor_field, page_response
 from governance.api.schema import IDEMPOTENCY_ERROR_CODES, error_codes
 from governance.idempotency import idempotent
 
@@ -216,15 +216,8 @@ class ApprovalRequestsView(WorkspaceAPIView):
             rows = rows.filter(_status_condition(query["status"]))
         if query.get("standing_approval"):
             rows = rows.filter(standing_approval_id=query["standing_approval"])
-        page, next_cursor = keyset_page(rows, limit=query["limit"], cursor=query.get("cursor"))
         now = timezone.now()
-        return Response(
-            {
-                "requests": [request_json(row, now) for row in page],
-                "count": len(page),
-                "next_cursor": next_cursor,
-            }
-        )
+        return page_response(rows, query, key="requests", render=lambda row: request_json(row, now))
 
     @extend_schema(
         request=RequestCreateInputSerializer,

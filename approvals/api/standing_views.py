@@ -19,7 +19,7 @@ from approvals.api.request_views import ACTION_PATTERN
 from automations.api.run_control_views import MAX_REASON, StrictInputSerializer
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.fields import StrictCharField
-from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.pagination import cursor_field, next_cursor_field, page_response
 from governance.api.schema import IDEMPOTENCY_ERROR_CODES, error_codes
 from governance.idempotency import idempotent
 
@@ -106,10 +106,11 @@ class StandingListView(WorkspaceAPIView):
         if query["active"] is not None:
             active = standing.active_condition(now)
             rows = rows.filter(active) if query["active"] else rows.exclude(active)
-        page, next_cursor = keyset_page(rows, limit=query["limit"], cursor=query.get("cursor"))
-        items = [standing.standing_json(grant, now=now) for grant in page]
-        return Response(
-            {"standing_approvals": items, "count": len(items), "next_cursor": next_cursor}
+        return page_response(
+            rows,
+            query,
+            key="standing_approvals",
+            render=lambda grant: standing.standing_json(grant, now=now),
         )
 
     @extend_schema(

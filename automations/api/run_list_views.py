@@ -19,8 +19,8 @@ from automations.api.run_json import runs_page_json
 from automations.api.run_schema import run_schema_field
 from automations.ids import AUTOMATION_ID_PATTERN
 from automations.models import RunStatus
-from governance.api.base import WorkspaceAPIView
-from governance.api.pagination import cursor_field, keyset_page, next_cursor_field
+from governance.api.base import WorkspaceAPIView, parse_input
+from governance.api.pagination import cursor_field, keyset_page, list_json, next_cursor_field
 from governance.api.schema import error_codes
 
 MAX_LIMIT = 200
@@ -51,12 +51,6 @@ class RunListQuerySerializer(AutomationRunsQuerySerializer):
     )
 
 
-def _query(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # --- Output (documents the JSON for the schema) --------------------------------------------
 
 
@@ -71,6 +65,14 @@ class AutomationRunListSerializer(RunListSerializer):
 
 
 # --- Views ---------------------------------------------------------------------------------
+
+
+def _runs_page(request, queryset, query: dict) -> dict:
+    """One keyset page of `queryset` as a list body under `runs`, the page rendered in one
+    batch (`runs_page_json`) so its queries do not grow with its length."""
+    runs, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
+    items = runs_page_json(runs, workspace=request.actor.workspace.path)
+    return list_json("runs", items, next_cursor)
 
 
 class AutomationRunListView(WorkspaceAPIView):
@@ -88,20 +90,9 @@ class AutomationRunListView(WorkspaceAPIView):
     )
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
-        query = _query(AutomationRunsQuerySerializer, request)
-        runs, next_cursor = keyset_page(
-            selectors.runs_list(request.actor, automation=automation),
-            limit=query["limit"],
-            cursor=query.get("cursor"),
-        )
-        return Response(
-            {
-                "automationID": automation.automation_id,
-                "runs": runs_page_json(runs, workspace=request.actor.workspace.path),
-                "count": len(runs),
-                "next_cursor": next_cursor,
-            }
-        )
+        query = parse_input(AutomationRunsQuerySerializer, request.query_params)
+        page = _runs_page(request, selectors.runs_list(request.actor, automation=automation), query)
+        return Response({"automationID": automation.automation_id, **page})
 
 
 class RunListView(WorkspaceAPIView):
@@ -114,15 +105,8 @@ class RunListView(WorkspaceAPIView):
         extensions=error_codes(),
     )
     def get(self, request):
-        query = _query(RunListQuerySerializer, request)
+        query = parse_input(RunListQuerySerializer, request.query_params)
         queryset = selectors.runs_list(
             request.actor, status=query.get("status"), automation_id=query.get("automation_id")
         )
-        runs, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
-        return Response(
-            {
-                "runs": runs_page_json(runs, workspace=request.actor.workspace.path),
-                "count": len(runs),
-                "next_cursor": next_cursor,
-            }
-        )
+        return Response(_runs_page(request, queryset, query))

@@ -32,7 +32,7 @@ from automations.api.trigger_serializers import (
 from automations.triggers import schedules, webhooks
 from automations.triggers import selectors as trigger_selectors
 from governance.api.base import WorkspaceAPIView, parse_input, parse_optional_body
-from governance.api.pagination import keyset_page
+from governance.api.pagination import page_response
 from governance.api.schema import RATE_LIMITED_EXTENSION, error_codes
 from governance.errors import InvalidRequest, PayloadTooLarge
 from governance.tokens import token_digest
@@ -53,17 +53,11 @@ class ScheduleListView(WorkspaceAPIView):
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
         query = parse_input(TriggerListQuerySerializer, request.query_params)
-        rows, next_cursor = keyset_page(
+        return page_response(
             trigger_selectors.schedules_of(automation),
-            limit=query["limit"],
-            cursor=query.get("cursor"),
-        )
-        return Response(
-            {
-                "schedules": [schedule_json(s, automation_id) for s in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
+            query,
+            key="schedules",
+            render=lambda schedule: schedule_json(schedule, automation_id),
         )
 
     @extend_schema(
@@ -135,17 +129,11 @@ class WebhookTriggerListView(WorkspaceAPIView):
     def get(self, request, automation_id: str):
         automation = selectors.automation_get(request.actor, automation_id)
         query = parse_input(TriggerListQuerySerializer, request.query_params)
-        rows, next_cursor = keyset_page(
+        return page_response(
             trigger_selectors.webhook_triggers_of(automation),
-            limit=query["limit"],
-            cursor=query.get("cursor"),
-        )
-        return Response(
-            {
-                "webhook_triggers": [webhook_trigger_json(t, automation_id) for t in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
+            query,
+            key="webhook_triggers",
+            render=lambda trigger: webhook_trigger_json(trigger, automation_id),
         )
 
     @extend_schema(

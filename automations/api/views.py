@@ -22,7 +22,7 @@ from automations.api.serializers import (
 from automations.ids import APPROVAL_REQUESTS_AUTOMATION_ID
 from automations.warnings import automation_warnings
 from governance.api.base import WorkspaceAPIView, parse_input
-from governance.api.pagination import keyset_page, sequence_page
+from governance.api.pagination import list_json, page_response, sequence_page
 from governance.api.schema import error_codes
 from governance.errors import InvalidRequest
 from governance.idempotency import idempotent
@@ -51,14 +51,7 @@ class AutomationListView(WorkspaceAPIView):
         )
         if "status" in query:
             queryset = queryset.filter(status=query["status"])
-        rows, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
-        return Response(
-            {
-                "automations": [automation_json(a) for a in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
-        )
+        return page_response(queryset, query, key="automations", render=automation_json)
 
     @extend_schema(
         request=AutomationInputSerializer,
@@ -140,7 +133,7 @@ class GrantListView(WorkspaceAPIView):
             limit=query["limit"],
             cursor=query.get("cursor"),
         )
-        return Response({"grants": grants, "count": len(grants), "next_cursor": next_cursor})
+        return Response(list_json("grants", grants, next_cursor))
 
     @extend_schema(
         request=GrantInputSerializer,

@@ -30,7 +30,7 @@ from channels.api.serializers import (
 )
 from channels.linking import ChatAccount
 from governance.api.base import WorkspaceAPIView, parse_input
-from governance.api.pagination import keyset_page
+from governance.api.pagination import page_response
 from governance.errors import InvalidRequest
 from governance.models import Membership
 
@@ -45,10 +45,7 @@ def _listing(request, queryset, name: str, as_json) -> Response:
     """One page of `queryset` as `{name: [...], "count", "next_cursor"}` (admins only)."""
     _read(request)
     query = parse_input(ListQuerySerializer, request.query_params)
-    rows, next_cursor = keyset_page(queryset, limit=query["limit"], cursor=query.get("cursor"))
-    return Response(
-        {name: [as_json(row) for row in rows], "count": len(rows), "next_cursor": next_cursor}
-    )
+    return page_response(queryset, query, key=name, render=as_json)
 
 
 class ConnectionListView(WorkspaceAPIView):

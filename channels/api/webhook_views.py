@@ -26,7 +26,7 @@ from channels.api.webhook_serializers import (
 )
 from channels.webhooks import selectors, services
 from governance.api.base import WorkspaceAPIView, parse_input
-from governance.api.pagination import keyset_page
+from governance.api.pagination import page_response
 
 TAGS = ["webhooks"]
 
@@ -51,15 +51,8 @@ class EndpointListView(WorkspaceAPIView):
     def get(self, request):
         _read(request)
         query = parse_input(ListQuerySerializer, request.query_params)
-        rows, next_cursor = keyset_page(
-            selectors.endpoints(request.actor), limit=query["limit"], cursor=query.get("cursor")
-        )
-        return Response(
-            {
-                "webhooks": [endpoint_json(row) for row in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
+        return page_response(
+            selectors.endpoints(request.actor), query, key="webhooks", render=endpoint_json
         )
 
     @extend_schema(
@@ -132,15 +125,8 @@ class DeliveryListView(WorkspaceAPIView):
         _read(request)
         endpoint = selectors.endpoint_get(request.actor, webhook_id)
         query = parse_input(ListQuerySerializer, request.query_params)
-        rows, next_cursor = keyset_page(
-            selectors.deliveries(endpoint), limit=query["limit"], cursor=query.get("cursor")
-        )
-        return Response(
-            {
-                "deliveries": [delivery_json(row) for row in rows],
-                "count": len(rows),
-                "next_cursor": next_cursor,
-            }
+        return page_response(
+            selectors.deliveries(endpoint), query, key="deliveries", render=delivery_json
         )
 
 

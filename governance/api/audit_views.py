@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from governance.api.base import WorkspaceAPIView
-from governance.api.pagination import next_cursor_field
+from governance.api.pagination import list_json, next_cursor_field
 from governance.audit import verify_chain
 from governance.models import AuditEvent
 from governance.policy import WorkspaceAction, authorize_workspace
@@ -141,12 +141,9 @@ class AuditEventListView(WorkspaceAPIView):
         query = AuditEventsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         events, next_cursor = audit_events_page(request.actor, **query.validated_data)
+        items = [audit_event_json(event) for event in events]
         return Response(
-            {
-                "events": [audit_event_json(event) for event in events],
-                "count": len(events),
-                "next_cursor": None if next_cursor is None else str(next_cursor),
-            }
+            list_json("events", items, None if next_cursor is None else str(next_cursor))
         )
 
 

@@ -30,6 +30,7 @@ from rest_framework.response import Response
 
 from governance import event_wakeup
 from governance.api.base import WorkspaceAPIView, parse_input
+from governance.api.pagination import list_json
 from governance.api.schema import error_codes, extra_errors
 from governance.events import event_message, events_after, events_feed_start
 from governance.models import WorkspaceEvent
@@ -124,13 +125,8 @@ class EventFeedView(WorkspaceAPIView):
             rows = _wait_for_events(workspace_id, read, seconds=query["wait"])
         else:
             rows = read()
-        return Response(
-            {
-                "events": [event_json(row) for row in rows],
-                "count": len(rows),
-                "next_cursor": str(rows[-1].seq if rows else position),
-            }
-        )
+        items = [event_json(row) for row in rows]
+        return Response(list_json("events", items, str(rows[-1].seq if rows else position)))
 
 
 def _wait_for_events(workspace_id: int, read, *, seconds: float) -> list[WorkspaceEvent]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from rest_framework import serializers
+from rest_framework.response import Response
 
 from governance.errors import InvalidRequest
 
@@ -82,6 +83,32 @@ def keyset_page(
         return rows, None
     last = rows[limit - 1]
     return rows[:limit], encode_cursor(getattr(last, time_field), last.pk)
+
+
+def list_json(key: str, items: list, next_cursor: str | None) -> dict[str, Any]:
+    """The body of every list: `{key: items, "count": len(items), "next_cursor": next_cursor}`.
+
+    One place for the shape (and its key order) that each list's schema serializer documents
+    and clients page through."""
+    return {key: items, "count": len(items), "next_cursor": next_cursor}
+
+
+def page_response(
+    queryset: QuerySet,
+    query: Mapping[str, Any],
+    *,
+    key: str,
+    render: Callable[[Any], Any],
+    time_field: str = "created_at",
+) -> Response:
+    """One keyset page of `queryset` (`keyset_page`, by the parsed list query's `limit` and
+    `cursor`), each row rendered by `render`, as the `list_json` body under `key`: what most
+    list views answer once they have parsed their query and scoped their queryset. A list that
+    renders its page in one batch (the run lists) calls `keyset_page` and `list_json` itself."""
+    rows, next_cursor = keyset_page(
+        queryset, limit=query["limit"], cursor=query.get("cursor"), time_field=time_field
+    )
+    return Response(list_json(key, [render(row) for row in rows], next_cursor))
 
 
 def sequence_page(

@@ -420,3 +420,20 @@ def test_a_malformed_request_quorum_is_400(agent):
     )
     assert response.status_code == 400
     assert "policy.quorum.required_approvals" in response.json()["fields"]
+
+
+def test_a_quorum_request_cannot_ask_for_a_response(agent):
+    """Each approver of a quorum would answer, and only the completing one's answer would be
+    kept: such a request is refused when made, with nothing written."""
+    before = (ApprovalRequest.objects.count(), AuditEvent.objects.count())
+    response = agent.client().post(
+        REQUESTS_URL,
+        request_body(
+            policy={"quorum": {"required_approvals": 2}},
+            response_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}},
+        ),
+        format="json",
+    )
+    assert response.status_code == 400, response.json()
+    assert "quorum" in " ".join(response.json()["fields"]["response_schema"])
+    assert (ApprovalRequest.objects.count(), AuditEvent.objects.count()) == before

@@ -188,6 +188,9 @@ ACTIONS_ELSEWHERE = {
     ("flowgate_channels", "webhookdelivery", "redeliver"): (
         "workspace admins only; tests/channels/test_webhooks_admin.py"
     ),
+    ("approvals", "standingapproval", "revoke"): (
+        "its grantor or a workspace admin; tests/approvals/test_standing_approvals.py"
+    ),
 }
 
 
