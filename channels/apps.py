@@ -9,10 +9,13 @@ class ChannelsConfig(AppConfig):
     verbose_name = "Chat channels"
 
     def ready(self) -> None:
-        """Connect the receivers of the approval gates' signals (`channels.receivers`), and
-        turn every recorded domain event into its webhook deliveries (`governance.events`)."""
+        """Connect the receivers of the approval gates' signals (`channels.receivers`), turn
+        every recorded domain event into its webhook deliveries, and keep the events that
+        deliveries still refer to from the event retention (`governance.events`)."""
         from channels import receivers  # noqa: F401
+        from channels.webhooks.retention import event_hold
         from channels.webhooks.sending import deliveries_for_events
-        from governance.events import register_event_subscriber
+        from governance.events import register_event_hold, register_event_subscriber
 
         register_event_subscriber(deliveries_for_events)
+        register_event_hold(event_hold)

@@ -273,6 +273,8 @@ class DeliveryStatus(models.TextChoices):
 
 # A delivery in one of these is still on its way: later ones of its endpoint wait for it.
 UNFINISHED_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+# A delivery in one of these is done for good (a redelivery is a new row): retention may drop it.
+FINISHED_DELIVERY = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
 
 
 class WebhookDelivery(models.Model):
@@ -312,6 +314,8 @@ class WebhookDelivery(models.Model):
                 condition=models.Q(status__in=["pending", "retrying"]),
                 name="delivery_unfinished",
             ),
+            # Retention (`channels.webhooks.retention`) deletes the oldest first.
+            models.Index(fields=["created_at"], name="delivery_created"),
         ]
 
     def __str__(self) -> str:

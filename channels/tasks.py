@@ -5,7 +5,8 @@ own schedule (Retry-After, backoff) and a failing platform never holds up the ot
 `send_notice` tells one chat user the answer to their click after the request was answered.
 `forget_receipts` keeps the interaction receipts table from growing forever.
 `send_webhooks` drains one webhook endpoint's deliveries in order; `sweep_webhooks` re-sends
-the drains whose message was lost (channels/webhooks/sending.py).
+the drains whose message was lost (channels/webhooks/sending.py); `forget_webhook_deliveries`
+deletes the finished ones past their retention (channels/webhooks/retention.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.utils import timezone
 from channels import delivery, notices
 from channels.interactions.deciding import receipts_forget
 from channels.services import link_tokens_forget
-from channels.webhooks import sending
+from channels.webhooks import retention, sending
 
 
 @shared_task(name="channels.post_cards", ignore_result=True)
@@ -83,3 +84,9 @@ def sweep_webhooks() -> None:
     """Beat: drain again the endpoints whose drain message was lost."""
     for endpoint_pk in sending.endpoints_overdue(now=timezone.now()):
         sending.send_now(endpoint_pk)
+
+
+@shared_task(name="channels.forget_webhook_deliveries", ignore_result=True)
+def forget_webhook_deliveries() -> int:
+    """Beat: delete the finished webhook deliveries past their retention, with their attempts."""
+    return retention.deliveries_forget(now=timezone.now())

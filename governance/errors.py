@@ -52,6 +52,12 @@ class Conflict(FlowgateError):
     message = "Conflict"
 
 
+class Gone(FlowgateError):
+    status = 410
+    code = "GONE"
+    message = "No longer available"
+
+
 class PayloadTooLarge(FlowgateError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"

@@ -25,6 +25,13 @@ Two things follow every commit that recorded events:
   the stamp leaves events unstamped; the beat task `governance.stamp_events` stamps them
   (`events_stamp_overdue`).
 
+**Retention**: beat (`governance.forget_events`, `events_forget`) deletes the events older
+than `FLOWGATE_EVENT_RETENTION_S`, except those a higher app still needs: an app registers an
+*event hold* (`register_event_hold`; `channels` keeps every event a webhook delivery still
+refers to), so pruning never breaks a delivery. Each workspace head remembers the highest
+position deleted (`forgotten_seq`); a feed cursor below it is answered 410
+`EVENTS_CURSOR_EXPIRED` (`events_feed_start`) instead of silently skipping what is gone.
+
 Why stamp after the commit instead of numbering at insert: two transactions insert events 10
 and 11, and 11 commits first; a reader that returned 11 and moved its cursor past it would never
 see 10. Stamping numbers only committed events, and a stamp commits before the next one is
@@ -39,17 +46,21 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Exists, Max, Min, OuterRef, Subquery
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from governance import event_wakeup
+from governance.errors import Conflict, Gone
 from governance.models import WorkspaceEvent, WorkspaceEventHead
+from governance.retention import MAX_BATCHES, forget_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +74,13 @@ class EventOutsideTransaction(RuntimeError):
     """Raised when an event is recorded without an open transaction to join."""
 
 
+class CursorExpired(Gone):
+    """A feed cursor after which retention deleted events (see `events_feed_start`)."""
+
+    code = "EVENTS_CURSOR_EXPIRED"
+    message = "Events after this cursor are past their retention and were deleted"
+
+
 @dataclass(frozen=True)
 class EventDraft:
     """An event to record: its workspace (id), type and data."""
@@ -74,6 +92,10 @@ class EventDraft:
 
 Subscriber = Callable[[list[WorkspaceEvent]], None]
 _subscribers: list[Subscriber] = []
+# An event hold: `hold()` is a condition on `WorkspaceEvent` (an `Exists(...)` with an
+# `OuterRef("pk")`), true for the events retention must keep.
+EventHold = Callable[[], Exists]
+_holds: list[EventHold] = []
 _declared_types: dict[str, str] = {}
 
 
@@ -93,6 +115,13 @@ def register_event_subscriber(subscriber: Subscriber) -> None:
     function again changes nothing."""
     if subscriber not in _subscribers:
         _subscribers.append(subscriber)
+
+
+def register_event_hold(hold: EventHold) -> None:
+    """Have retention keep the events for which `hold()` is true (rows of a higher app that
+    still refer to them). Registered in the app's `AppConfig.ready()`; idempotent."""
+    if hold not in _holds:
+        _holds.append(hold)
 
 
 def new_event_id() -> str:
@@ -215,10 +244,82 @@ def event_message(event: WorkspaceEvent) -> dict[str, Any]:
     }
 
 
-def events_after(*, workspace_id: int, after: int, limit: int) -> list[WorkspaceEvent]:
-    """Up to `limit` stamped events of the workspace after feed position `after`, in order."""
-    return list(
-        WorkspaceEvent.objects.filter(workspace_id=workspace_id, seq__gt=after).order_by("seq")[
-            :limit
-        ]
+def events_after(
+    *, workspace_id: int, after: int, limit: int, resume: bool = True
+) -> list[WorkspaceEvent]:
+    """Up to `limit` stamped events of the workspace after feed position `after`, in order.
+
+    With `resume` (the reader goes on from a cursor it was given), 410 `EVENTS_CURSOR_EXPIRED`
+    when retention deleted events after `after`. The head's `forgotten_seq` is read in the same
+    statement as the events (one snapshot), so a retention run committing between the check of
+    `events_feed_start` and this read cannot make the feed skip events silently."""
+    forgotten = WorkspaceEventHead.objects.filter(workspace_id=workspace_id).values("forgotten_seq")
+    rows = list(
+        WorkspaceEvent.objects.filter(workspace_id=workspace_id, seq__gt=after)
+        .annotate(forgotten=Subquery(forgotten))
+        .order_by("seq")[:limit]
+    )
+    if resume and rows and rows[0].forgotten > after:
+        raise CursorExpired(oldest_cursor=str(rows[0].forgotten))
+    return rows
+
+
+def events_feed_start(*, workspace_id: int, position: int) -> int:
+    """Where a feed read after `position` starts, checked against what the feed still has:
+    0 (no cursor yet) starts at the oldest kept event; a cursor below the head's
+    `forgotten_seq` is 410 `EVENTS_CURSOR_EXPIRED` (events after it may have been deleted, and
+    skipping them silently would lose them for the consumer), with `oldest_cursor`, where to go
+    on from once the loss is accepted; a cursor past the last stamped position was never given
+    out by this workspace's feed (another workspace's, or from before a database restore): 409
+    `EVENTS_CURSOR_UNKNOWN`, with `last_cursor`."""
+    seq, forgotten = (
+        WorkspaceEventHead.objects.filter(workspace_id=workspace_id)
+        .values_list("seq", "forgotten_seq")
+        .first()
+    ) or (0, 0)
+    if position > seq:
+        raise Conflict(
+            "This cursor was never given out by this workspace's event feed",
+            code="EVENTS_CURSOR_UNKNOWN",
+            last_cursor=str(seq),
+        )
+    if position == 0:
+        return forgotten
+    if position < forgotten:
+        raise CursorExpired(oldest_cursor=str(forgotten))
+    return position
+
+
+def _events_delete(pks: list[int]) -> None:
+    """Forget one batch: raise each workspace's `forgotten_seq` to the highest position in the
+    batch, then delete the batch. A plain DELETE, no ORM cascade: the holds keep every row that
+    still refers to an event, and should one slip through, the deferred foreign key refuses the
+    batch at commit rather than deleting a delivery with its event."""
+    top = (
+        WorkspaceEvent.objects.filter(pk__in=pks, workspace_id=OuterRef("workspace_id"))
+        .values("workspace_id")
+        .annotate(top=Max("seq"))
+        .values("top")
+    )
+    WorkspaceEventHead.objects.filter(
+        workspace_id__in=WorkspaceEvent.objects.filter(pk__in=pks).values("workspace_id")
+    ).update(forgotten_seq=Greatest("forgotten_seq", Subquery(top)))
+    placeholders = ", ".join(["%s"] * len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM governance_workspaceevent WHERE id IN ({placeholders})", pks)
+
+
+def events_forget(
+    *, now: datetime | None = None, batch_size: int | None = None, max_batches: int = MAX_BATCHES
+) -> int:
+    """Beat: delete the stamped events older than `FLOWGATE_EVENT_RETENTION_S` that no hold
+    keeps, in batches (`governance.retention`); returns how many. Unstamped ones wait for
+    their stamp (they are not in the feed yet)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.FLOWGATE_EVENT_RETENTION_S)
+    candidates = WorkspaceEvent.objects.filter(created_at__lt=cutoff, seq__isnull=False)
+    for hold in _holds:
+        candidates = candidates.filter(~hold())
+    return forget_in_batches(
+        candidates, _events_delete, batch_size=batch_size, max_batches=max_batches
     )

@@ -255,6 +255,8 @@ class WorkspaceEvent(models.Model):
                 condition=models.Q(seq__isnull=True),
                 name="event_unstamped",
             ),
+            # Retention (`events_forget`) deletes the oldest first.
+            models.Index(fields=["created_at"], name="event_created"),
         ]
 
     def __str__(self) -> str:
@@ -262,12 +264,18 @@ class WorkspaceEvent(models.Model):
 
 
 class WorkspaceEventHead(models.Model):
-    """The last feed position stamped in a workspace; locked to stamp (see `WorkspaceEvent`)."""
+    """The last feed position stamped in a workspace; locked to stamp (see `WorkspaceEvent`).
+
+    `forgotten_seq` is the highest position retention has deleted (`events_forget`): events at
+    or below it may be gone, every event after it is still there. A feed cursor below it is
+    expired (410), since the events it would read next may be missing.
+    """
 
     workspace = models.OneToOneField(
         Workspace, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
     seq = models.BigIntegerField(default=0)
+    forgotten_seq = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.workspace_id}@{self.seq}"

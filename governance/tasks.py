@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from governance import events, idempotency
 from governance.audit import verify_chain
@@ -57,3 +58,9 @@ def forget_idempotency_records() -> int:
 def stamp_events() -> int:
     """Beat: stamp the domain events whose after-commit stamp never ran (`governance.events`)."""
     return events.events_stamp_overdue()
+
+
+@shared_task(name="governance.forget_events", ignore_result=True)
+def forget_events() -> int:
+    """Beat: delete the domain events past their retention (`events.events_forget`)."""
+    return events.events_forget(now=timezone.now())

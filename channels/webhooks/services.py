@@ -33,6 +33,7 @@ from channels.models import (
     WebhookEndpoint,
 )
 from channels.webhooks import sending
+from channels.webhooks.selectors import DeliveryNotFound
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import Conflict, Forbidden, InvalidRequest
@@ -163,7 +164,9 @@ def delivery_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDel
     require_webhook_admin(actor, action="webhooks.delivery.redeliver")
     now = timezone.now()
     with transaction.atomic():
-        locked = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+        locked = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if locked is None:  # retention deleted it since the caller read it
+            raise DeliveryNotFound(deliveryID=delivery.pk)
         if locked.status in UNFINISHED_DELIVERY:
             raise Conflict(
                 "The delivery is still being sent; redeliver it once it is delivered or failed",

@@ -297,6 +297,13 @@ FLOWGATE_METRICS_TOKEN = env.str("FLOWGATE_METRICS_TOKEN", default="")
 FLOWGATE_GATE_DEFAULT_EXPIRY_S = env.int("FLOWGATE_GATE_DEFAULT_EXPIRY_S", default=604800)
 # How long a stored first response answers retries with the same Idempotency-Key (24 h).
 FLOWGATE_IDEMPOTENCY_RETENTION_S = env.int("FLOWGATE_IDEMPOTENCY_RETENTION_S", default=86400)
+# How long the workspace events (the feed, GET /api/events) and the finished outbound webhook
+# deliveries are kept (30 days); beat deletes older ones, at most this many rows per transaction.
+FLOWGATE_EVENT_RETENTION_S = env.int("FLOWGATE_EVENT_RETENTION_S", default=30 * 86400)
+FLOWGATE_WEBHOOK_DELIVERY_RETENTION_S = env.int(
+    "FLOWGATE_WEBHOOK_DELIVERY_RETENTION_S", default=30 * 86400
+)
+FLOWGATE_RETENTION_BATCH_SIZE = env.int("FLOWGATE_RETENTION_BATCH_SIZE", default=1000)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=1048576)
 # Schedules (automations.triggers.schedules): how often beat looks for due schedules, the
 # closest two fire times of one schedule may be, and what a fire on a paused automation does
@@ -429,6 +436,18 @@ CELERY_BEAT_SCHEDULE["sweep-webhooks"] = {
 CELERY_BEAT_SCHEDULE["forget-idempotency-records"] = {
     # Stored first responses of Idempotency-Key requests past FLOWGATE_IDEMPOTENCY_RETENTION_S.
     "task": "governance.forget_idempotency_records",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}
+CELERY_BEAT_SCHEDULE["forget-events"] = {
+    # Workspace events past FLOWGATE_EVENT_RETENTION_S (not those a webhook delivery still has).
+    "task": "governance.forget_events",
+    "schedule": 3600.0,
+    "options": {"expires": 3000},
+}
+CELERY_BEAT_SCHEDULE["forget-webhook-deliveries"] = {
+    # Finished webhook deliveries past FLOWGATE_WEBHOOK_DELIVERY_RETENTION_S, with their attempts.
+    "task": "channels.forget_webhook_deliveries",
     "schedule": 3600.0,
     "options": {"expires": 3000},
 }

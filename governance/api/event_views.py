@@ -8,6 +8,10 @@ A feed has no last page: `next_cursor` is always where to continue (the position
 event returned, or the one given when none was), so a client loops on it. `after` is the name
 the issue gave the position; `cursor`, the name of every other list, is accepted too.
 
+Retention deletes old events (`FLOWGATE_EVENT_RETENTION_S`): a cursor older than what the feed
+still has is 410 `EVENTS_CURSOR_EXPIRED`, one the feed never gave out 409
+`EVENTS_CURSOR_UNKNOWN` (`governance.events.events_feed_start`), never a silent skip.
+
 Long-polling: with `wait` (at most `MAX_WAIT_S`) and nothing after the position, the request
 waits until an event is stamped or the time is up (`governance.event_wakeup`), holding no
 transaction and, outside a test's transaction, no database connection while it waits; it then
@@ -27,7 +31,8 @@ from rest_framework.response import Response
 from governance import event_wakeup
 from governance.api.base import WorkspaceAPIView, parse_input
 from governance.api.pagination import list_json
-from governance.events import event_message, events_after
+from governance.api.schema import error_codes, extra_errors
+from governance.events import event_message, events_after, events_feed_start
 from governance.models import WorkspaceEvent
 from governance.policy import WorkspaceAction, authorize_workspace
 
@@ -40,7 +45,8 @@ class EventFeedQuerySerializer(serializers.Serializer):
     cursor = serializers.RegexField(
         POSITION,
         required=False,
-        help_text="`next_cursor` of the previous answer; absent or 0: from the first event.",
+        help_text="`next_cursor` of the previous answer; absent or 0: from the oldest event "
+        "still kept.",
     )
     after = serializers.RegexField(POSITION, required=False, help_text="Alias of `cursor`.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=100)
@@ -90,14 +96,30 @@ class EventFeedView(WorkspaceAPIView):
         operation_id="events_list",
         summary="The workspace's events in order, long-polling with wait",
         tags=["events"],
+        extensions={
+            **error_codes("EVENTS_CURSOR_EXPIRED", "EVENTS_CURSOR_UNKNOWN"),
+            **extra_errors(
+                {
+                    "409": "A cursor this feed never gave out (`EVENTS_CURSOR_UNKNOWN`)",
+                    "410": "Events after the cursor are past their retention "
+                    "(`EVENTS_CURSOR_EXPIRED`, with `oldest_cursor`)",
+                }
+            ),
+        },
     )
     def get(self, request):
         authorize_workspace(request.actor, WorkspaceAction.READ_EVENTS, audit=False)
         query = parse_input(EventFeedQuerySerializer, request.query_params)
-        workspace_id, position = request.actor.workspace.pk, query["position"]
+        workspace_id = request.actor.workspace.pk
+        position = events_feed_start(workspace_id=workspace_id, position=query["position"])
 
         def read() -> list[WorkspaceEvent]:
-            return events_after(workspace_id=workspace_id, after=position, limit=query["limit"])
+            return events_after(
+                workspace_id=workspace_id,
+                after=position,
+                limit=query["limit"],
+                resume=query["position"] > 0,
+            )
 
         if query["wait"]:
             rows = _wait_for_events(workspace_id, read, seconds=query["wait"])

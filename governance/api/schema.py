@@ -78,6 +78,8 @@ ERROR_CODES_EXTENSION = "x-error-codes"
 # also documents 429 `RATE_LIMITED`.
 RATE_LIMITED_EXTENSION = "x-rate-limited"
 RATE_LIMITED_ERROR = {"429": "Too many requests (`RATE_LIMITED`); retry after `Retry-After` s"}
+# A read answering more than READ_ERRORS lists the extra statuses (`extra_errors`).
+EXTRA_ERRORS_EXTENSION = "x-extra-errors"
 IDEMPOTENCY_ERROR_CODES = ("IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_REQUEST_IN_PROGRESS")
 
 
@@ -86,6 +88,12 @@ def error_codes(*codes: str) -> dict[str, list[str]]:
     `COMMON_ERROR_CODES`. They become an enum on the operation's error `code`; an enum too wide
     is harmless to a generated client, one too narrow breaks it, so list generously."""
     return {ERROR_CODES_EXTENSION: sorted(set(codes))}
+
+
+def extra_errors(statuses: dict[str, str]) -> dict[str, dict[str, str]]:
+    """`extend_schema(extensions=extra_errors({"410": "why"}))`: error statuses this operation
+    answers besides those of its method (READ_ERRORS, WRITE_ERRORS), with the JSON error shape."""
+    return {EXTRA_ERRORS_EXTENSION: statuses}
 
 
 def _error_component(result, operation) -> dict[str, str]:
@@ -123,6 +131,7 @@ def add_error_responses(result, generator, request, public):
             errors = READ_ERRORS if method in ("get", "head") else WRITE_ERRORS
             if operation.get(RATE_LIMITED_EXTENSION):
                 errors = {**errors, **RATE_LIMITED_ERROR}
+            errors = {**errors, **operation.get(EXTRA_ERRORS_EXTENSION, {})}
             responses = operation.setdefault("responses", {})
             if any(status.startswith("4") for status in responses):
                 continue
