@@ -22,8 +22,8 @@ from approvals.models import ApprovalRequest, Gate, GateDecision
 from approvals.policy import GatePolicy
 from approvals.request_edits import NOT_EDITABLE, apply_edits
 from approvals.request_policy import judged_policy
-from approvals.request_schemas import violations
 from governance.errors import InvalidRequest
+from governance.json_schemas import violations
 
 # `Run.trigger_type` of the runs that back approval requests.
 REQUEST_TRIGGER = "approval_request"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from approvals.request_schemas import violations
 from governance.errors import InvalidRequest
+from governance.json_schemas import violations
 
 NOT_EDITABLE = "APPROVAL_REQUEST_EDIT_NOT_ALLOWED"
 EDIT_INVALID = "APPROVAL_REQUEST_EDIT_INVALID"

@@ -22,13 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from approvals.policy import APPROVAL_REQUIRED_RISK_TIERS, GatePolicy
-from approvals.request_schemas import schema_problem
 from automations.flow.gate_policy import REVIEWER_ELIGIBILITY, parse_policy
 from automations.flow.problems import Report
 from automations.flow.values import JSON, reject_unknown_keys
+from governance.json_schemas import satisfies, schema_problem
 
 POLICY_KEYS = frozenset({"reviewer_eligibility", "risk_tier", "data_classes"})
 MAX_RULES = 50
@@ -90,7 +88,7 @@ def effective_policy(policy: Mapping[str, Any], arguments: Any) -> JSON:
     risk_tier = policy.get("risk_tier")
     classes = list(policy.get("data_classes") or ())
     for rule in policy.get("rules") or ():
-        if not Draft202012Validator(rule["when"]).is_valid(arguments):
+        if not satisfies(rule["when"], arguments):
             continue
         eligibility = _stricter(eligibility, rule.get("reviewer_eligibility") or "none")
         risk_tier = rule.get("risk_tier") or risk_tier

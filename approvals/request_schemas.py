@@ -1,9 +1,11 @@
-"""JSON Schemas in approval requests: `response_schema`, `editable.schema` and policy rules'
-`when`, all Draft 2020-12 (as an automation's `input_schema`, `automations.inputs`).
+"""Forms from the JSON Schemas of approval requests: a simple `response_schema` as one field
+per property (the approval page, Slack's approve modal).
 
-Schemas are checked when the request is made, so a decision never meets one that cannot be
-applied; values are checked at decision time and every violation is reported under the path of
-the offending value (`response.reason`, `arguments.amount`), as the run inputs are.
+The schemas themselves (`response_schema`, `editable.schema`, policy rules' `when`, standing
+approvals' `constraints`) are checked and applied by `governance.json_schemas`, in linear time:
+when the request is made, so a decision never meets one that cannot be applied; values at
+decision time, every violation under the path of the offending value (`response.reason`,
+`arguments.amount`), as the run inputs are.
 """
 
 from __future__ import annotations
@@ -11,55 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from referencing.exceptions import Unresolvable
-
 # Types a form can ask for (the approval page, Slack's modal); other schemas are answered with
 # JSON on the page.
 FORM_TYPES = ("string", "number", "integer", "boolean")
-
-
-def schema_problem(schema: Any) -> str | None:
-    """Why `schema` is not a usable JSON Schema object, or None."""
-    if not isinstance(schema, dict):
-        return "must be a JSON Schema object"
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        where = "/".join(str(part) for part in exc.absolute_path) or "(root)"
-        return f"not a valid JSON Schema (Draft 2020-12) at {where}: {exc.message}"
-    return None
-
-
-def satisfies(schema: dict[str, Any], value: Any) -> bool:
-    """Whether `value` satisfies `schema`; False when the schema cannot be applied to it (a
-    `$ref` that resolves to nothing passes `schema_problem` and fails only when it is
-    followed): fail closed, never an error."""
-    try:
-        return Draft202012Validator(schema).is_valid(value)
-    except Unresolvable:
-        return False
-
-
-def violations(schema: dict[str, Any], value: Any, prefix: str) -> dict[str, list[str]]:
-    """Every violation of `schema` by `value`, keyed by `prefix.path.to.value`; a schema that
-    cannot be applied to it (a `$ref` resolving to nothing) is one violation at `prefix`."""
-    try:
-        errors = sorted(
-            Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)
-        )
-    except Unresolvable as exc:
-        return {
-            prefix: [
-                f"The schema cannot be applied: its reference {exc.ref!r} resolves to nothing."
-            ]
-        }
-    fields: dict[str, list[str]] = {}
-    for error in errors:
-        key = ".".join([prefix, *(str(part) for part in error.absolute_path)])
-        fields.setdefault(key, []).append(error.message)
-    return fields
 
 
 @dataclass(frozen=True)

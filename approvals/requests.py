@@ -32,7 +32,6 @@ from approvals.request_answers import REQUEST_TRIGGER, judge
 from approvals.request_automation import SYSTEM_USERNAME, accountable_grantors, requests_automation
 from approvals.request_json import PENDING, request_status
 from approvals.request_policy import effective_policy, parse_request_policy
-from approvals.request_schemas import schema_problem, violations
 from approvals.selectors import request_get
 from approvals.standing import standing_apply, standing_covering
 from automations.engine import run_advance
@@ -42,6 +41,7 @@ from automations.services import run_create
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import InvalidFlow, InvalidRequest
+from governance.json_schemas import schema_problem, violations
 from governance.policy import WorkspaceAction, authorize_workspace
 
 NODE_ID = "approval"

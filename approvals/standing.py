@@ -53,10 +53,10 @@ from approvals.policy import MESSAGES, SELF_APPROVAL_FORBIDDEN, GatePolicy, auth
 from approvals.request_answers import canonical_digest
 from approvals.request_automation import accountable_grantors, requests_automation
 from approvals.request_policy import parse_grant_policy, policy_within
-from approvals.request_schemas import satisfies, schema_problem
 from governance.actors import Actor
 from governance.audit import audit_record
 from governance.errors import Conflict, FlowgateError, Forbidden, InvalidRequest, NotFound
+from governance.json_schemas import satisfies, schema_problem
 from governance.models import Membership, PrincipalKind, Role, clearance_codename
 from governance.policy import Action, authorize, automation_permissions, deny
 

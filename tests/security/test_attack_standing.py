@@ -12,14 +12,14 @@ reproduction of a finding and states what must hold instead.
    transaction held the lock of the workspace's approval-requests automation: a plausible
    `pattern` in a grant ("words separated by spaces") and an argument crafted by the grantee
    stalled every other approval request of the workspace (exponential in the argument's length;
-   26 characters is seconds, 34 a quarter of an hour). Fixed for the lock (the constraints are
-   judged before the transaction); the crafted request itself still burns its worker's CPU.
+   26 characters is seconds, 34 a quarter of an hour). Fixed twice: the constraints are judged
+   before the transaction, and every user-written schema's `pattern` runs on RE2 in linear time
+   (`governance.json_schemas`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import time
 from datetime import timedelta
 
 import pytest
@@ -29,7 +29,7 @@ from django.utils import timezone
 from approvals.delegation import delegation_create
 from approvals.models import ApprovalRequest, GateDecision, StandingApproval
 from approvals.requests import request_create
-from governance.models import AuditEvent, Membership, PrincipalKind, Role
+from governance.models import AuditEvent, Membership, Role
 from governance.services import clearances_set
 from tests.factories import REQUESTS_URL, actor_for, ask, request_body
 
@@ -139,32 +139,29 @@ def test_constraints_that_cannot_be_applied_never_break_the_agents_requests(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_grantees_crafted_argument_never_stalls_the_workspaces_other_requests(
-    agent, reviewer, make_member
-):
-    """The crafted request runs in a process of its own, as in a server: Python's `re` holds
-    the GIL while it backtracks, so a thread would stall this test's thread too."""
+def test_a_grantees_crafted_argument_is_judged_in_linear_time(agent, reviewer):
+    """The crafted request runs in a process of its own, as in a server: Python's `re` would
+    hold the GIL for ages backtracking over 40 characters (2^40 steps); RE2 answers at once.
+    Whether it finishes at all within a minute is the claim, not how fast."""
     words = {
         "type": "object",
         "properties": {"memo": {"type": "string", "pattern": "^([a-z0-9]+ ?)+$"}},
     }
     granted(reviewer, constraints=words)
-    bystander = make_member("acme/ops", "other-bot", role=Role.OPERATOR, kind=PrincipalKind.AGENT)
-    crafted = request_body(arguments={"amount": 100, "memo": "a" * 26 + "!"})
+    crafted = request_body(arguments={"amount": 100, "memo": "a" * 40 + "!"})
     grantee = actor_for(agent)
     connection.close()  # the child opens its own
 
-    def stall() -> None:
+    def crafted_request() -> None:
         request_create(actor=grantee, data=crafted)
         connection.close()
 
-    staller = multiprocessing.get_context("fork").Process(target=stall)
-    staller.start()
-    time.sleep(1.5)  # the crafted request holds the automation's lock by now
-    begun = time.monotonic()
-    made = request_create(actor=actor_for(bystander), data=request_body())
-    waited = time.monotonic() - begun
-    staller.join(timeout=60)
-
-    assert made.pk
-    assert waited < 1.0, f"another agent's request waited {waited:.1f}s for the crafted one"
+    child = multiprocessing.get_context("fork").Process(target=crafted_request)
+    child.start()
+    child.join(timeout=60)
+    finished = child.exitcode is not None
+    if not finished:
+        child.kill()
+    assert finished and child.exitcode == 0
+    made = ApprovalRequest.objects.get()
+    assert made.standing_approval_id is None  # "a…a!" is no words: not covered, waits for a human
