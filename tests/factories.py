@@ -551,3 +551,38 @@ def ask(member, **overrides) -> dict:
     response = member.client().post(REQUESTS_URL, request_body(**overrides), format="json")
     assert response.status_code == 201, response.json()
     return response.json()
+
+
+# --- Standing approvals --------------------------------------------------------------------------
+
+STANDING_URL = "/api/approvals/standing"
+SMALL_PAYMENTS = {
+    "type": "object",
+    "properties": {"amount": {"type": "integer", "maximum": 200}},
+    "required": ["amount"],
+}
+
+
+def grant_body(**overrides) -> dict:
+    """A week's standing approval of bot-agent's `payments.send` up to 200 (`request_body`'s
+    payment of 100 is covered)."""
+    return {
+        "action": "payments.send",
+        "grantee": "bot-agent",
+        "constraints": SMALL_PAYMENTS,
+        "expires_at": (timezone.now() + timedelta(days=7)).isoformat(),
+        "reason": "Small supplier payments this week",
+        **overrides,
+    }
+
+
+def grant(member, **overrides):
+    """Grant a standing approval as `member` over the API; the response."""
+    return member.client().post(STANDING_URL, grant_body(**overrides), format="json")
+
+
+def granted(member, **overrides) -> dict:
+    """Grant a standing approval as `member` over the API; its JSON."""
+    response = grant(member, **overrides)
+    assert response.status_code == 201, response.json()
+    return response.json()

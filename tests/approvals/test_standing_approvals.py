@@ -16,37 +16,19 @@ from approvals.models import ApprovalRequest, GateDecision, StandingApproval
 from approvals.requests import request_create
 from automations.services import grant_add
 from governance.models import AuditEvent, Membership, PrincipalKind, Role
-from tests.factories import REQUESTS_URL, actor_for, ask, new_automation, request_body
+from tests.factories import (
+    REQUESTS_URL,
+    STANDING_URL,
+    actor_for,
+    ask,
+    grant,
+    grant_body,
+    granted,
+    new_automation,
+    request_body,
+)
 
 pytestmark = pytest.mark.usefixtures("no_broker")
-
-STANDING_URL = "/api/approvals/standing"
-SMALL_PAYMENTS = {
-    "type": "object",
-    "properties": {"amount": {"type": "integer", "maximum": 200}},
-    "required": ["amount"],
-}
-
-
-def grant_body(**overrides) -> dict:
-    return {
-        "action": "payments.send",
-        "grantee": "bot-agent",
-        "constraints": SMALL_PAYMENTS,
-        "expires_at": (timezone.now() + timedelta(days=7)).isoformat(),
-        "reason": "Small supplier payments this week",
-        **overrides,
-    }
-
-
-def grant(member, **overrides):
-    return member.client().post(STANDING_URL, grant_body(**overrides), format="json")
-
-
-def granted(member, **overrides) -> dict:
-    response = grant(member, **overrides)
-    assert response.status_code == 201, response.json()
-    return response.json()
 
 
 def events(event_type: str) -> list[AuditEvent]:

@@ -19,7 +19,6 @@ reproduction of a finding and states what must hold instead.
 
 from __future__ import annotations
 
-import multiprocessing
 from datetime import timedelta
 
 import pytest
@@ -31,31 +30,12 @@ from approvals.models import ApprovalRequest, GateDecision, StandingApproval
 from approvals.requests import request_create
 from governance.models import AuditEvent, Membership, Role
 from governance.services import clearances_set
-from tests.factories import REQUESTS_URL, actor_for, ask, request_body
+from tests.factories import REQUESTS_URL, STANDING_URL, actor_for, ask, granted, request_body
+from tests.support.processes import finishes_within
 
 pytestmark = pytest.mark.usefixtures("no_broker")
 
-STANDING_URL = "/api/approvals/standing"
-SMALL_PAYMENTS = {
-    "type": "object",
-    "properties": {"amount": {"type": "integer", "maximum": 200}},
-    "required": ["amount"],
-}
 FINANCIAL = {"data_classes": ["financial_record"]}
-
-
-def granted(member, **overrides) -> dict:
-    body = {
-        "action": "payments.send",
-        "grantee": "bot-agent",
-        "constraints": SMALL_PAYMENTS,
-        "expires_at": (timezone.now() + timedelta(days=7)).isoformat(),
-        "reason": "Small supplier payments this week",
-        **overrides,
-    }
-    response = member.client().post(STANDING_URL, body, format="json")
-    assert response.status_code == 201, response.json()
-    return response.json()
 
 
 def demote(member) -> None:
@@ -156,12 +136,6 @@ def test_a_grantees_crafted_argument_is_judged_in_linear_time(agent, reviewer):
         request_create(actor=grantee, data=crafted)
         connection.close()
 
-    child = multiprocessing.get_context("fork").Process(target=crafted_request)
-    child.start()
-    child.join(timeout=60)
-    finished = child.exitcode is not None
-    if not finished:
-        child.kill()
-    assert finished and child.exitcode == 0
+    assert finishes_within(crafted_request, 60)
     made = ApprovalRequest.objects.get()
     assert made.standing_approval_id is None  # "a…a!" is no words: not covered, waits for a human
