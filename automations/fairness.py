@@ -9,7 +9,7 @@ workspace's attempts ends.
 Why this interleaves workspaces: the broker's queue is first in, first out, so without a cap a
 workspace that starts 3,000 nodes puts 3,000 messages ahead of every other workspace's next
 node. With it, each workspace has at most `cap` node messages queued or executing, and of
-those at most `FLOWGATE_WORKSPACE_BROKER_BACKLOG` (2) waiting in the broker (the next one is
+those at most `FLOWGATE_WORKSPACE_BROKER_BACKLOG` (1) waiting in the broker (the next one is
 admitted when a worker claims one), so another workspace's run waits behind at most that
 backlog of each busy workspace, whatever the size of their floods: the broker's queue holds
 the workspaces' next attempts in turn. A flooding workspace's own held attempts wait for its

@@ -33,7 +33,7 @@ import time
 from common import setup_django, start_workers, write_result
 
 QUEUE = "bench-noisy-neighbour"
-CAP, BACKLOG = 8, 2  # the defaults of FLOWGATE_WORKSPACE_MAX_RUNNING_NODES and _BROKER_BACKLOG
+CAP, BACKLOG = 8, 1  # the defaults of FLOWGATE_WORKSPACE_MAX_RUNNING_NODES and _BROKER_BACKLOG
 KINDS = "wait=bench.nodekinds.wait"
 
 
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--flood-width", type=int, default=100)
     parser.add_argument("--node-s", type=float, default=0.2, help="what each node waits")
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
+    parser.add_argument("--backlog", type=int, default=BACKLOG, help="broker backlog per workspace")
     args = parser.parse_args()
     os.environ["FLOWGATE_CELERY_QUEUE"] = QUEUE
     os.environ["FLOWGATE_NODE_KINDS"] = KINDS
@@ -97,7 +98,8 @@ def main() -> None:
         data={"automation_id": "single", "name": "Single", "flow": {"nodes": [wait_node("only")]}},
     )
 
-    def phase(name: str, *, flooding: bool, cap: int = CAP, backlog: int = BACKLOG) -> dict:
+    def phase(name: str, *, flooding: bool, cap: int = CAP, backlog: int | None = None) -> dict:
+        backlog = args.backlog if backlog is None else backlog
         app.control.purge()
         connection.close()
         workers = start_workers(

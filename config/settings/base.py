@@ -287,7 +287,7 @@ FLOWGATE_SWEEP_INTERVAL_S = env.int("FLOWGATE_SWEEP_INTERVAL_S", default=30)
 FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = env.int("FLOWGATE_WORKSPACE_MAX_RUNNING_NODES", default=8)
 # Of those, how many may wait in the broker (published, not yet taken by a worker process): the
 # broker then holds every busy workspace's next nodes in turn.
-FLOWGATE_WORKSPACE_BROKER_BACKLOG = env.int("FLOWGATE_WORKSPACE_BROKER_BACKLOG", default=2)
+FLOWGATE_WORKSPACE_BROKER_BACKLOG = env.int("FLOWGATE_WORKSPACE_BROKER_BACKLOG", default=1)
 # /readyz fails when the stale-run sweep (beat) has not completed for this long (config/health.py).
 FLOWGATE_READY_SWEEP_MAX_AGE_S = env.int(
     "FLOWGATE_READY_SWEEP_MAX_AGE_S", default=3 * FLOWGATE_SWEEP_INTERVAL_S

@@ -134,8 +134,10 @@ def test_a_node_step_runs_the_same_statements_for_5_and_200_nodes(
     # the finish is the accepting transaction: run and node locked, the node written, its
     # dependents released, the running nodes counted, the next ready ones read and started,
     # the run and its lifecycle rows written (plus the test's savepoint pair); then the
-    # workspace's admission of held attempts (`automations.fairness`).
-    assert max(large) <= (23 if measure is execute else 18)
+    # workspace's admission of held attempts (`automations.fairness`). With one message of a
+    # workspace waiting in the broker (the default backlog), the fan-out's second started
+    # leaf is admitted during the step rather than before it: the same statements, counted here.
+    assert max(large) <= (31 if measure is execute else 22)
 
 
 @pytest.mark.django_db

@@ -196,6 +196,7 @@ def test_at_most_the_backlog_waits_in_the_broker_and_a_claim_admits_the_next(
     operator, settings, published
 ):
     settings.FLOWGATE_WORKSPACE_MAX_RUNNING_NODES = 5
+    settings.FLOWGATE_WORKSPACE_BROKER_BACKLOG = 2
     held_attempts(operator, 3)
 
     admit_from_threads(operator.workspace.pk, 4)
