@@ -94,10 +94,13 @@ def test_a_chain_runs_in_the_advancing_worker(
 
 
 def test_parallel_starts_and_time_limited_nodes_are_dispatched(
-    actor, dispatched, django_capture_on_commit_callbacks
+    actor, dispatched, django_capture_on_commit_callbacks, settings
 ):
     """Two nodes starting together go to the workers (parallelism), and so does a node with
-    `timeout_s` (its task carries the time limit); dispatched attempts are not claimed."""
+    `timeout_s` (its task carries the time limit); dispatched attempts are not claimed. Two may
+    wait in the broker here: with the default backlog of one, the second is sent when a worker
+    claims the first (tests/automations/test_fairness.py)."""
+    settings.FLOWGATE_WORKSPACE_BROKER_BACKLOG = 2
     limited = {**agent("c", "b1", "b2"), "timeout_s": 30}
     nodes = [agent("a"), agent("b1", "a"), agent("b2", "a"), limited]
     run = advance(start(actor, nodes, max_parallel=2), django_capture_on_commit_callbacks)
