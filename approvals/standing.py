@@ -212,11 +212,11 @@ def standing_covering(*, actor: Actor, action: str, arguments: Any) -> frozenset
     """The ids of the actor's active grants of `action` whose `constraints` the `arguments`
     satisfy, read before the request's transaction (`request_create`).
 
-    Judged outside it because the time a JSON Schema takes is the grantee's to choose: a
-    backtracking `pattern` of a grant against arguments crafted for it may take minutes, which
-    must not be while the request holds the workspace's approval-requests lock (every other
-    request of the workspace would wait). A grant's constraints never change, so the answer
-    still holds under the lock, where `standing_apply` re-reads the grants it names."""
+    Judged outside it because the time a JSON Schema takes grows with the arguments, which are
+    the grantee's to choose (linear since patterns run on RE2, `governance.json_schemas`, but
+    still not to be spent while the request holds the workspace's approval-requests lock, which
+    every other request of the workspace waits for). A grant's constraints never change, so the
+    answer still holds under the lock, where `standing_apply` re-reads the grants it names."""
     if actor.is_human or actor.user is None:
         return frozenset()  # grants are to agents and services only
     grants = StandingApproval.objects.filter(

@@ -304,9 +304,10 @@ def _events_delete(pks: list[int]) -> None:
     WorkspaceEventHead.objects.filter(
         workspace_id__in=WorkspaceEvent.objects.filter(pk__in=pks).values("workspace_id")
     ).update(forgotten_seq=Greatest("forgotten_seq", Subquery(top)))
+    table = connection.ops.quote_name(WorkspaceEvent._meta.db_table)
     placeholders = ", ".join(["%s"] * len(pks))
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM governance_workspaceevent WHERE id IN ({placeholders})", pks)
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({placeholders})", pks)
 
 
 def events_forget(
